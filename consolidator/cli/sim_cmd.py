@@ -1,0 +1,9 @@
+"""CLI: `consolidator reproduce` (the main job) and `consolidator simulate`."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to the main app."""

@@ -1,0 +1,88 @@
+"""Hosts, VMs and their states. Units are in the names: ``_mib``, ``_watts``, ``_s``, ``_bytes_per_s``."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+MIB = 1024 * 1024
+
+
+class Role(enum.Enum):
+    """The paper's two kinds of host node (Section III-B3)."""
+
+    WAREHOUSE = "warehouse"  # packs idle VMs, large memory
+    SERVER = "server"  # runs one active VM
+
+
+class PowerState(enum.Enum):
+    """Host power lifecycle: on -> suspending -> suspended -> resuming -> on; failed when a wake fails."""
+
+    ON = "on"
+    SUSPENDING = "suspending"
+    SUSPENDED = "suspended"
+    RESUMING = "resuming"
+    FAILED = "failed"
+
+
+class MigrationMethod(enum.Enum):
+    PRECOPY = "precopy"
+    POSTCOPY = "postcopy"
+    HYBRID = "hybrid"  # precopy rounds, then switch to postcopy
+    INSTANT = "instant"  # the `ideal` baseline only: moves in zero time
+
+
+class MigrationOutcome(enum.Enum):
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"  # precopy that did not converge before its timeout
+    FAILED = "failed"  # an endpoint failed; for postcopy this loses the VM
+
+
+@dataclass(frozen=True, slots=True)
+class PowerProfile:
+    """Watts and transition times of one host model (defaults: DESIGN §2, the paper's Tables II-III).
+
+    ``table_watts`` (SPECpower style, W at 0, 10, ..., 100 % load) overrides the linear model.
+    """
+
+    idle_watts: float = 53.0
+    max_watts: float = 100.0
+    suspended_watts: float = 7.0
+    off_watts: float = 6.0
+    suspend_s: float = 5.0
+    resume_s: float = 5.0
+    transition_watts: float | None = None  # None: idle power while suspending/resuming
+    migration_watts: float = 3.0  # per endpoint, while a migration runs (paper Fig. 2)
+    dirty_tracking_watts: float = 20.0  # source of a precopy, while it tracks dirty pages (Sec. IV-B)
+    table_watts: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.table_watts is not None and len(self.table_watts) != 11:
+            raise ValueError("table_watts needs 11 values (0, 10, ..., 100 % load)")
+
+
+@dataclass(frozen=True, slots=True)
+class HostSpec:
+    name: str
+    role: Role
+    cores: float = 4.0  # physical cores: the CPU the host can serve
+    mem_mib: int = 16384
+    nic_bytes_per_s: float = 120e6  # migration link of this host (GbE ≈ 120 MB/s)
+    power: PowerProfile = field(default_factory=PowerProfile)
+
+
+@dataclass(frozen=True, slots=True)
+class VmSpec:
+    name: str
+    vcpus: int = 1
+    mem_mib: int = 1024
+    wws_mib: int | None = None  # writable working set; None = all of its memory
+    dirty_bytes_per_s_at_full: float = 200e6  # intensity 0.6 ⇒ ≈ 200 MB/s at 100 % CPU (paper IV-B)
+
+    @property
+    def mem_bytes(self) -> int:
+        return self.mem_mib * MIB
+
+    @property
+    def wws_bytes(self) -> int:
+        return (self.wws_mib if self.wws_mib is not None else self.mem_mib) * MIB
