@@ -1,0 +1,114 @@
+"""The contract between the agent's HTTP API (agent/api) and the VM driver (agent/qemu).
+
+The driver owns QEMU processes and their QMP sockets; the API owns authentication, validation,
+host power state and the event stream. A live migration involves two drivers on two hosts:
+the destination's ``prepare_incoming`` returns a URI, the source's ``migrate`` sends to it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from consolidator.domain.types import MigrationMethod, MigrationOutcome
+
+
+class VmRunState(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    INCOMING = "incoming"  # destination side, waiting for or receiving a migration
+    MIGRATING = "migrating"  # source side, migration in progress
+    POSTCOPY = "postcopy"  # running on the destination, pages still arriving
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+class OnTimeout(enum.Enum):
+    CANCEL = "cancel"  # precopy that has not converged is cancelled; the guest keeps running at the source
+    POSTCOPY = "postcopy"  # ... or switched to postcopy, which always finishes
+
+
+@dataclass(frozen=True, slots=True)
+class VmConfig:
+    name: str
+    mem_mib: int = 256
+    vcpus: int = 1
+    cpu_quota: float = 1.0  # fraction of one host core (cgroup cpu.max); the VM's "100 %"
+    load: float = 0.0  # workload generator: CPU load 0..1
+    dirty_mib_s: float = 0.0  # workload generator: memory update rate at that load
+    wws_mib: int | None = None  # working set the generator writes; None = most of RAM
+
+
+@dataclass(frozen=True, slots=True)
+class VmInfo:
+    name: str
+    state: VmRunState
+    config: VmConfig
+    pid: int | None = None
+    qmp_socket: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationRequest:
+    vm: str
+    dst_uri: str  # from the destination's prepare_incoming, e.g. "tcp:10.10.0.2:49152"
+    method: MigrationMethod
+    max_bandwidth_bytes_per_s: float | None = None
+    downtime_limit_s: float = 0.3
+    timeout_s: float = 60.0
+    on_timeout: OnTimeout = OnTimeout.CANCEL
+    hybrid_precopy_rounds: int = 1  # hybrid: switch to postcopy after this many precopy passes
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    vm: str
+    method: MigrationMethod
+    outcome: MigrationOutcome
+    total_s: float
+    downtime_s: float | None  # source STOP -> destination RESUME, where both sides were seen
+    bytes_sent: int
+    rounds: int
+    converged: bool
+    switched_to_postcopy: bool = False
+    detail: str = ""
+    timeline: dict[str, float] = field(default_factory=dict)  # wall-clock marks, e.g. "stop", "resume"
+
+
+@dataclass(frozen=True, slots=True)
+class VmStats:
+    name: str
+    cpu_load: float  # fraction of one core, from cgroup/proc accounting
+    dirty_bytes_per_s: float | None  # from QMP calc-dirty-rate, when measured
+    mem_mib: int
+
+
+class Hypervisor(Protocol):
+    """What the agent needs from a VM driver. Every method is async; errors raise DriverError."""
+
+    async def create_vm(self, config: VmConfig) -> VmInfo: ...
+
+    async def prepare_incoming(self, config: VmConfig, listen_host: str) -> str: ...
+
+    async def migrate(self, request: MigrationRequest) -> MigrationReport: ...
+
+    async def cancel_migration(self, vm: str) -> None: ...
+
+    async def destroy_vm(self, vm: str) -> None: ...
+
+    async def list_vms(self) -> list[VmInfo]: ...
+
+    async def vm_stats(self, vm: str) -> VmStats: ...
+
+    async def set_load(self, vm: str, load: float, dirty_mib_s: float) -> None: ...
+
+    async def check_pages(self, vm: str) -> int: ...
+
+    async def adopt(self) -> list[VmInfo]: ...
+
+    async def close(self) -> None: ...
+
+
+class DriverError(Exception):
+    """A VM driver operation failed; wraps the root cause (QMP error, process exit, timeout)."""

@@ -1,0 +1,1 @@
+"""Reports: read stored runs, draw figures, write tables and HTML/Markdown reports."""
