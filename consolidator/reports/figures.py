@@ -1,0 +1,226 @@
+"""The paper's figures from stored runs: Fig. 6 (CPU per host and VM), Fig. 7 (power per host and total),
+Fig. 8 (active hosts vs ideal), Fig. 9 (total power vs ideal and none), plus energy per seed.
+
+Each function takes loaded runs (``consolidator.reports.runs``), writes one PNG and returns its path.
+Runs side by side are the paper's left/right panels (postcopy | precopy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from consolidator.reports import plotting as p
+from consolidator.reports.runs import FloatArray, Run
+
+MAX_HOST_PANELS = 12  # beyond this a per-host grid is unreadable; the busiest hosts are drawn
+REFERENCES = ("ideal", "none")
+
+
+def _vm_cpu_on(run: Run, host: str, times: FloatArray) -> dict[str, FloatArray]:
+    """Served CPU of each VM while it runs on ``host`` (zero elsewhere), held per tick."""
+    out = {}
+    for name, vm in run.vms.items():
+        index = np.clip(np.searchsorted(vm.t_s, times, side="right") - 1, 0, len(vm.t_s) - 1)
+        here = vm.host[index] == host
+        if here.any():
+            out[name] = np.where(here, vm.served[index], 0.0)
+    return out
+
+
+def _idle_throughout(runs: Sequence[Run], host: str) -> bool:
+    """True if the host never ran a VM and never woke in any of the runs (a panel would be empty)."""
+    for run in runs:
+        series = run.hosts.get(host)
+        if series is not None and (series.n_vms.any() or series.active.any()):
+            return False
+    return True
+
+
+def _hosts_to_draw(runs: Sequence[Run]) -> tuple[list[str], str]:
+    """(hosts that get a panel, a note naming the hosts left out and why)."""
+    order = p.host_order(runs[0])
+    idle = [h for h in order if _idle_throughout(runs, h)]
+    busy = [h for h in order if h not in idle] or order[:1]
+    notes = [f"asleep with no VM throughout: {', '.join(idle)}"] if idle else []
+    if len(busy) > MAX_HOST_PANELS:
+        demand = {h: sum(float(r.hosts[h].cpu_demand.sum()) for r in runs if h in r.hosts) for h in busy}
+        keep = set(sorted(busy, key=lambda h: -demand[h])[:MAX_HOST_PANELS])
+        notes.append(f"{len(busy) - len(keep)} less busy hosts not drawn")
+        busy = [h for h in busy if h in keep]
+    return busy, "; ".join(notes)
+
+
+def _cpu_panel(ax: Axes, run: Run, host: str, vm_colours: dict[str, str]) -> float:
+    series = run.hosts[host]
+    times = series.t_s
+    p.shade_suspended(ax, series)
+    base = np.zeros_like(times)
+    for name, cpu in _vm_cpu_on(run, host, times).items():
+        ax.fill_between(times, base, base + cpu, step="post", color=vm_colours[name], alpha=0.85, lw=0, zorder=2)
+        base = base + cpu
+    ax.step(times, series.cpu_demand, where="post", color="black", lw=1.0, zorder=3)
+    if series.cpu_unserved.any():
+        ax.step(times, series.cpu_unserved, where="post", color=p.CANCELLED_COLOUR, lw=1.2, ls="--", zorder=3)
+    p.migration_spans(ax, run.migrations, run.summary.duration_s, host=host, label=len(run.migrations) <= 8)
+    p.power_markers(ax, run.power_events, host=host)
+    return float(series.cpu_demand.max(initial=0.0))
+
+
+def cpu_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
+    """Fig. 6: one row per host, one column per run; VMs' CPU stacked, host demand as a black line."""
+    hosts, left_out = _hosts_to_draw(runs)
+    vm_names = sorted({vm for run in runs for vm in run.vms}, key=p._natural)
+    vm_colours = p.palette(vm_names)
+    fig = p.new_figure(6.2 * len(runs) + 0.6, 1.55 * len(hosts) + 1.6)
+    axes = fig.subplots(len(hosts), len(runs), sharex=True, sharey=True, squeeze=False)
+    top = 0.0
+    for col, run in enumerate(runs):
+        axes[0][col].set_title(_run_title(run))
+        for row, host in enumerate(hosts):
+            ax = axes[row][col]
+            if host in run.hosts:
+                top = max(top, _cpu_panel(ax, run, host, vm_colours))
+            if col == 0:
+                ax.set_ylabel(f"{host} ({run.hosts[host].role})\nCPU (cores)" if host in run.hosts else host)
+            ax.grid(axis="y", alpha=0.3)
+        axes[-1][col].set_xlabel("time (s)")
+    axes[0][0].set_ylim(0, max(top, 0.1) * 1.35)  # headroom for the migration labels
+    handles: list[object] = [Patch(color=vm_colours[v], label=v) for v in vm_names]
+    handles.append(Line2D([], [], color="black", label="host CPU demand (VMs + overhead)"))
+    handles += p.legend_extras(any(m.outcome == "cancelled" for r in runs for m in r.migrations))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7), frameon=False)
+    if left_out:
+        title += f"\n({left_out})"
+    fig.suptitle(title, fontsize=13)
+    return p.save(fig, path)
+
+
+def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
+    """Fig. 7: per-host power stacked (the top edge is the total), one panel per run."""
+    hosts = p.host_order(runs[0])
+    colours = p.palette(hosts)
+    fig = p.new_figure(6.2 * len(runs) + 0.6, 4.8)
+    axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)[0]
+    for ax, run in zip(axes, runs, strict=True):
+        base = None
+        for host in hosts:
+            series = run.hosts.get(host)
+            if series is None:
+                continue
+            lower = np.zeros_like(series.watts) if base is None else base
+            ax.fill_between(series.t_s, lower, lower + series.watts, step="post", color=colours[host],
+                            alpha=0.8, lw=0.3, edgecolor="white", zorder=2)
+            base = lower + series.watts
+        times, total = run.total_watts()
+        ax.step(times, total, where="post", color="black", lw=1.2, zorder=3)
+        p.migration_spans(ax, run.migrations, run.summary.duration_s, label=len(run.migrations) <= 6)
+        p.power_markers(ax, run.power_events)
+        ax.set_title(f"{_run_title(run)} — {run.summary.energy_ws:,.0f} Ws", pad=12)
+        ax.set_xlabel("time (s)")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("power (W)")
+    axes[0].set_ylim(0, max(float(r.total_watts()[1].max(initial=0.0)) for r in runs) * 1.2)
+    handles: list[object] = [Patch(color=colours[h], label=h) for h in hosts]
+    handles.append(Line2D([], [], color="black", label="total"))
+    handles += [h for h in p.legend_extras() if getattr(h, "get_label", lambda: "")() != "host suspended (S3)"]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 10), frameon=False)
+    fig.suptitle(title, fontsize=13)
+    return p.save(fig, path)
+
+
+def _compared(runs: Mapping[str, Run]) -> list[str]:
+    """The consolidating variants drawn one per panel against the references."""
+    return [v for v in runs if v not in REFERENCES] or [v for v in runs if v in REFERENCES][:1]
+
+
+def active_hosts_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
+    """Fig. 8: active (powered) hosts over time, one panel per variant, ideal as the dashed reference."""
+    variants = _compared(runs)
+    fig = p.new_figure(6.2 * len(variants) + 0.6, 3.8)
+    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
+    top = 1.0
+    for i, (ax, variant) in enumerate(zip(axes, variants, strict=True)):
+        run = runs[variant]
+        if "ideal" in runs and variant != "ideal":
+            t, n = runs["ideal"].active_hosts()
+            ax.step(t, n, where="post", color="black", ls="--", lw=1.2, label="ideal", zorder=3)
+        t, n = run.active_hosts()
+        top = max(top, float(n.max(initial=0.0)))
+        ax.step(t, n, where="post", color=p.variant_colour(variant, i), lw=2, label=variant, zorder=4)
+        p.migration_spans(ax, run.migrations, run.summary.duration_s, label=False)
+        p.power_markers(ax, run.power_events)
+        ax.set_title(f"{variant} vs ideal", pad=12)
+        ax.set_xlabel("time (s)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper right")
+    axes[0].set_ylabel("active hosts")
+    axes[0].set_ylim(0, top + 1)
+    axes[0].yaxis.get_major_locator().set_params(integer=True)
+    fig.legend(handles=p.legend_extras()[:1] + p.legend_extras()[2:], loc="outside lower center", ncol=3,
+               frameon=False)
+    fig.suptitle(title, fontsize=13)
+    return p.save(fig, path)
+
+
+def total_power_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
+    """Fig. 9: total power over time, one panel per variant, with ideal and no consolidation beside it."""
+    variants = _compared(runs)
+    fig = p.new_figure(6.2 * len(variants) + 0.6, 3.8)
+    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
+    top = 1.0
+    for i, (ax, variant) in enumerate(zip(axes, variants, strict=True)):
+        for ref, style in (("none", ":"), ("ideal", "--")):
+            if ref in runs and ref != variant:
+                t, w = runs[ref].total_watts()
+                ax.step(t, w, where="post", color=p.variant_colour(ref), ls=style, lw=1.3, zorder=3,
+                        label=f"{ref} ({runs[ref].summary.energy_ws:,.0f} Ws)")
+        run = runs[variant]
+        t, w = run.total_watts()
+        top = max([top] + [float(r.total_watts()[1].max(initial=0.0)) for r in runs.values()])
+        ax.step(t, w, where="post", color=p.variant_colour(variant, i), lw=1.8, zorder=4,
+                label=f"{variant} ({run.summary.energy_ws:,.0f} Ws)")
+        p.migration_spans(ax, run.migrations, run.summary.duration_s, label=False)
+        p.power_markers(ax, run.power_events)
+        ax.set_title(f"{variant} vs ideal and no consolidation", pad=12)
+        ax.set_xlabel("time (s)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right")
+    axes[0].set_ylabel("total power (W)")
+    axes[0].set_ylim(0, top * 1.25)
+    fig.legend(handles=p.legend_extras()[:1] + p.legend_extras()[2:], loc="outside lower center", ncol=3,
+               frameon=False)
+    fig.suptitle(title, fontsize=13)
+    return p.save(fig, path)
+
+
+def energy_by_seed_figure(energy_ws: Mapping[str, Sequence[float]], path: Path, title: str) -> Path:
+    """Energy of every seed per variant (dots), mean as a bar: how much the seeds spread."""
+    names = list(energy_ws)
+    fig = p.new_figure(max(5.0, 1.3 * len(names) + 2), 3.8)
+    ax = fig.subplots()
+    rng = np.random.default_rng(0)  # jitter only, so dots of equal energy do not hide each other
+    for i, name in enumerate(names):
+        values = np.asarray(energy_ws[name], dtype=float)
+        colour = p.variant_colour(name, i)
+        ax.bar(i, values.mean(), color=colour, alpha=0.35, width=0.6)
+        ax.scatter(i + rng.uniform(-0.18, 0.18, len(values)), values, color=colour, s=14, zorder=3)
+        ax.annotate(f"{values.mean():,.0f}", (i, values.mean()), ha="center", va="bottom", fontsize=9,
+                    xytext=(0, 3), textcoords="offset points")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("energy (Ws)")
+    ax.yaxis.set_major_formatter("{x:,.0f}")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_title(title)
+    return p.save(fig, path)
+
+
+def _run_title(run: Run) -> str:
+    s = run.summary
+    what = s.migration if s.policy == "paper" else s.policy
+    return f"{what} (policy {s.policy}, seed {s.seed})"

@@ -1,0 +1,131 @@
+"""Shared drawing helpers: colours, migration spans, suspend/resume markers, power-state shading.
+
+Figures are built on ``matplotlib.figure.Figure`` directly (never pyplot), so no global figure state
+is shared between reports and the Agg canvas is used without touching the process-wide backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from consolidator.reports.runs import HostSeries, MigrationRecord, PowerEvent, Run
+
+DPI = 100
+# One colour per variant, the same in every figure (Okabe-Ito, readable by colour-blind readers).
+VARIANT_COLOURS = {
+    "postcopy": "#0072B2",
+    "precopy": "#D55E00",
+    "hybrid": "#009E73",
+    "ideal": "#000000",
+    "none": "#999999",
+}
+EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+MIGRATION_COLOUR = "#E69F00"
+CANCELLED_COLOUR = "#CC0000"
+SUSPENDED_COLOUR = "#DDDDDD"
+SUSPEND_MARK = dict(marker="v", color="#333333", markersize=8, linestyle="none")
+RESUME_MARK = dict(marker="^", color="#009E73", markersize=8, linestyle="none")
+FONT = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9}
+
+
+def variant_colour(variant: str, index: int = 0) -> str:
+    return VARIANT_COLOURS.get(variant, EXTRA_COLOURS[index % len(EXTRA_COLOURS)])
+
+
+def palette(names: Iterable[str], cmap_colours: tuple[str, ...] | None = None) -> dict[str, str]:
+    """A stable colour per name (hosts or VMs), in the given order."""
+    colours = cmap_colours or (
+        "#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3",
+        "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD",
+    )
+    return {name: colours[i % len(colours)] for i, name in enumerate(names)}
+
+
+def host_order(run: Run) -> list[str]:
+    """Warehouse nodes first (the paper's PM0), then servers; natural order inside each role."""
+    return sorted(run.hosts, key=lambda h: (run.hosts[h].role != "warehouse", _natural(h)))
+
+
+def _natural(name: str) -> tuple[object, ...]:
+    digits = "".join(c for c in name if c.isdigit())
+    return (name.rstrip("0123456789"), int(digits) if digits else -1, name)
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
+    import matplotlib
+
+    matplotlib.rcParams.update(FONT)
+    return Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
+
+
+def save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, facecolor="white")
+    return path
+
+
+def shade_suspended(ax: Axes, host: HostSeries) -> None:
+    """Grey background while the host is suspended (or failed): it serves nothing then."""
+    asleep = ~host.active
+    if not asleep.any():
+        return
+    edges = np.diff(np.concatenate(([0], asleep.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    tick = float(np.median(np.diff(host.t_s))) if len(host.t_s) > 1 else 1.0
+    for first, last in zip(starts, ends, strict=True):
+        end = host.t_s[last] if last < len(host.t_s) else host.t_s[-1] + tick
+        ax.axvspan(host.t_s[first], end, color=SUSPENDED_COLOUR, alpha=0.6, lw=0, zorder=0)
+
+
+def migration_spans(
+    ax: Axes, migrations: Iterable[MigrationRecord], end_s: float, *, host: str | None = None, label: bool = True
+) -> int:
+    """Draw each migration (touching ``host``, if given) as a span; returns how many were drawn."""
+    drawn = 0
+    for mig in migrations:
+        if host is not None and host not in (mig.src, mig.dst):
+            continue
+        stop = mig.end_s if mig.end_s is not None else end_s
+        if stop <= mig.start_s:  # instant moves (the ideal baseline): a thin line instead of a span
+            ax.axvline(mig.start_s, color=MIGRATION_COLOUR, lw=1, alpha=0.7, zorder=1)
+        else:
+            colour = CANCELLED_COLOUR if mig.outcome == "cancelled" else MIGRATION_COLOUR
+            ax.axvspan(mig.start_s, stop, color=colour, alpha=0.18, lw=0, zorder=1)
+        if label:
+            arrow = "→" if host is None or host == mig.src else "←"
+            other = mig.dst if host is None or host == mig.src else mig.src
+            text = ax.annotate(f"{mig.vm}{arrow}{other}", xy=(mig.start_s, 0.97), xycoords=("data", "axes fraction"),
+                               fontsize=8, va="top", ha="left", color="#7A4F00", clip_on=True)
+            text.set_in_layout(False)  # labels near the right edge must not shrink the axes
+        drawn += 1
+    return drawn
+
+
+def power_markers(ax: Axes, events: Iterable[PowerEvent], *, host: str | None = None, y: float = 1.0) -> None:
+    """▼ where a host finished suspending, ▲ where it finished resuming (at ``y`` in axes fraction)."""
+    trans = ax.get_xaxis_transform()
+    down = [e.t_s for e in events if e.state == "suspended" and host in (None, e.host)]
+    up = [e.t_s for e in events if e.state == "on" and host in (None, e.host)]
+    for times, style in ((down, SUSPEND_MARK), (up, RESUME_MARK)):
+        (line,) = ax.plot(times, [y] * len(times), transform=trans, clip_on=False, zorder=5, **style)
+        line.set_in_layout(False)
+
+
+def legend_extras(include_cancelled: bool = False) -> list[object]:
+    """Legend handles for the span and marker conventions shared by every figure."""
+    handles: list[object] = [
+        Patch(color=MIGRATION_COLOUR, alpha=0.35, label="migration running"),
+        Patch(color=SUSPENDED_COLOUR, label="host suspended (S3)"),
+        Line2D([], [], label="suspended (event)", **SUSPEND_MARK),
+        Line2D([], [], label="resumed (event)", **RESUME_MARK),
+    ]
+    if include_cancelled:
+        handles.insert(1, Patch(color=CANCELLED_COLOUR, alpha=0.35, label="migration cancelled"))
+    return handles
