@@ -55,6 +55,10 @@ class PowerProfile:
     migration_watts: float = 3.0  # per endpoint, while a migration runs (paper Fig. 2)
     dirty_tracking_watts: float = 20.0  # source of a precopy, while it tracks dirty pages (Sec. IV-B)
     table_watts: tuple[float, ...] | None = None
+    # CPU load (in cores) at which the host draws max_watts. The paper's footnote charges the summed
+    # VM load against one core's worth (P = 53 + 47·L, L capped at 1; DESIGN §2 "Units"); None means
+    # the host's full core count (utilisation = load / cores, as SPECpower tables assume).
+    full_load_cores: float | None = 1.0
 
     def __post_init__(self) -> None:
         if self.table_watts is not None and len(self.table_watts) != 11:

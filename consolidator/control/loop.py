@@ -1,0 +1,93 @@
+"""The control loop: Load Monitor -> Relocation Planner -> VM Controller, driven by a runner.
+
+A runner (the simulator in virtual time, or an asyncio runner on the wall clock) records each
+period's samples in ``loop.monitor``, then calls ``loop.tick(now)``; side effects come back through
+``loop.on_event``. The loop never sleeps and never reads a clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from consolidator.control.controller import VMController
+from consolidator.control.monitor import LoadMonitor
+from consolidator.control.ports import ClusterPort, SampleSink
+from consolidator.domain.actions import Plan
+from consolidator.domain.events import Event
+from consolidator.domain.snapshot import Snapshot
+from consolidator.domain.types import HostSpec, MigrationMethod, PowerState, Role, VmSpec
+from consolidator.policies.base import Policy
+
+
+class ControlLoop:
+    def __init__(
+        self,
+        monitor: LoadMonitor,
+        controller: VMController,
+        policy: Policy,
+        method: MigrationMethod,
+    ) -> None:
+        self.monitor = monitor
+        self.controller = controller
+        self.policy = policy
+        self.method = method
+        hosts = controller.hosts
+        self._is_warehouse = np.array([h.role is Role.WAREHOUSE for h in hosts], dtype=bool)
+        self._cores = np.array([h.cores for h in hosts], dtype=np.float64)
+        self._mem = np.array([h.mem_mib for h in hosts], dtype=np.float64)
+        self._vm_mem = np.array([v.mem_mib for v in controller.vms], dtype=np.float64)
+        self.plans = 0
+        self.actions_taken = 0
+
+    def snapshot(self, now: float) -> Snapshot:
+        m, c = self.monitor, self.controller
+        return Snapshot(
+            t_s=now,
+            method=self.method,
+            host_names=m.host_names,
+            host_is_warehouse=self._is_warehouse,
+            host_state=c.host_state.copy(),
+            host_cores=self._cores,
+            host_mem_mib=self._mem,
+            host_load_avg=m.host_avg(),
+            host_load_now=m.host_now.copy(),
+            host_overhead_now=m.host_overhead_now(),
+            vm_names=m.vm_names,
+            vm_host=c.planned_host(),
+            vm_mem_mib=self._vm_mem,
+            vm_load_avg=m.vm_avg(),
+            vm_load_now=m.vm_now.copy(),
+            vm_busy=c.busy(),
+            vm_last_move_end_s=c.last_end.copy(),
+        )
+
+    def tick(self, now: float) -> Plan:
+        """Close the sampling period, plan on the new snapshot, and act on the plan."""
+        self.monitor.close_period(now)
+        plan = self.policy.plan(self.snapshot(now))
+        self.plans += 1
+        self.actions_taken += len(self.controller.apply(plan, now))
+        return plan
+
+    def on_event(self, event: Event) -> None:
+        self.controller.on_event(event)
+        self.monitor.sink.write_event(event)
+
+
+def build_loop(
+    hosts: Sequence[HostSpec],
+    vms: Sequence[VmSpec],
+    placement: Mapping[str, str],
+    policy: Policy,
+    cluster: ClusterPort,
+    sink: SampleSink,
+    method: MigrationMethod,
+    power_states: Mapping[str, PowerState],
+    window_periods: int = 10,
+    max_moves_per_host: int | None = None,
+) -> ControlLoop:
+    monitor = LoadMonitor([h.name for h in hosts], [v.name for v in vms], sink, window_periods)
+    controller = VMController(hosts, vms, placement, cluster, power_states, max_moves_per_host)
+    return ControlLoop(monitor, controller, policy, method)

@@ -1,0 +1,54 @@
+"""What a planner sees: one frozen, array-shaped view of the cluster at one instant.
+
+Index ``i`` of every ``host_*`` array is host ``host_names[i]``; likewise for VMs. Arrays keep a
+planner round at 10,000 hosts / 100,000 VMs within milliseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from consolidator.domain.types import MigrationMethod
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot:
+    t_s: float
+    method: MigrationMethod  # the run's migration method, for the Migrate actions a policy returns
+    host_names: tuple[str, ...]
+    host_is_warehouse: BoolArray
+    host_state: npt.NDArray[np.int8]  # consolidator.models.power.STATE_CODES
+    host_cores: FloatArray
+    host_mem_mib: FloatArray
+    host_load_avg: FloatArray  # measured, cores, over the averaging window
+    host_load_now: FloatArray
+    host_overhead_now: FloatArray  # measured CPU not accounted to VMs (virtualisation overhead)
+    vm_names: tuple[str, ...]
+    vm_host: IntArray  # where the VM will be: its destination while moving, else its host
+    vm_mem_mib: FloatArray
+    vm_load_avg: FloatArray
+    vm_load_now: FloatArray
+    vm_busy: BoolArray  # migrating, or waiting for its destination to wake
+    vm_last_move_end_s: FloatArray  # -inf if never moved
+
+    def host_vm_count(self) -> IntArray:
+        placed = self.vm_host >= 0
+        return np.bincount(self.vm_host[placed], minlength=len(self.host_names)).astype(np.int64)
+
+    def host_mem_used(self) -> FloatArray:
+        placed = self.vm_host >= 0
+        return np.bincount(self.vm_host[placed], weights=self.vm_mem_mib[placed],
+                           minlength=len(self.host_names))
+
+    def host_vm_load_avg(self) -> FloatArray:
+        """Sum of the averaged loads of the VMs placed (or arriving) on each host."""
+        placed = self.vm_host >= 0
+        return np.bincount(self.vm_host[placed], weights=self.vm_load_avg[placed],
+                           minlength=len(self.host_names))

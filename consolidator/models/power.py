@@ -1,0 +1,86 @@
+"""Host power: the paper's linear model (P = idle + (max − idle)·L), SPECpower tables, S3 and transitions.
+
+``PowerTable`` is the vectorised form the simulator evaluates for thousands of hosts per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from consolidator.domain.types import PowerProfile, PowerState
+
+FloatArray = npt.NDArray[np.float64]
+
+# Integer codes of PowerState for vectorised state arrays (order is part of the simulator's format).
+STATE_CODES: dict[PowerState, int] = {state: i for i, state in enumerate(PowerState)}
+CODE_STATES: tuple[PowerState, ...] = tuple(PowerState)
+
+
+def load_points(profile: PowerProfile) -> tuple[float, ...]:
+    """Watts at 0, 10, ..., 100 % utilisation."""
+    if profile.table_watts is not None:
+        return profile.table_watts
+    return tuple(profile.idle_watts + (profile.max_watts - profile.idle_watts) * i / 10 for i in range(11))
+
+
+def utilisation(profile: PowerProfile, cpu_load_cores: float, cores: float) -> float:
+    full = profile.full_load_cores if profile.full_load_cores is not None else cores
+    return min(1.0, max(0.0, cpu_load_cores / full))
+
+
+def host_watts(profile: PowerProfile, state: PowerState, cpu_load_cores: float, cores: float) -> float:
+    """Power of one host in ``state`` serving ``cpu_load_cores`` of CPU."""
+    if state is PowerState.SUSPENDED:
+        return profile.suspended_watts
+    if state is PowerState.FAILED:
+        return profile.off_watts
+    if state in (PowerState.SUSPENDING, PowerState.RESUMING):
+        return profile.transition_watts if profile.transition_watts is not None else profile.idle_watts
+    u = utilisation(profile, cpu_load_cores, cores)
+    return float(np.interp(u * 10, np.arange(11), load_points(profile)))
+
+
+@dataclass(frozen=True)
+class PowerTable:
+    """Per-host power parameters as arrays, for evaluating many hosts at once."""
+
+    points: FloatArray  # (hosts, 11) watts at 0..100 %
+    full_load: FloatArray  # (hosts,) cores at 100 %
+    suspended: FloatArray
+    off: FloatArray
+    transition: FloatArray
+    migration: FloatArray
+    dirty_tracking: FloatArray
+
+    @classmethod
+    def build(cls, profiles: Sequence[PowerProfile], cores: Sequence[float]) -> PowerTable:
+        def col(values: Sequence[float]) -> FloatArray:
+            return np.asarray(values, dtype=np.float64)
+
+        return cls(
+            points=np.asarray([load_points(p) for p in profiles], dtype=np.float64).reshape(-1, 11),
+            full_load=col([p.full_load_cores if p.full_load_cores is not None else c
+                           for p, c in zip(profiles, cores, strict=True)]),
+            suspended=col([p.suspended_watts for p in profiles]),
+            off=col([p.off_watts for p in profiles]),
+            transition=col([p.transition_watts if p.transition_watts is not None else p.idle_watts
+                            for p in profiles]),
+            migration=col([p.migration_watts for p in profiles]),
+            dirty_tracking=col([p.dirty_tracking_watts for p in profiles]),
+        )
+
+    def watts(self, state_codes: npt.NDArray[np.int8], cpu_load_cores: FloatArray) -> FloatArray:
+        """Watts of every host from its state code (STATE_CODES) and served CPU load."""
+        u = np.clip(cpu_load_cores / self.full_load, 0.0, 1.0) * 10.0
+        lo = np.minimum(u.astype(np.int64), 9)
+        rows = np.arange(len(u))
+        left = self.points[rows, lo]
+        on = left + (u - lo) * (self.points[rows, lo + 1] - left)
+        out = np.where(state_codes == STATE_CODES[PowerState.ON], on, self.transition)
+        out = np.where(state_codes == STATE_CODES[PowerState.SUSPENDED], self.suspended, out)
+        out = np.where(state_codes == STATE_CODES[PowerState.FAILED], self.off, out)
+        return out

@@ -1,0 +1,24 @@
+"""The Relocation Planner's extension point: a policy turns a Snapshot into a Plan, touching nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from consolidator.domain.actions import Plan
+from consolidator.domain.snapshot import Snapshot
+from consolidator.domain.types import HostSpec, VmSpec
+
+
+class Policy(Protocol):
+    name: str
+
+    def plan(self, snapshot: Snapshot) -> Plan:
+        """Return the actions this policy wants now. Pure: same snapshot, same plan."""
+        ...
+
+    def initial_placement(
+        self, hosts: Sequence[HostSpec], vms: Sequence[VmSpec], requested: Mapping[str, str]
+    ) -> dict[str, str]:
+        """Where VMs start; most policies keep the scenario's ``requested`` placement."""
+        ...
