@@ -1,0 +1,200 @@
+"""The host agent's HTTP API: bearer-token auth on every route, typed bodies, errors as JSON.
+
+Routes live under ``/v1``. Status codes: 401 no or wrong token (nothing is changed), 422 a body or
+parameter that does not validate, 404 unknown VM, 409 the host's state forbids it (suspended,
+migrating, exists), 502 the VM driver failed.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from consolidator.agent.api.config import NAME_PATTERN
+from consolidator.agent.api.errors import Conflict, NotFound
+from consolidator.agent.api.schemas import (
+    CheckView,
+    ErrorView,
+    EventsView,
+    HostStatsView,
+    IncomingView,
+    LoadBody,
+    MigrateBody,
+    MigrationAccepted,
+    PowerView,
+    VmBody,
+    VmStatsView,
+    VmView,
+)
+from consolidator.agent.host import HostAgent
+from consolidator.agent.hypervisor import DriverError
+
+VmName = Annotated[str, Path(pattern=NAME_PATTERN, description="VM name")]
+_bearer = HTTPBearer(auto_error=False)
+_ERRORS = {401: {"model": ErrorView}, 404: {"model": ErrorView}, 409: {"model": ErrorView},
+           502: {"model": ErrorView}}
+
+
+class Unauthorized(Exception):
+    """No bearer token, or not the agent's."""
+
+
+def _token_ok(authorization: bytes, expected: bytes) -> bool:
+    scheme, _, given = authorization.partition(b" ")
+    # constant-time: a wrong token takes as long to refuse however many characters match
+    return hmac.compare_digest(given.strip(), expected) and scheme.lower() == b"bearer"
+
+
+def _auth_dependency(token: str):  # type: ignore[no-untyped-def]
+    expected = token.encode()
+
+    async def require_token(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> None:
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not hmac.compare_digest(given, expected):
+            raise Unauthorized()
+
+    return require_token
+
+
+class BearerGate:
+    """ASGI middleware: refuses any /v1 request without the token before the body is even parsed.
+
+    The route dependency above checks the same token (and documents it in the OpenAPI schema);
+    this gate makes sure a malformed body without a token is a 401, not a 422.
+    """
+
+    def __init__(self, app: ASGIApp, token: str) -> None:
+        self._app = app
+        self._expected = token.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1"):
+            headers = dict(scope["headers"])
+            if not _token_ok(headers.get(b"authorization", b""), self._expected):
+                response = _error(401, "missing or wrong bearer token")
+                response.headers["WWW-Authenticate"] = "Bearer"
+                await response(scope, receive, send)
+                return
+        await self._app(scope, receive, send)
+
+
+def _vm_routes(agent: HostAgent) -> APIRouter:
+    router = APIRouter(prefix="/vms", tags=["vms"])
+
+    @router.get("", response_model=list[VmView])
+    async def list_vms() -> list[VmView]:
+        return await agent.list_vms()
+
+    @router.post("", response_model=VmView, status_code=status.HTTP_201_CREATED)
+    async def create_vm(body: VmBody) -> VmView:
+        return await agent.create_vm(body)
+
+    @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
+    async def destroy_vm(name: VmName) -> None:
+        await agent.destroy_vm(name)
+
+    @router.post("/{name}/incoming", response_model=IncomingView, status_code=status.HTTP_201_CREATED)
+    async def prepare_incoming(name: VmName, body: VmBody) -> IncomingView:
+        if body.name != name:
+            raise Conflict(f"body names VM {body.name!r}, path names {name!r}")
+        return IncomingView(vm=name, uri=await agent.prepare_incoming(body))
+
+    @router.post("/{name}/migrate", response_model=MigrationAccepted, status_code=status.HTTP_202_ACCEPTED)
+    async def migrate(name: VmName, body: MigrateBody) -> MigrationAccepted:
+        return await agent.migrate(name, body)
+
+    @router.post("/{name}/migrate/cancel", status_code=status.HTTP_202_ACCEPTED)
+    async def cancel_migration(name: VmName) -> dict[str, str]:
+        await agent.cancel_migration(name)
+        return {"vm": name, "status": "cancelling"}
+
+    @router.put("/{name}/load", status_code=status.HTTP_204_NO_CONTENT)
+    async def set_load(name: VmName, body: LoadBody) -> None:
+        await agent.set_load(name, body)
+
+    @router.get("/{name}/stats", response_model=VmStatsView)
+    async def vm_stats(name: VmName) -> VmStatsView:
+        return await agent.vm_stats(name)
+
+    @router.post("/{name}/check", response_model=CheckView)
+    async def check_pages(name: VmName) -> CheckView:
+        return CheckView(vm=name, bad_pages=await agent.check_pages(name))
+
+    return router
+
+
+def _host_routes(agent: HostAgent) -> APIRouter:
+    router = APIRouter(tags=["host"])
+
+    @router.get("/host/stats", response_model=HostStatsView)
+    async def host_stats() -> HostStatsView:
+        return await agent.host_stats()
+
+    @router.post("/host/suspend", response_model=PowerView, status_code=status.HTTP_202_ACCEPTED)
+    async def suspend() -> PowerView:
+        return PowerView(host=agent.config.name, power_state=await agent.suspend())
+
+    @router.post("/host/wake", response_model=PowerView, status_code=status.HTTP_202_ACCEPTED)
+    async def wake() -> PowerView:
+        """Emulated hosts only (409 on a real host, which its power controller wakes)."""
+        return PowerView(host=agent.config.name, power_state=await agent.wake())
+
+    @router.get("/events", response_model=EventsView)
+    async def events(
+        after: Annotated[int, Query(ge=0, description="last seq seen")] = 0,
+        timeout_s: Annotated[float, Query(ge=0, le=60, description="long-poll wait")] = 0.0,
+    ) -> EventsView:
+        found = await agent.events.wait(after, timeout_s) if timeout_s > 0 else agent.events.since(after)
+        return EventsView(events=found, next_seq=agent.events.next_seq)
+
+    return router
+
+
+def _error(status_code: int, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status_code, content={"detail": detail})
+
+
+def create_app(agent: HostAgent, token: str, *, adopt: bool = True) -> FastAPI:
+    """The ASGI app of one agent. ``adopt``: take over running QEMU processes at startup."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if adopt:
+            await agent.start()
+        yield
+        await agent.close()
+
+    app = FastAPI(title=f"Consolidator host agent ({agent.config.name})", version="1", lifespan=lifespan)
+    auth = [Depends(_auth_dependency(token))]
+    app.add_middleware(BearerGate, token=token)
+    app.include_router(_vm_routes(agent), prefix="/v1", dependencies=auth, responses=_ERRORS)
+    app.include_router(_host_routes(agent), prefix="/v1", dependencies=auth, responses=_ERRORS)
+
+    @app.exception_handler(Unauthorized)
+    async def _unauthorized(_: Request, __: Unauthorized) -> JSONResponse:
+        response = _error(401, "missing or wrong bearer token")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+        return _error(404, str(exc))
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
+        return _error(409, str(exc))
+
+    @app.exception_handler(DriverError)
+    async def _driver(_: Request, exc: DriverError) -> JSONResponse:
+        return _error(502, f"VM driver: {exc}")
+
+    return app

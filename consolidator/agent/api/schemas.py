@@ -1,0 +1,165 @@
+"""Request and response bodies of the host agent's HTTP API (they make its OpenAPI schema).
+
+Every request model forbids unknown fields and bounds every number, so a malformed body is a
+422 with a message before any handler runs.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from consolidator.agent.api.config import NAME_PATTERN
+from consolidator.agent.hypervisor import OnTimeout, VmConfig, VmInfo, VmRunState, VmStats
+from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
+
+# Hard limits of one request; the host's own limit (max_vm_mem_mib) is checked by the agent.
+MAX_MEM_MIB = 1 << 20
+MAX_DIRTY_MIB_S = 100_000.0
+MIGRATION_URI_PATTERN = r"^tcp:(\d{1,3}\.){3}\d{1,3}:\d{1,5}$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VmBody(_Strict):
+    """A VM to create (or to receive, for prepare-incoming): size, CPU quota and guest load."""
+
+    name: str = Field(pattern=NAME_PATTERN, description="VM name, e.g. vm0")
+    mem_mib: int = Field(256, ge=16, le=MAX_MEM_MIB)
+    vcpus: int = Field(1, ge=1, le=64)
+    cpu_quota: float = Field(1.0, gt=0, le=64, description="fraction of one host core: the VM's 100 %")
+    load: float = Field(0.0, ge=0, le=1, description="workload CPU load, 0..1 of the quota")
+    dirty_mib_s: float = Field(0.0, ge=0, le=MAX_DIRTY_MIB_S)
+    wws_mib: int | None = Field(None, ge=1, le=MAX_MEM_MIB)
+
+    def to_config(self) -> VmConfig:
+        return VmConfig(**self.model_dump())
+
+    @classmethod
+    def from_config(cls, config: VmConfig) -> VmBody:
+        return cls(name=config.name, mem_mib=config.mem_mib, vcpus=config.vcpus,
+                   cpu_quota=config.cpu_quota, load=config.load, dirty_mib_s=config.dirty_mib_s,
+                   wws_mib=config.wws_mib)
+
+
+class VmView(BaseModel):
+    """A VM as the agent sees it."""
+
+    name: str
+    state: VmRunState
+    config: VmBody
+    pid: int | None = None
+
+    @classmethod
+    def of(cls, info: VmInfo) -> VmView:
+        return cls(name=info.name, state=info.state, config=VmBody.from_config(info.config), pid=info.pid)
+
+
+class IncomingView(BaseModel):
+    """Where the source must send the VM's state."""
+
+    vm: str
+    uri: str
+
+
+class MigrateBody(_Strict):
+    """Send a VM to a destination that was prepared with prepare-incoming."""
+
+    dst_uri: str = Field(pattern=MIGRATION_URI_PATTERN, description="from the destination's incoming call")
+    dst_host: str = Field(pattern=NAME_PATTERN, description="destination host name, for events")
+    method: Literal["precopy", "postcopy", "hybrid"] = "postcopy"
+    max_bandwidth_bytes_per_s: float | None = Field(None, gt=0, le=1e12)
+    downtime_limit_s: float = Field(0.3, gt=0, le=60)
+    timeout_s: float = Field(60.0, gt=0, le=86_400)
+    on_timeout: OnTimeout = OnTimeout.CANCEL
+    hybrid_precopy_rounds: int = Field(1, ge=1, le=1000)
+
+    @property
+    def migration_method(self) -> MigrationMethod:
+        return MigrationMethod(self.method)
+
+
+class MigrationAccepted(BaseModel):
+    vm: str
+    src_host: str
+    dst_host: str
+    method: MigrationMethod
+
+
+class LoadBody(_Strict):
+    """The guest workload's CPU load (of its quota) and memory update rate at that load."""
+
+    load: float = Field(ge=0, le=1)
+    dirty_mib_s: float = Field(ge=0, le=MAX_DIRTY_MIB_S)
+
+
+class VmStatsView(BaseModel):
+    name: str
+    cpu_load: float
+    dirty_bytes_per_s: float | None
+    mem_mib: int
+
+    @classmethod
+    def of(cls, stats: VmStats) -> VmStatsView:
+        return cls(name=stats.name, cpu_load=stats.cpu_load, dirty_bytes_per_s=stats.dirty_bytes_per_s,
+                   mem_mib=stats.mem_mib)
+
+
+class HostStatsView(BaseModel):
+    """A host's usage now: CPU in cores, memory in MiB, watts (modelled for an emulated host)."""
+
+    host: str
+    t_wall_s: float
+    power_state: PowerState
+    emulated: bool
+    cores: float
+    cpu_load: float = Field(description="cores busy: /proc/stat on a real host, sum of VMs when emulated")
+    proc_cpu_load: float = Field(description="cores busy on the machine per /proc/stat")
+    mem_total_mib: float
+    mem_used_mib: float
+    watts: float | None = Field(description="modelled watts of an emulated host; None on a real one")
+    vms: list[VmStatsView]
+
+
+class CheckView(BaseModel):
+    vm: str
+    bad_pages: int
+
+
+class PowerView(BaseModel):
+    host: str
+    power_state: PowerState
+
+
+class EventView(BaseModel):
+    """One migration or host event; ``seq`` grows by one per event on this agent."""
+
+    seq: int
+    t_wall_s: float
+    kind: Literal["migration_started", "migration_finished", "host_power"]
+    host: str
+    vm: str | None = None
+    src: str | None = None
+    dst: str | None = None
+    method: MigrationMethod | None = None
+    outcome: MigrationOutcome | None = None
+    start_wall_s: float | None = None
+    bytes_sent: int = 0
+    downtime_s: float | None = None
+    rounds: int = 0
+    converged: bool | None = None
+    switched_to_postcopy: bool | None = None
+    power_state: PowerState | None = None
+    detail: str = ""
+
+
+class EventsView(BaseModel):
+    events: list[EventView]
+    next_seq: int = Field(description="pass as ?after= to get only newer events")
+
+
+class ErrorView(BaseModel):
+    detail: str

@@ -1,0 +1,196 @@
+"""The host agent: one host's VMs (through a VM driver), its power state and its event stream.
+
+The HTTP layer (``agent/api/app.py``) only authenticates, validates and translates; every
+decision about the host lives here. Errors: ``NotFound`` -> 404, ``Conflict`` -> 409.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from consolidator.agent.api import procstats
+from consolidator.agent.api.config import AgentConfig
+from consolidator.agent.api.errors import Conflict, NotFound
+from consolidator.agent.api.eventlog import EventLog
+from consolidator.agent.api.schemas import (
+    HostStatsView,
+    LoadBody,
+    MigrateBody,
+    MigrationAccepted,
+    VmBody,
+    VmStatsView,
+    VmView,
+)
+from consolidator.agent.hypervisor import (
+    DriverError,
+    Hypervisor,
+    MigrationReport,
+    MigrationRequest,
+    VmInfo,
+    VmRunState,
+)
+from consolidator.agent.power_state import HostPower
+from consolidator.domain.types import MigrationOutcome, PowerState
+
+log = logging.getLogger(__name__)
+
+
+class HostAgent:
+    """Owns one host: validates requests against its state, drives the VM driver, emits events."""
+
+    def __init__(self, config: AgentConfig, driver: Hypervisor) -> None:
+        self.config = config
+        self.driver = driver
+        self.events = EventLog(config.name)
+        self.power = HostPower(config, self.events)
+        self._migrations: dict[str, asyncio.Task[None]] = {}
+        self._cpu_before = procstats.read_cpu_times()
+
+    async def start(self) -> list[VmInfo]:
+        """Adopt the QEMU processes that outlived a previous agent."""
+        adopted = await self.driver.adopt()
+        if adopted:
+            log.info("adopted %d running VM(s): %s", len(adopted), ", ".join(v.name for v in adopted))
+        return adopted
+
+    async def close(self) -> None:
+        """Stop watching migrations and close QMP connections; QEMU processes keep running."""
+        for task in self._migrations.values():
+            task.cancel()
+        await self.power.close()
+        await self.driver.close()
+
+    # --- VMs -------------------------------------------------------------------------------
+
+    async def _vm(self, name: str) -> VmInfo:
+        for info in await self.driver.list_vms():
+            if info.name == name:
+                return info
+        raise NotFound(f"no VM named {name!r} on host {self.config.name}")
+
+    async def _check_new_vm(self, body: VmBody) -> None:
+        self.power.require_on()
+        if body.mem_mib > self.config.max_vm_mem_mib:
+            raise Conflict(f"mem_mib {body.mem_mib} exceeds this host's max_vm_mem_mib "
+                           f"{self.config.max_vm_mem_mib}")
+        vms = await self.driver.list_vms()
+        if any(v.name == body.name for v in vms):
+            raise Conflict(f"a VM named {body.name!r} already exists on host {self.config.name}")
+        if len(vms) >= self.config.max_vms:
+            raise Conflict(f"host {self.config.name} already runs max_vms={self.config.max_vms} VMs")
+
+    async def create_vm(self, body: VmBody) -> VmView:
+        await self._check_new_vm(body)
+        return VmView.of(await self.driver.create_vm(body.to_config()))
+
+    async def prepare_incoming(self, body: VmBody) -> str:
+        await self._check_new_vm(body)
+        return await self.driver.prepare_incoming(body.to_config(), self.config.migration_listen_host)
+
+    async def destroy_vm(self, name: str) -> None:
+        await self._vm(name)
+        task = self._migrations.get(name)
+        if task is not None and not task.done():
+            raise Conflict(f"VM {name!r} is migrating; cancel the migration first")
+        await self.driver.destroy_vm(name)
+
+    async def list_vms(self) -> list[VmView]:
+        return [VmView.of(info) for info in await self.driver.list_vms()]
+
+    async def set_load(self, name: str, body: LoadBody) -> None:
+        self.power.require_on()
+        await self._vm(name)
+        await self.driver.set_load(name, body.load, body.dirty_mib_s)
+
+    async def check_pages(self, name: str) -> int:
+        self.power.require_on()
+        await self._vm(name)
+        return await self.driver.check_pages(name)
+
+    async def vm_stats(self, name: str) -> VmStatsView:
+        await self._vm(name)
+        return VmStatsView.of(await self.driver.vm_stats(name))
+
+    # --- migration -------------------------------------------------------------------------
+
+    async def migrate(self, name: str, body: MigrateBody) -> MigrationAccepted:
+        """Start sending ``name`` to a prepared destination; the outcome arrives as an event."""
+        self.power.require_on()
+        info = await self._vm(name)
+        running = self._migrations.get(name)
+        if (running is not None and not running.done()) or info.state != VmRunState.RUNNING:
+            raise Conflict(f"VM {name!r} is {info.state.value}, needs running and not migrating")
+        request = MigrationRequest(
+            vm=name, dst_uri=body.dst_uri, method=body.migration_method,
+            max_bandwidth_bytes_per_s=body.max_bandwidth_bytes_per_s,
+            downtime_limit_s=body.downtime_limit_s, timeout_s=body.timeout_s,
+            on_timeout=body.on_timeout, hybrid_precopy_rounds=body.hybrid_precopy_rounds,
+        )
+        start = time.time()
+        await self.events.append("migration_started", vm=name, src=self.config.name, dst=body.dst_host,
+                                 method=request.method, start_wall_s=start)
+        self._migrations[name] = asyncio.create_task(self._run_migration(request, body.dst_host, start))
+        return MigrationAccepted(vm=name, src_host=self.config.name, dst_host=body.dst_host,
+                                 method=request.method)
+
+    async def _run_migration(self, request: MigrationRequest, dst: str, start: float) -> None:
+        try:
+            report = await self.driver.migrate(request)
+        except (DriverError, OSError) as exc:
+            log.warning("migration of %s to %s failed: %s", request.vm, dst, exc)
+            report = MigrationReport(vm=request.vm, method=request.method, outcome=MigrationOutcome.FAILED,
+                                     total_s=time.time() - start, downtime_s=None, bytes_sent=0,
+                                     rounds=0, converged=False, detail=str(exc))
+        await self.events.append(
+            "migration_finished", vm=request.vm, src=self.config.name, dst=dst, method=request.method,
+            outcome=report.outcome, start_wall_s=start, bytes_sent=report.bytes_sent,
+            downtime_s=report.downtime_s, rounds=report.rounds, converged=report.converged,
+            switched_to_postcopy=report.switched_to_postcopy, detail=report.detail,
+        )
+
+    async def cancel_migration(self, name: str) -> None:
+        await self._vm(name)
+        task = self._migrations.get(name)
+        if task is None or task.done():
+            raise Conflict(f"VM {name!r} is not migrating")
+        await self.driver.cancel_migration(name)
+
+    # --- host ------------------------------------------------------------------------------
+
+    async def host_stats(self) -> HostStatsView:
+        """CPU (cores), memory and watts now; VM stats from the driver."""
+        after = procstats.read_cpu_times()
+        proc_cores = procstats.cpu_cores_busy(self._cpu_before, after)
+        self._cpu_before = after
+        total_mib, used_mib = procstats.read_mem_mib()
+        vms: list[VmStatsView] = []
+        for info in await self.driver.list_vms():
+            if info.state in (VmRunState.RUNNING, VmRunState.MIGRATING, VmRunState.POSTCOPY):
+                try:
+                    vms.append(VmStatsView.of(await self.driver.vm_stats(info.name)))
+                except DriverError as exc:  # a VM that just left or stopped: report the rest
+                    log.debug("no stats for %s: %s", info.name, exc)
+        if self.config.emulated:
+            # a lab host shares the machine: its load is what its VMs use, in units of their quota
+            cpu = sum(v.cpu_load for v in vms)
+        else:
+            cpu = proc_cores
+        return HostStatsView(
+            host=self.config.name, t_wall_s=time.time(), power_state=self.power.state,
+            emulated=self.config.emulated, cores=self.config.cores, cpu_load=cpu,
+            proc_cpu_load=proc_cores, mem_total_mib=total_mib, mem_used_mib=used_mib,
+            watts=self.power.watts(cpu) if self.config.emulated else None, vms=vms,
+        )
+
+    async def suspend(self) -> PowerState:
+        if self._migrations and any(not t.done() for t in self._migrations.values()):
+            raise Conflict("a migration is running on this host")
+        vms = await self.driver.list_vms()
+        if vms:
+            raise Conflict(f"host {self.config.name} still has VMs: {', '.join(v.name for v in vms)}")
+        return await self.power.suspend()
+
+    async def wake(self) -> PowerState:
+        return await self.power.wake()

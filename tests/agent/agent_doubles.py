@@ -1,0 +1,85 @@
+"""Test double of the VM driver, for the API's security and validation tests only.
+
+It is NOT the product: it starts no QEMU. It exists so the HTTP layer's checks (auth, validation,
+state rules) run in milliseconds and can assert that a refused request reached no driver method.
+The real driver (``consolidator.agent.qemu``) is exercised by the tests marked ``qemu``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from consolidator.agent.hypervisor import (
+    DriverError,
+    MigrationReport,
+    MigrationRequest,
+    VmConfig,
+    VmInfo,
+    VmRunState,
+    VmStats,
+)
+from consolidator.domain.types import MigrationOutcome
+
+
+class RecordingHypervisor:
+    """Keeps VMs in a dict and records every call as (method, args)."""
+
+    def __init__(self, migrate_s: float = 0.05) -> None:
+        self.vms: dict[str, VmInfo] = {}
+        self.calls: list[tuple[str, tuple[object, ...]]] = []
+        self.migrate_s = migrate_s
+
+    def mutating_calls(self) -> list[str]:
+        readonly = {"list_vms", "vm_stats", "adopt", "close", "check_pages"}
+        return [name for name, _ in self.calls if name not in readonly]
+
+    async def create_vm(self, config: VmConfig) -> VmInfo:
+        self.calls.append(("create_vm", (config,)))
+        info = VmInfo(name=config.name, state=VmRunState.RUNNING, config=config, pid=4242)
+        self.vms[config.name] = info
+        return info
+
+    async def prepare_incoming(self, config: VmConfig, listen_host: str) -> str:
+        self.calls.append(("prepare_incoming", (config, listen_host)))
+        self.vms[config.name] = VmInfo(name=config.name, state=VmRunState.INCOMING, config=config)
+        return f"tcp:{listen_host}:49152"
+
+    async def migrate(self, request: MigrationRequest) -> MigrationReport:
+        self.calls.append(("migrate", (request,)))
+        await asyncio.sleep(self.migrate_s)
+        self.vms.pop(request.vm, None)
+        return MigrationReport(vm=request.vm, method=request.method, outcome=MigrationOutcome.COMPLETED,
+                               total_s=self.migrate_s, downtime_s=0.01, bytes_sent=1000, rounds=1,
+                               converged=True)
+
+    async def cancel_migration(self, vm: str) -> None:
+        self.calls.append(("cancel_migration", (vm,)))
+
+    async def destroy_vm(self, vm: str) -> None:
+        self.calls.append(("destroy_vm", (vm,)))
+        if self.vms.pop(vm, None) is None:
+            raise DriverError(f"no VM {vm}")
+
+    async def list_vms(self) -> list[VmInfo]:
+        self.calls.append(("list_vms", ()))
+        return list(self.vms.values())
+
+    async def vm_stats(self, vm: str) -> VmStats:
+        self.calls.append(("vm_stats", (vm,)))
+        info = self.vms[vm]
+        return VmStats(name=vm, cpu_load=info.config.load, dirty_bytes_per_s=None,
+                       mem_mib=info.config.mem_mib)
+
+    async def set_load(self, vm: str, load: float, dirty_mib_s: float) -> None:
+        self.calls.append(("set_load", (vm, load, dirty_mib_s)))
+
+    async def check_pages(self, vm: str) -> int:
+        self.calls.append(("check_pages", (vm,)))
+        return 0
+
+    async def adopt(self) -> list[VmInfo]:
+        self.calls.append(("adopt", ()))
+        return list(self.vms.values())
+
+    async def close(self) -> None:
+        self.calls.append(("close", ()))
