@@ -55,7 +55,8 @@ def parse_target(url_or_path: str | Path) -> Target:
         return Target(f"sqlite:///{path}", str(path), "sqlite")
     if text.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         url = make_url(text.replace("postgres://", "postgresql://", 1)).set(drivername="postgresql+psycopg")
-        return Target(url.render_as_string(hide_password=False), url.render_as_string(), "postgresql")
+        shown = url.set(drivername="postgresql").render_as_string()  # password as ***
+        return Target(url.render_as_string(hide_password=False), shown, "postgresql")
     if "://" in text:
         raise StoreError("unsupported database URL (use a path, sqlite:/// or postgresql://)", source=text)
     return Target(f"sqlite:///{Path(text)}", text, "sqlite")

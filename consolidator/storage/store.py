@@ -8,8 +8,9 @@ reloaded from the database when a store is reopened (a management-node restart r
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,6 +208,16 @@ class RunStore:
                 power[ev.host] = ev.state
         return ResumeState(max(known) if known else None, self.latest_hosts(), self.latest_vms(),
                            power, self.meta())
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """Flush, then run the block in one transaction on the store's connection (errors translated)."""
+        self.flush()
+        with self._errors():
+            if self._conn.in_transaction():
+                self._conn.commit()
+            with self._conn.begin():
+                yield self._conn
 
     # -- internals --------------------------------------------------------------------------------
     def _query(self, q: Any) -> list[Any]:
