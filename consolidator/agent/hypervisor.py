@@ -74,6 +74,8 @@ class MigrationReport:
     switched_to_postcopy: bool = False
     detail: str = ""
     timeline: dict[str, float] = field(default_factory=dict)  # wall-clock marks, e.g. "stop", "resume"
+    normal_bytes: int = 0  # non-zero page bytes sent (resends count again); postcopy: ≈ touched RAM
+    postcopy_requests: int = 0  # pages the destination faulted on and requested
 
 
 @dataclass(frozen=True, slots=True)

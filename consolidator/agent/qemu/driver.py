@@ -1,0 +1,309 @@
+"""The QEMU VM driver: implements ``consolidator.agent.hypervisor.Hypervisor`` over QMP.
+
+QEMU runs daemonized, so VMs outlive the driver; ``adopt()`` finds them again in the state folder.
+The destination of a migration is a second driver (usually on another host) whose
+``prepare_incoming`` starts ``-incoming defer`` and returns the URI the source sends to.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import shutil
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consolidator.agent.guest import GuestImage, build_guest
+from consolidator.agent.hypervisor import (
+    DriverError,
+    MigrationReport,
+    MigrationRequest,
+    VmConfig,
+    VmInfo,
+    VmRunState,
+    VmStats,
+)
+from consolidator.agent.qemu import guestctl, launch
+from consolidator.agent.qemu.migration import capabilities, run_migration
+from consolidator.agent.qemu.monitor import Monitor
+
+log = logging.getLogger(__name__)
+
+_RUNSTATES = {
+    "running": VmRunState.RUNNING, "inmigrate": VmRunState.INCOMING, "prelaunch": VmRunState.STARTING,
+    "paused": VmRunState.PAUSED, "finish-migrate": VmRunState.MIGRATING, "postmigrate": VmRunState.STOPPED,
+    "shutdown": VmRunState.STOPPED, "internal-error": VmRunState.STOPPED, "io-error": VmRunState.PAUSED,
+}
+
+
+@dataclass
+class _Vm:
+    config: VmConfig
+    paths: launch.VmPaths
+    pid: int
+    monitor: Monitor
+    incoming: bool = False
+    migrating: bool = False
+    ctl_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cpu_mark: tuple[float, float] | None = None  # (wall s, process CPU s) at the last vm_stats
+    dirty_bytes_per_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DriverSettings:
+    """How this host runs QEMU. ``netns`` runs QEMU inside a network namespace (tests, calibration)."""
+
+    state_dir: Path
+    qemu_binary: str = "qemu-system-x86_64"
+    accel: str = "auto"  # auto | kvm | tcg
+    netns: str | None = None
+    boot_timeout_s: float = 60.0
+    guest: GuestImage | None = None  # None: build (or take from the cache) on first use
+
+
+class QemuDriver:
+    """One host's QEMU VMs. Not thread-safe; use from one asyncio loop."""
+
+    def __init__(self, settings: DriverSettings) -> None:
+        if settings.accel not in ("auto", "kvm", "tcg"):
+            raise ValueError(f"driver.accel must be auto, kvm or tcg, not {settings.accel!r}")
+        self.settings = settings
+        self.accel = launch.detect_accel() if settings.accel == "auto" else settings.accel
+        self._vms: dict[str, _Vm] = {}
+        self._quota = launch.CpuQuota(settings.state_dir)
+        self._guest = settings.guest
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def _image(self) -> GuestImage:
+        if self._guest is None:
+            self._guest = await asyncio.to_thread(build_guest)
+        return self._guest
+
+    async def _launch(self, config: VmConfig, incoming: bool) -> _Vm:
+        launch.validate_config(config)
+        if config.name in self._vms:
+            raise DriverError(f"VM {config.name!r} already exists on this host")
+        paths = launch.vm_paths(self.settings.state_dir, config.name)
+        if paths.folder.exists():
+            shutil.rmtree(paths.folder)  # leftovers of a VM that is gone (adopt() found no process)
+        paths.folder.mkdir(parents=True)
+        launch.save_config(paths, config)
+        argv = launch.qemu_argv(self.settings.qemu_binary, config, await self._image(), paths, self.accel,
+                                incoming, self.settings.netns)
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await proc.communicate()
+        pid = launch.read_pid(paths)
+        if proc.returncode != 0 or pid is None:
+            shutil.rmtree(paths.folder, ignore_errors=True)
+            raise DriverError(f"QEMU for {config.name} failed to start ({proc.returncode}): "
+                              f"{(err or out).decode(errors='replace').strip()[-400:]}")
+        self._quota.apply(config.name, pid, config.cpu_quota)
+        monitor = Monitor(f"{config.name}@{self.settings.state_dir.name}")
+        vm = _Vm(config, paths, pid, monitor, incoming=incoming)
+        self._vms[config.name] = vm
+        try:
+            await monitor.connect(paths.qmp)
+            await monitor.execute("migrate-set-capabilities", {"capabilities": capabilities(incoming)})
+        except DriverError:
+            await self.destroy_vm(config.name)
+            raise
+        return vm
+
+    async def create_vm(self, config: VmConfig) -> VmInfo:
+        """Boot a VM and return once its workload generator answers."""
+        vm = await self._launch(config, incoming=False)
+        try:
+            await guestctl.wait_ready(vm.paths.ctl, self.settings.boot_timeout_s)
+        except DriverError as exc:
+            console = vm.paths.console.read_text(errors="replace")[-300:] if vm.paths.console.exists() else ""
+            await self.destroy_vm(config.name)
+            raise DriverError(f"{exc}; console: {console!r}") from exc
+        return await self._info(vm)
+
+    async def prepare_incoming(self, config: VmConfig, listen_host: str) -> str:
+        """Start a destination QEMU listening on ``listen_host`` (a free port) and return its URI."""
+        vm = await self._launch(config, incoming=True)
+        await vm.monitor.execute("migrate-incoming", {"uri": f"tcp:{listen_host}:0"})
+        info = await vm.monitor.execute("query-migrate")
+        addresses = info.get("socket-address", [])
+        if not addresses:
+            await self.destroy_vm(config.name)
+            raise DriverError(f"destination {config.name}: QEMU reported no listening address")
+        addr = addresses[0]
+        return f"tcp:{addr['host']}:{addr['port']}"
+
+    async def destroy_vm(self, vm: str) -> None:
+        """Stop the QEMU process (QMP quit, then signals) and delete its state folder."""
+        entry = self._get(vm)
+        try:
+            await asyncio.wait_for(entry.monitor.execute("quit"), 5.0)
+        except (DriverError, TimeoutError):
+            launch.kill(entry.pid, signal.SIGTERM)
+        await entry.monitor.close()
+        await self._wait_gone(entry.pid)
+        self._quota.remove(vm)
+        shutil.rmtree(entry.paths.folder, ignore_errors=True)
+        del self._vms[vm]
+
+    @staticmethod
+    async def _wait_gone(pid: int, timeout_s: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while launch.pid_alive(pid) and launch.is_qemu(pid):
+            if time.monotonic() > deadline:
+                launch.kill(pid, signal.SIGKILL)
+                deadline = time.monotonic() + timeout_s
+            await asyncio.sleep(0.05)
+
+    # --- migration -------------------------------------------------------------------------------
+
+    async def migrate(self, request: MigrationRequest) -> MigrationReport:
+        """Migrate a VM away; on success the source QEMU is stopped and forgotten."""
+        vm = self._get(request.vm)
+        await self._info(vm)  # refreshes ``incoming`` for a VM that arrived here
+        if vm.migrating or vm.incoming:
+            raise DriverError(f"VM {request.vm!r} cannot migrate now (migrating={vm.migrating}, "
+                              f"incoming={vm.incoming})")
+        vm.migrating = True
+        try:
+            report = await run_migration(vm.monitor, request)
+        finally:
+            vm.migrating = False
+        if report.outcome.value == "completed":
+            await self.destroy_vm(request.vm)
+        return report
+
+    async def cancel_migration(self, vm: str) -> None:
+        entry = self._get(vm)
+        if not entry.migrating:
+            raise DriverError(f"VM {vm!r} is not migrating")
+        await entry.monitor.execute("migrate_cancel")
+
+    async def wait_incoming(self, vm: str, timeout_s: float = 120.0) -> dict[str, float]:
+        """Wait until an incoming migration has finished here; return its marks ("resume", "completed").
+
+        Downtime of the move = this "resume" - the source report's timeline["stop"] (same clock).
+        """
+        entry = self._get(vm)
+        mon = entry.monitor
+        done = await mon.wait_event("MIGRATION", timeout_s, status="completed")
+        entry.incoming = False
+        marks = {"completed": done.timestamp_s}
+        resume = mon.last("RESUME")
+        if resume is not None:
+            marks["resume"] = resume.timestamp_s
+        return marks
+
+    def incoming_failed(self, vm: str) -> bool:
+        """True when the incoming migration of ``vm`` failed (e.g. the source cancelled it)."""
+        entry = self._get(vm)
+        return entry.monitor.last("MIGRATION", status="failed") is not None or not launch.pid_alive(entry.pid)
+
+    # --- guest -----------------------------------------------------------------------------------
+
+    async def set_load(self, vm: str, load: float, dirty_mib_s: float) -> None:
+        entry = self._get(vm)
+        new = dataclasses.replace(entry.config, load=load, dirty_mib_s=dirty_mib_s)
+        launch.validate_config(new)
+        async with entry.ctl_lock:
+            await guestctl.set_load(entry.paths.ctl, load, dirty_mib_s)
+        entry.config = new
+        launch.save_config(entry.paths, new)
+
+    async def check_pages(self, vm: str) -> int:
+        entry = self._get(vm)
+        async with entry.ctl_lock:
+            return await guestctl.check(entry.paths.ctl)
+
+    async def guest_stats(self, vm: str) -> guestctl.GuestStats:
+        entry = self._get(vm)
+        async with entry.ctl_lock:
+            return await guestctl.stats(entry.paths.ctl)
+
+    # --- observation -----------------------------------------------------------------------------
+
+    async def vm_stats(self, vm: str) -> VmStats:
+        """CPU since the previous call (cores, from /proc) and QEMU's latest dirty-rate measurement.
+
+        The dirty rate is measured in the background (``calc-dirty-rate``, 1 s); a call returns the
+        last finished measurement and starts the next, so it never blocks for the measuring time.
+        """
+        entry = self._get(vm)
+        now, cpu = time.monotonic(), launch.cpu_seconds(entry.pid)
+        mark, entry.cpu_mark = entry.cpu_mark, (now, cpu)
+        load = (cpu - mark[1]) / (now - mark[0]) if mark and now > mark[0] else 0.0
+        if not entry.migrating and not entry.incoming:
+            await self._sample_dirty_rate(entry)
+        return VmStats(vm, load, entry.dirty_bytes_per_s, entry.config.mem_mib)
+
+    @staticmethod
+    async def _sample_dirty_rate(entry: _Vm) -> None:
+        try:
+            info = await entry.monitor.execute("query-dirty-rate")
+            if info.get("status") == "measured" and "dirty-rate" in info:
+                entry.dirty_bytes_per_s = float(info["dirty-rate"]) * 1024 * 1024  # QEMU reports MiB/s
+            if info.get("status") != "measuring":
+                await entry.monitor.execute("calc-dirty-rate", {"calc-time": 1})
+        except DriverError as exc:
+            log.debug("dirty rate of %s unavailable: %s", entry.config.name, exc)
+
+    async def _info(self, vm: _Vm) -> VmInfo:
+        state = VmRunState.STOPPED
+        if launch.pid_alive(vm.pid):
+            try:
+                status = (await vm.monitor.execute("query-status")).get("status", "")
+                state = _RUNSTATES.get(status, VmRunState.PAUSED)
+                if state is VmRunState.RUNNING:
+                    mig = (await vm.monitor.execute("query-migrate")).get("status", "")
+                    if mig == "completed" and vm.incoming:
+                        vm.incoming = False  # the incoming migration has landed here
+                    if mig.startswith("postcopy") and vm.incoming:
+                        state = VmRunState.POSTCOPY
+                    elif vm.migrating or mig in ("active", "setup", "device", "pre-switchover"):
+                        state = VmRunState.MIGRATING
+            except DriverError as exc:
+                log.debug("status of %s: %s", vm.config.name, exc)
+        return VmInfo(vm.config.name, state, vm.config, vm.pid, str(vm.paths.qmp))
+
+    async def list_vms(self) -> list[VmInfo]:
+        return [await self._info(vm) for vm in list(self._vms.values())]
+
+    def _get(self, vm: str) -> _Vm:
+        try:
+            return self._vms[vm]
+        except KeyError:
+            raise DriverError(f"no VM {vm!r} on this host") from None
+
+    # --- restart ---------------------------------------------------------------------------------
+
+    async def adopt(self) -> list[VmInfo]:
+        """Reconnect to the QEMU processes recorded in the state folder; clear records of dead ones."""
+        found: list[VmInfo] = []
+        for folder in sorted(p for p in self.settings.state_dir.iterdir() if p.is_dir()):
+            paths = launch.VmPaths(folder)
+            pid = launch.read_pid(paths)
+            if folder.name in self._vms or not paths.config.exists():
+                continue
+            if pid is None or not launch.pid_alive(pid) or not launch.is_qemu(pid):
+                log.info("VM %s: no QEMU process any more, removing its state", folder.name)
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            monitor = Monitor(f"{folder.name}@{self.settings.state_dir.name}")
+            await monitor.connect(paths.qmp)
+            vm = _Vm(launch.load_config(paths), paths, pid, monitor)
+            status = (await monitor.execute("query-status")).get("status")
+            vm.incoming = status == "inmigrate"
+            self._vms[folder.name] = vm
+            found.append(await self._info(vm))
+        return found
+
+    async def close(self) -> None:
+        """Disconnect from every QEMU; the processes keep running."""
+        for vm in self._vms.values():
+            await vm.monitor.close()
+        self._vms.clear()
