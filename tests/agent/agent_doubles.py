@@ -8,6 +8,7 @@ The real driver (``consolidator.agent.qemu``) is exercised by the tests marked `
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from consolidator.agent.hypervisor import (
     DriverError,
@@ -22,9 +23,16 @@ from consolidator.domain.types import MigrationOutcome
 
 
 class RecordingHypervisor:
-    """Keeps VMs in a dict and records every call as (method, args)."""
+    """Keeps VMs in a dict and records every call as (method, args).
 
-    def __init__(self, migrate_s: float = 0.05) -> None:
+    Doubles that share one ``fabric`` dict hand a migrated VM over: the destination's incoming VM
+    becomes running when the source's migration completes.
+    """
+
+    def __init__(self, migrate_s: float = 0.05, fabric: dict[str, RecordingHypervisor] | None = None,
+                 port: int = 49152) -> None:
+        self.fabric = fabric if fabric is not None else {}
+        self.port = port
         self.vms: dict[str, VmInfo] = {}
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.migrate_s = migrate_s
@@ -42,12 +50,17 @@ class RecordingHypervisor:
     async def prepare_incoming(self, config: VmConfig, listen_host: str) -> str:
         self.calls.append(("prepare_incoming", (config, listen_host)))
         self.vms[config.name] = VmInfo(name=config.name, state=VmRunState.INCOMING, config=config)
-        return f"tcp:{listen_host}:49152"
+        uri = f"tcp:{listen_host}:{self.port}"
+        self.fabric[uri] = self
+        return uri
 
     async def migrate(self, request: MigrationRequest) -> MigrationReport:
         self.calls.append(("migrate", (request,)))
         await asyncio.sleep(self.migrate_s)
-        self.vms.pop(request.vm, None)
+        info = self.vms.pop(request.vm)
+        dst = self.fabric.get(request.dst_uri)
+        if dst is not None:
+            dst.vms[request.vm] = VmInfo(name=request.vm, state=VmRunState.RUNNING, config=info.config)
         return MigrationReport(vm=request.vm, method=request.method, outcome=MigrationOutcome.COMPLETED,
                                total_s=self.migrate_s, downtime_s=0.01, bytes_sent=1000, rounds=1,
                                converged=True)
@@ -72,6 +85,9 @@ class RecordingHypervisor:
 
     async def set_load(self, vm: str, load: float, dirty_mib_s: float) -> None:
         self.calls.append(("set_load", (vm, load, dirty_mib_s)))
+        info = self.vms[vm]
+        config = dataclasses.replace(info.config, load=load, dirty_mib_s=dirty_mib_s)
+        self.vms[vm] = dataclasses.replace(info, config=config)
 
     async def check_pages(self, vm: str) -> int:
         self.calls.append(("check_pages", (vm,)))

@@ -1,0 +1,120 @@
+"""The live runner: the control loop on the wall clock, over host agents.
+
+Like SimPy's RealtimeEnvironment, it is only another way of calling the same loop: every period it
+polls the agents' stats into the Load Monitor and calls ``loop.tick(now)``; agents' events reach
+``loop.on_event`` as they arrive. ``now`` is seconds since the session started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+
+from consolidator.control.loop import ControlLoop, build_loop
+from consolidator.control.ports import SampleSink
+from consolidator.domain.actions import Plan
+from consolidator.domain.events import Event
+from consolidator.domain.types import HostSpec, MigrationMethod, PowerState, VmSpec
+from consolidator.manager.client import AgentClient, AgentEndpoint
+from consolidator.manager.cluster import DEFAULT_OPTIONS, MigrationOptions, RemoteCluster, Waker
+from consolidator.manager.events import EventForwarder
+from consolidator.manager.poller import PolledStats, StatsPoller
+from consolidator.policies.base import Policy
+
+log = logging.getLogger(__name__)
+
+BeforeTick = Callable[[float], Awaitable[None]]
+AfterTick = Callable[[float, dict[str, PolledStats], Plan], None]
+
+
+class LiveSession:
+    """One live run: agent clients, RemoteCluster, control loop, event forwarder; use ``async with``."""
+
+    def __init__(
+        self,
+        hosts: Sequence[HostSpec],
+        vms: Sequence[VmSpec],
+        placement: Mapping[str, str],
+        policy: Policy,
+        endpoints: Mapping[str, AgentEndpoint],
+        method: MigrationMethod,
+        sink: SampleSink,
+        *,
+        power_states: Mapping[str, PowerState] | None = None,
+        options: MigrationOptions = DEFAULT_OPTIONS,
+        waker: Waker | None = None,
+        quotas: dict[str, float] | None = None,
+        window_periods: int = 10,
+    ) -> None:
+        self._args = (hosts, vms, placement, policy, method, sink, window_periods)
+        self.endpoints = dict(endpoints)
+        self.power_states = dict(power_states or {})
+        self.options, self.waker, self.quotas = options, waker, quotas
+        self.observers: list[Callable[[Event], None]] = []
+        self.clients: dict[str, AgentClient] = {}
+        self.t0_wall_s = 0.0
+
+    async def __aenter__(self) -> LiveSession:
+        hosts, vms, placement, policy, method, sink, window = self._args
+        self.t0_wall_s = time.time()
+        self.clients = {name: AgentClient(ep) for name, ep in self.endpoints.items()}
+        self.cluster = RemoteCluster(self.clients, self._deliver, self.t0_wall_s, self.waker, self.options)
+        self.loop: ControlLoop = build_loop(hosts, vms, placement, policy, self.cluster, sink, method,
+                                           self.power_states, window_periods=window)
+        self.poller = StatsPoller(self.clients, self.quotas)
+        self.forwarder = EventForwarder(self.clients, self.t0_wall_s, self._deliver)
+        await self.forwarder.start()
+        return self
+
+    def _deliver(self, event: Event) -> None:
+        self.cluster.on_event(event)
+        self.loop.on_event(event)
+        for observer in self.observers:
+            observer(event)
+
+    def now(self) -> float:
+        return time.time() - self.t0_wall_s
+
+    async def step(self) -> tuple[float, dict[str, PolledStats], Plan]:
+        """One period: poll every agent, record the samples, plan and act."""
+        now = self.now()
+        polled = await self.poller.poll(now)
+        for stats in polled.values():
+            self.loop.monitor.record_host(stats.host)
+            for vm in stats.vms:
+                if vm.vm in self.loop.monitor.vm_index:
+                    self.loop.monitor.record_vm(vm)
+        return now, polled, self.loop.tick(now)
+
+    async def run(self, duration_s: float, period_s: float = 1.0,
+                  before_tick: BeforeTick | None = None, after_tick: AfterTick | None = None) -> int:
+        """Tick every ``period_s`` until ``duration_s``; returns the number of ticks. Late ticks are
+        not made up: a period that overran is logged and the next one starts on the next boundary."""
+        start = time.monotonic() - self.now()
+        ticks, boundary = 0, math.floor(self.now() / period_s)
+        while self.now() < duration_s:
+            if before_tick is not None:
+                await before_tick(self.now())
+            now, polled, plan = await self.step()
+            if after_tick is not None:
+                after_tick(now, polled, plan)
+            ticks += 1
+            elapsed = time.monotonic() - start
+            next_boundary = max(boundary + 1, math.ceil(elapsed / period_s))
+            if next_boundary > boundary + 1:
+                log.warning("tick at %.1f s overran its period by %.2f s", now,
+                            elapsed - (boundary + 1) * period_s)
+            boundary = next_boundary
+            await asyncio.sleep(max(0.0, start + boundary * period_s - time.monotonic()))
+        return ticks
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.forwarder.stop()
+        await self.cluster.drain()
+        for client in self.clients.values():
+            await client.close()

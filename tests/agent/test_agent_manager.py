@@ -1,0 +1,89 @@
+"""The manager over agents served in-process (HTTP through httpx's ASGI transport, driver doubles):
+RemoteCluster, the event forwarder and the live runner drive the lead's control loop unchanged.
+The same path over real QEMU agents is in test_agent_live_qemu.py (marker qemu)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from agent_doubles import RecordingHypervisor
+from conftest import TOKEN, make_agent
+
+from consolidator.agent.api.app import create_app
+from consolidator.agent.api.schemas import EventView, VmBody
+from consolidator.control.ports import NullSink
+from consolidator.domain.events import HostPowerChanged, MigrationFinished
+from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
+from consolidator.manager.client import AgentClient, AgentEndpoint
+from consolidator.manager.events import to_domain
+from consolidator.manager.runner import LiveSession
+from consolidator.policies.registry import make_policy
+
+
+def test_to_domain_converts_times_to_run_time() -> None:
+    event = EventView(seq=3, t_wall_s=1010.0, kind="migration_finished", host="pm0", vm="vm0", src="pm0",
+                      dst="pm1", method=MigrationMethod.POSTCOPY, outcome=MigrationOutcome.COMPLETED,
+                      start_wall_s=1002.0, bytes_sent=5, downtime_s=0.02, rounds=1)
+    domain = to_domain(event, 1000.0)
+    assert isinstance(domain, MigrationFinished)
+    assert (domain.t_s, domain.start_s, domain.outcome) == (10.0, 2.0, MigrationOutcome.COMPLETED)
+    power = to_domain(EventView(seq=1, t_wall_s=1001.5, kind="host_power", host="pm1",
+                                power_state=PowerState.SUSPENDED), 1000.0)
+    assert power == HostPowerChanged(t_s=1.5, host="pm1", state=PowerState.SUSPENDED)
+
+
+def _session(tmp_path: Path, fabric: dict[str, RecordingHypervisor]) -> tuple[LiveSession, dict[str, object]]:
+    agents = {}
+    for i, name in enumerate(("pm0", "pm1")):
+        driver = RecordingHypervisor(fabric=fabric, port=49152 + i)
+        agents[name] = make_agent(tmp_path / name, driver, name=name)
+    hosts = [HostSpec("pm0", Role.WAREHOUSE, cores=1.0, mem_mib=4096),
+             HostSpec("pm1", Role.SERVER, cores=1.0, mem_mib=4096)]
+    session = LiveSession(
+        hosts, [VmSpec("vm0", mem_mib=256)], {"vm0": "pm0"}, make_policy("paper", hold_s=0.5),
+        {h: AgentEndpoint(h, "http://agent", TOKEN) for h in agents}, MigrationMethod.POSTCOPY, NullSink(),
+        window_periods=3,
+    )
+    return session, agents
+
+
+def test_remote_cluster_drives_the_control_loop(tmp_path: Path) -> None:
+    fabric: dict[str, RecordingHypervisor] = {}
+    session, agents = _session(tmp_path, fabric)
+    seen: list[object] = []
+
+    async def main() -> None:
+        real_client = AgentClient
+        transports = {h: httpx.ASGITransport(app=create_app(a, TOKEN, adopt=False))
+                      for h, a in agents.items()}
+        import consolidator.manager.runner as runner
+
+        runner.AgentClient = lambda ep: real_client(ep, transport=transports[ep.host])  # type: ignore[misc]
+        try:
+            async with session:
+                session.observers.append(seen.append)
+                pm0, pm1 = session.clients["pm0"], session.clients["pm1"]
+                await pm0.create_vm(VmBody(name="vm0", mem_mib=256, load=0.1))
+                await session.run(1.0, period_s=0.1)  # pm1 empty -> suspended
+                await pm0.set_load("vm0", 1.0, 0.0)
+                await session.run(4.0, period_s=0.1)  # pm0 overloaded -> wake pm1, vm0 moves, pm0 sleeps
+                assert [v.name for v in await pm1.list_vms()] == ["vm0"]
+                await pm1.set_load("vm0", 0.1, 0.0)
+                await session.run(9.0, period_s=0.1)  # vm0 idle -> wake pm0, vm0 returns, pm1 sleeps
+        finally:
+            runner.AgentClient = real_client  # type: ignore[misc]
+
+    asyncio.run(main())
+    moves = [(e.vm, e.src, e.dst, e.outcome) for e in seen if isinstance(e, MigrationFinished)]
+    assert moves[:2] == [("vm0", "pm0", "pm1", MigrationOutcome.COMPLETED),
+                         ("vm0", "pm1", "pm0", MigrationOutcome.COMPLETED)]
+    power = [e for e in seen if isinstance(e, HostPowerChanged)]
+    states = {h: [e.state for e in power if e.host == h] for h in ("pm0", "pm1")}
+    cycle = [PowerState.SUSPENDING, PowerState.SUSPENDED, PowerState.RESUMING, PowerState.ON]
+    assert states["pm1"] == cycle + cycle[:2]
+    assert states["pm0"] == cycle
+    times = [e.t_s for e in seen]
+    assert times == sorted(times) and 0 < times[0] < 1.0
+    assert session.cluster.errors == []
