@@ -62,7 +62,9 @@ def _cpu_panel(ax: Axes, run: Run, host: str, vm_colours: dict[str, str]) -> flo
     p.shade_suspended(ax, series)
     base = np.zeros_like(times)
     for name, cpu in _vm_cpu_on(run, host, times).items():
-        ax.fill_between(times, base, base + cpu, step="post", color=vm_colours[name], alpha=0.85, lw=0, zorder=2)
+        ax.fill_between(
+            times, base, base + cpu, step="post", color=vm_colours[name], alpha=0.85, lw=0, zorder=2
+        )
         base = base + cpu
     ax.step(times, series.cpu_demand, where="post", color="black", lw=1.0, zorder=3)
     if series.cpu_unserved.any():
@@ -114,8 +116,17 @@ def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
             if series is None:
                 continue
             lower = np.zeros_like(series.watts) if base is None else base
-            ax.fill_between(series.t_s, lower, lower + series.watts, step="post", color=colours[host],
-                            alpha=0.8, lw=0.3, edgecolor="white", zorder=2)
+            ax.fill_between(
+                series.t_s,
+                lower,
+                lower + series.watts,
+                step="post",
+                color=colours[host],
+                alpha=0.8,
+                lw=0.3,
+                edgecolor="white",
+                zorder=2,
+            )
             base = lower + series.watts
         times, total = run.total_watts()
         ax.step(times, total, where="post", color="black", lw=1.2, zorder=3)
@@ -128,20 +139,22 @@ def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     axes[0].set_ylim(0, max(float(r.total_watts()[1].max(initial=0.0)) for r in runs) * 1.2)
     handles: list[object] = [Patch(color=colours[h], label=h) for h in hosts]
     handles.append(Line2D([], [], color="black", label="total"))
-    handles += [h for h in p.legend_extras() if getattr(h, "get_label", lambda: "")() != "host suspended (S3)"]
+    handles += [
+        h for h in p.legend_extras() if getattr(h, "get_label", lambda: "")() != "host suspended (S3)"
+    ]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 10), frameon=False)
     fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
 
 
-def _compared(runs: Mapping[str, Run]) -> list[str]:
+def compared_variants(runs: Mapping[str, Run]) -> list[str]:
     """The consolidating variants drawn one per panel against the references."""
-    return [v for v in runs if v not in REFERENCES] or [v for v in runs if v in REFERENCES][:1]
+    return [v for v in runs if v not in REFERENCES] or list(runs)
 
 
 def active_hosts_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
     """Fig. 8: active (powered) hosts over time, one panel per variant, ideal as the dashed reference."""
-    variants = _compared(runs)
+    variants = compared_variants(runs)
     fig = p.new_figure(6.2 * len(variants) + 0.6, 3.8)
     axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
     top = 1.0
@@ -162,15 +175,19 @@ def active_hosts_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path
     axes[0].set_ylabel("active hosts")
     axes[0].set_ylim(0, top + 1)
     axes[0].yaxis.get_major_locator().set_params(integer=True)
-    fig.legend(handles=p.legend_extras()[:1] + p.legend_extras()[2:], loc="outside lower center", ncol=3,
-               frameon=False)
+    fig.legend(
+        handles=p.legend_extras()[:1] + p.legend_extras()[2:],
+        loc="outside lower center",
+        ncol=3,
+        frameon=False,
+    )
     fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
 
 
 def total_power_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
     """Fig. 9: total power over time, one panel per variant, with ideal and no consolidation beside it."""
-    variants = _compared(runs)
+    variants = compared_variants(runs)
     fig = p.new_figure(6.2 * len(variants) + 0.6, 3.8)
     axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
     top = 1.0
@@ -178,13 +195,28 @@ def total_power_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
         for ref, style in (("none", ":"), ("ideal", "--")):
             if ref in runs and ref != variant:
                 t, w = runs[ref].total_watts()
-                ax.step(t, w, where="post", color=p.variant_colour(ref), ls=style, lw=1.3, zorder=3,
-                        label=f"{ref} ({runs[ref].summary.energy_ws:,.0f} Ws)")
+                ax.step(
+                    t,
+                    w,
+                    where="post",
+                    color=p.variant_colour(ref),
+                    ls=style,
+                    lw=1.3,
+                    zorder=3,
+                    label=f"{ref} ({runs[ref].summary.energy_ws:,.0f} Ws)",
+                )
         run = runs[variant]
         t, w = run.total_watts()
         top = max([top] + [float(r.total_watts()[1].max(initial=0.0)) for r in runs.values()])
-        ax.step(t, w, where="post", color=p.variant_colour(variant, i), lw=1.8, zorder=4,
-                label=f"{variant} ({run.summary.energy_ws:,.0f} Ws)")
+        ax.step(
+            t,
+            w,
+            where="post",
+            color=p.variant_colour(variant, i),
+            lw=1.8,
+            zorder=4,
+            label=f"{variant} ({run.summary.energy_ws:,.0f} Ws)",
+        )
         p.migration_spans(ax, run.migrations, run.summary.duration_s, label=False)
         p.power_markers(ax, run.power_events)
         ax.set_title(f"{variant} vs ideal and no consolidation", pad=12)
@@ -193,8 +225,12 @@ def total_power_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
         ax.legend(loc="lower right")
     axes[0].set_ylabel("total power (W)")
     axes[0].set_ylim(0, top * 1.25)
-    fig.legend(handles=p.legend_extras()[:1] + p.legend_extras()[2:], loc="outside lower center", ncol=3,
-               frameon=False)
+    fig.legend(
+        handles=p.legend_extras()[:1] + p.legend_extras()[2:],
+        loc="outside lower center",
+        ncol=3,
+        frameon=False,
+    )
     fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
 
@@ -210,8 +246,15 @@ def energy_by_seed_figure(energy_ws: Mapping[str, Sequence[float]], path: Path, 
         colour = p.variant_colour(name, i)
         ax.bar(i, values.mean(), color=colour, alpha=0.35, width=0.6)
         ax.scatter(i + rng.uniform(-0.18, 0.18, len(values)), values, color=colour, s=14, zorder=3)
-        ax.annotate(f"{values.mean():,.0f}", (i, values.mean()), ha="center", va="bottom", fontsize=9,
-                    xytext=(0, 3), textcoords="offset points")
+        ax.annotate(
+            f"{values.mean():,.0f}",
+            (i, values.mean()),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            xytext=(0, 3),
+            textcoords="offset points",
+        )
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel("energy (Ws)")
     ax.yaxis.set_major_formatter("{x:,.0f}")

@@ -93,7 +93,8 @@ def find_experiments(out_dir: Path) -> list[Experiment]:
                 found.append(experiment)
     if not found:
         raise UserError(
-            "no experiment found (expected <scenario>/<variant>/seed-<n>/ run folders or <scenario>/table.json)",
+            "no experiment found (expected <scenario>/<variant>/seed-<n>/ run folders "
+            "or <scenario>/table.json)",
             source=str(out_dir),
         )
     log.debug("found experiments: %s", [e.scenario for e in found])

@@ -42,8 +42,16 @@ def variant_colour(variant: str, index: int = 0) -> str:
 def palette(names: Iterable[str], cmap_colours: tuple[str, ...] | None = None) -> dict[str, str]:
     """A stable colour per name (hosts or VMs), in the given order."""
     colours = cmap_colours or (
-        "#4C72B0", "#DD8452", "#55A868", "#C44E52", "#8172B3",
-        "#937860", "#DA8BC3", "#8C8C8C", "#CCB974", "#64B5CD",
+        "#4C72B0",
+        "#DD8452",
+        "#55A868",
+        "#C44E52",
+        "#8172B3",
+        "#937860",
+        "#DA8BC3",
+        "#8C8C8C",
+        "#CCB974",
+        "#64B5CD",
     )
     return {name: colours[i % len(colours)] for i, name in enumerate(names)}
 
@@ -85,7 +93,12 @@ def shade_suspended(ax: Axes, host: HostSeries) -> None:
 
 
 def migration_spans(
-    ax: Axes, migrations: Iterable[MigrationRecord], end_s: float, *, host: str | None = None, label: bool = True
+    ax: Axes,
+    migrations: Iterable[MigrationRecord],
+    end_s: float,
+    *,
+    host: str | None = None,
+    label: bool = True,
 ) -> int:
     """Draw each migration (touching ``host``, if given) as a span; returns how many were drawn."""
     drawn = 0
@@ -101,8 +114,16 @@ def migration_spans(
         if label:
             arrow = "→" if host is None or host == mig.src else "←"
             other = mig.dst if host is None or host == mig.src else mig.src
-            text = ax.annotate(f"{mig.vm}{arrow}{other}", xy=(mig.start_s, 0.97), xycoords=("data", "axes fraction"),
-                               fontsize=8, va="top", ha="left", color="#7A4F00", clip_on=True)
+            text = ax.annotate(
+                f"{mig.vm}{arrow}{other}",
+                xy=(mig.start_s, 0.97),
+                xycoords=("data", "axes fraction"),
+                fontsize=8,
+                va="top",
+                ha="left",
+                color="#7A4F00",
+                clip_on=True,
+            )
             text.set_in_layout(False)  # labels near the right edge must not shrink the axes
         drawn += 1
     return drawn

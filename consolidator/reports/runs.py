@@ -190,6 +190,8 @@ def read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
 
 def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
     raw = row.get(column)
+    if raw is None or raw.strip() == "":
+        raise UserError(f"line {line}: missing value", source=str(path), field=column)
     try:
         value = float(raw) if raw is not None else float("nan")
     except ValueError:

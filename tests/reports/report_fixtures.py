@@ -48,16 +48,26 @@ def _script(variant: str, seed: int) -> tuple[list[Move], dict[str, list[tuple[f
     if variant == "ideal":
         power = {h: [(0.0, "suspended")] for h in HOSTS[1:]}
         power["PM1"] = [(0.0, "on"), (75.0, "suspended"), (175.0, "on")]
-        moves = [Move("VM0", "PM0", "PM1", 0.0, 0.0), Move("VM0", "PM1", "PM0", 75.0, 75.0),
-                 Move("VM0", "PM0", "PM1", 175.0, 175.0)]
+        moves = [
+            Move("VM0", "PM0", "PM1", 0.0, 0.0),
+            Move("VM0", "PM1", "PM0", 75.0, 75.0),
+            Move("VM0", "PM0", "PM1", 175.0, 175.0),
+        ]
         return moves, {"PM0": [(0.0, "on")], **power}, start
     back_end = (160.0 if slow else 100.0) + shift
     out_end = (250.0 if slow else 195.0) + shift
-    moves = [Move("VM0", "PM0", "PM1", 5.0, 15.0 if not slow else 40.0),
-             Move("VM0", "PM1", "PM0", 85.0, back_end),
-             Move("VM0", "PM0", "PM1", 185.0, out_end)]
-    pm1 = [(0.0, "on"), (back_end, "suspending"), (back_end + 5, "suspended"),
-           (176.0, "resuming"), (181.0, "on")]
+    moves = [
+        Move("VM0", "PM0", "PM1", 5.0, 15.0 if not slow else 40.0),
+        Move("VM0", "PM1", "PM0", 85.0, back_end),
+        Move("VM0", "PM0", "PM1", 185.0, out_end),
+    ]
+    pm1 = [
+        (0.0, "on"),
+        (back_end, "suspending"),
+        (back_end + 5, "suspended"),
+        (176.0, "resuming"),
+        (181.0, "on"),
+    ]
     power = {h: [(0.0, "suspended")] for h in HOSTS[2:]}
     return moves, {"PM0": [(0.0, "on")], "PM1": pm1, **power}, start
 
@@ -106,21 +116,39 @@ def write_run(folder: Path, scenario: str, variant: str, seed: int, duration_s: 
             n = sum(1 for vm in VMS if _host_of(vm, t, start, moves)[0] == host)
             role = "warehouse" if host == "PM0" else "server"
             host_rows.append([t, host, role, state, load, min(load, 4.0), max(0.0, load - 4.0), watts, n])
-    _write_csv(folder / "hosts.csv", ["t_s", "host", "role", "state", "cpu_demand", "cpu_served",
-                                      "cpu_unserved", "watts", "n_vms"], host_rows)
-    _write_csv(folder / "vms.csv", ["t_s", "vm", "host", "demand", "served", "load_avg", "migrating"], vm_rows)
-    _write_csv(folder / "migrations.csv",
-               ["vm", "src", "dst", "method", "start_s", "end_s", "outcome", "bytes_sent", "downtime_s", "rounds"],
-               [[m.vm, m.src, m.dst, variant, m.start_s, m.end_s, m.outcome, 1e9, 0.1, 1] for m in moves])
+    _write_csv(
+        folder / "hosts.csv",
+        ["t_s", "host", "role", "state", "cpu_demand", "cpu_served", "cpu_unserved", "watts", "n_vms"],
+        host_rows,
+    )
+    _write_csv(
+        folder / "vms.csv", ["t_s", "vm", "host", "demand", "served", "load_avg", "migrating"], vm_rows
+    )
+    _write_csv(
+        folder / "migrations.csv",
+        ["vm", "src", "dst", "method", "start_s", "end_s", "outcome", "bytes_sent", "downtime_s", "rounds"],
+        [[m.vm, m.src, m.dst, variant, m.start_s, m.end_s, m.outcome, 1e9, 0.1, 1] for m in moves],
+    )
     events = [[since, h, state] for h in HOSTS for since, state in power[h][1:]]
     _write_csv(folder / "power_events.csv", ["t_s", "host", "state"], sorted(events))
     summary = {
-        "scenario": scenario, "policy": "paper" if variant in ("postcopy", "precopy") else variant,
-        "migration": variant if variant in ("postcopy", "precopy") else "instant", "seed": seed,
-        "duration_s": duration_s, "tick_s": 1.0, "energy_ws": sum(energy.values()),
-        "energy_ws_by_host": energy, "demand_core_s": 100.0, "unserved_core_s": 0.0,
-        "unserved_cpu_pct": 0.0, "overload_s": 0.0, "migrations": len(moves), "migrations_cancelled": 0,
-        "suspends": 1, "wakes": 1, "params": {"bandwidth_bytes_per_s": 120e6, "downtime_limit_s": 0.3},
+        "scenario": scenario,
+        "policy": "paper" if variant in ("postcopy", "precopy") else variant,
+        "migration": variant if variant in ("postcopy", "precopy") else "instant",
+        "seed": seed,
+        "duration_s": duration_s,
+        "tick_s": 1.0,
+        "energy_ws": sum(energy.values()),
+        "energy_ws_by_host": energy,
+        "demand_core_s": 100.0,
+        "unserved_core_s": 0.0,
+        "unserved_cpu_pct": 0.0,
+        "overload_s": 0.0,
+        "migrations": len(moves),
+        "migrations_cancelled": 0,
+        "suspends": 1,
+        "wakes": 1,
+        "params": {"bandwidth_bytes_per_s": 120e6, "downtime_limit_s": 0.3},
     }
     (folder / "summary.json").write_text(json.dumps(summary, indent=2))
     return folder
@@ -133,8 +161,12 @@ def _write_csv(path: Path, header: list[str], rows: list[list[object]]) -> None:
         writer.writerows(rows)
 
 
-PAPER = {"none": {"energy_ws": 390175, "saved_pct": 0.0}, "ideal": {"energy_ws": 294033, "saved_pct": 24.6},
-         "postcopy": {"energy_ws": 344204, "saved_pct": 11.8}, "precopy": {"energy_ws": 369877, "saved_pct": 5.2}}
+PAPER = {
+    "none": {"energy_ws": 390175, "saved_pct": 0.0},
+    "ideal": {"energy_ws": 294033, "saved_pct": 24.6},
+    "postcopy": {"energy_ws": 344204, "saved_pct": 11.8},
+    "precopy": {"energy_ws": 369877, "saved_pct": 5.2},
+}
 
 
 def write_experiment(out: Path, scenario: str, seeds: tuple[int, ...], duration_s: int = 300) -> Path:
@@ -143,16 +175,33 @@ def write_experiment(out: Path, scenario: str, seeds: tuple[int, ...], duration_
     for variant in ("none", "ideal", "postcopy", "precopy"):
         for seed in seeds:
             folder = write_run(out / scenario / variant / f"seed-{seed}", scenario, variant, seed, duration_s)
-            energies.setdefault(variant, []).append(json.loads((folder / "summary.json").read_text())["energy_ws"])
+            energies.setdefault(variant, []).append(
+                json.loads((folder / "summary.json").read_text())["energy_ws"]
+            )
     mean = {k: sum(v) / len(v) for k, v in energies.items()}
     rows = {}
     for name, values in energies.items():
-        sd = (sum((x - mean[name]) ** 2 for x in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+        sd = (
+            (sum((x - mean[name]) ** 2 for x in values) / (len(values) - 1)) ** 0.5
+            if len(values) > 1
+            else 0.0
+        )
         saved = 100 * (mean["none"] - mean[name]) / mean["none"]
         gap = 100 * (mean["none"] - mean[name]) / (mean["none"] - mean["ideal"])
-        rows[name] = {"energy_ws": mean[name], "energy_ws_sd": sd, "saved_pct": saved, "gap_removed_pct": gap,
-                      "unserved_cpu_pct": 0.0, "migrations": 3}
-    table = {"scenario": scenario, "seeds": list(seeds), "rows": rows, "paper": PAPER,
-             "notes": ["hand-made fixture, not simulator output"]}
+        rows[name] = {
+            "energy_ws": mean[name],
+            "energy_ws_sd": sd,
+            "saved_pct": saved,
+            "gap_removed_pct": gap,
+            "unserved_cpu_pct": 0.0,
+            "migrations": 3,
+        }
+    table = {
+        "scenario": scenario,
+        "seeds": list(seeds),
+        "rows": rows,
+        "paper": PAPER,
+        "notes": ["hand-made fixture, not simulator output"],
+    }
     (out / scenario / "table.json").write_text(json.dumps(table, indent=2))
     return out

@@ -1,0 +1,219 @@
+"""What the report says for one experiment: figures drawn, tables formatted, parameters collected.
+
+``build_report`` (report.py) turns these sections into Markdown and HTML; nothing here writes text
+files other than the PNGs.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consolidator.reports import figures
+from consolidator.reports.layout import Experiment
+from consolidator.reports.runs import Run, load_run, load_summary
+from consolidator.reports.table import Row, TableFile, TableView, load_table, table_view
+
+log = logging.getLogger(__name__)
+
+HOW_TO_READ = {
+    "cpu": (
+        "One row per host (Warehouse node first), one column per migration method, as in the paper's "
+        "Fig. 6 (left postcopy, right precopy). Coloured areas are the CPU each VM gets on that host, "
+        "stacked; the black line is the host's demand including virtualisation overhead. Orange bands "
+        "are migrations into or out of the host, labelled VM→destination or VM←source; grey is the "
+        "host suspended to RAM; ▼ marks the end of a suspend and ▲ the end of a resume. A long band "
+        "with the VM still drawn on the source is a precopy still sending dirty pages."
+    ),
+    "power": (
+        "The paper's Fig. 7: power of every host stacked, so the top edge (black) is the cluster's "
+        "total. A suspended host still draws its S3 power (a thin band). Bands and markers as in the "
+        "CPU figure; the title gives the energy of the whole run. The area between the two panels' "
+        "black lines is the energy one method saves over the other."
+    ),
+    "active": (
+        "The paper's Fig. 8: how many hosts are powered (on, suspending or resuming) each second, for "
+        "each method against the ideal (dashed): First-Fit of all VMs every second with instant "
+        "migrations. Time spent above the dashed line is energy the method could not save, usually "
+        "because a migration was still running."
+    ),
+    "total": (
+        "The paper's Fig. 9: total power of the cluster for each method, with the ideal (dashed) and "
+        "no consolidation (dotted, one VM per Server node) as bounds. The legend gives each run's "
+        "energy. The closer a method's line hugs the ideal, the more of the gap it removes."
+    ),
+    "seeds": (
+        "Energy of every seed (dots) and their mean (bar, value on top) for each variant: the spread "
+        "behind the ± in the table. Figures above draw one seed only."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class FigureRef:
+    key: str
+    title: str
+    path: Path
+    how_to_read: str
+
+
+@dataclass(frozen=True)
+class Section:
+    """Everything the report shows for one scenario."""
+
+    scenario: str
+    table: TableView | None
+    table_source: str
+    figures: tuple[FigureRef, ...]
+    figure_seed: int | None
+    run_rows: tuple[tuple[str, ...], ...]
+    params: tuple[tuple[str, ...], ...]  # first row: header ("parameter", variant, ...)
+
+
+def table_from_summaries(experiment: Experiment) -> TableFile:
+    """A table.json equivalent computed from the runs' summary.json files (when the table is missing)."""
+    energy = {
+        v: [load_summary(experiment.runs[v][s] / "summary.json").energy_ws for s in experiment.seeds(v)]
+        for v in experiment.variants
+    }
+    mean = {v: statistics.fmean(e) for v, e in energy.items()}
+    rows = {}
+    for name, values in energy.items():
+        row: dict[str, float] = {"energy_ws": mean[name]}
+        if len(values) > 1:
+            row["energy_ws_sd"] = statistics.stdev(values)
+        if "none" in mean:
+            row["saved_pct"] = 100.0 * (mean["none"] - mean[name]) / mean["none"]
+            if "ideal" in mean and mean["none"] != mean["ideal"]:
+                row["gap_removed_pct"] = 100.0 * (mean["none"] - mean[name]) / (mean["none"] - mean["ideal"])
+        rows[name] = Row.model_validate(row)
+    seeds = sorted({s for v in experiment.variants for s in experiment.seeds(v)})
+    return TableFile(
+        scenario=experiment.scenario,
+        seeds=seeds,
+        rows=rows,
+        notes=["computed by the report from the runs' summary.json (no table.json found)"],
+    )
+
+
+def _figure_runs(experiment: Experiment) -> dict[str, Run]:
+    seed = experiment.figure_seed()
+    found = {v: experiment.run_folder(v, seed) for v in experiment.variants}
+    return {v: load_run(folder) for v, folder in found.items() if folder is not None}
+
+
+def _draw(experiment: Experiment, runs: dict[str, Run], fig_dir: Path) -> list[FigureRef]:
+    name = experiment.scenario
+    compared = [runs[v] for v in figures.compared_variants(runs)]
+    seed = experiment.figure_seed()
+    draw = [
+        ("cpu", "Fig. 6 — CPU usage of hosts and VMs", figures.cpu_figure, compared),
+        ("power", "Fig. 7 — power of each host and in total", figures.power_figure, compared),
+        ("active", "Fig. 8 — active hosts over time", figures.active_hosts_figure, runs),
+        ("total", "Fig. 9 — total power over time", figures.total_power_figure, runs),
+    ]
+    refs = []
+    for key, title, function, arg in draw:
+        full = f"{title} ({name} scenario, seed {seed})"
+        path = function(arg, fig_dir / f"{name}-{key}.png", full)  # type: ignore[operator]
+        refs.append(FigureRef(key, full, path, HOW_TO_READ[key]))
+    energies = {
+        v: [load_summary(experiment.runs[v][s] / "summary.json").energy_ws for s in experiment.seeds(v)]
+        for v in experiment.variants
+    }
+    if max(len(e) for e in energies.values()) > 1:
+        title = f"Energy per seed ({name} scenario)"
+        path = figures.energy_by_seed_figure(energies, fig_dir / f"{name}-seeds.png", title)
+        refs.append(FigureRef("seeds", title, path, HOW_TO_READ["seeds"]))
+    return refs
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}"
+    return str(value)
+
+
+def _run_rows(runs: dict[str, Run]) -> tuple[tuple[str, ...], ...]:
+    header = (
+        "run",
+        "energy (Ws)",
+        "unserved (core·s)",
+        "unserved (%)",
+        "overload (host·s)",
+        "migrations",
+        "cancelled",
+        "suspends",
+        "wakes",
+    )
+    rows = [header]
+    for variant, run in runs.items():
+        s = run.summary
+        rows.append(
+            (
+                variant,
+                f"{s.energy_ws:,.0f}",
+                _fmt(s.unserved_core_s),
+                _fmt(s.unserved_cpu_pct),
+                _fmt(s.overload_s),
+                _fmt(s.migrations),
+                _fmt(s.migrations_cancelled),
+                _fmt(s.suspends),
+                _fmt(s.wakes),
+            )
+        )
+    return tuple(rows)
+
+
+def _params(runs: dict[str, Run]) -> tuple[tuple[str, ...], ...]:
+    """Parameters per variant; nested objects flattened to dotted keys."""
+    flat = {v: _flatten(run.summary.params) for v, run in runs.items()}
+    for v, run in runs.items():
+        flat[v] = {
+            "policy": run.summary.policy,
+            "migration": run.summary.migration,
+            "duration_s": run.summary.duration_s,
+            "tick_s": run.summary.tick_s,
+            **flat[v],
+        }
+    keys = list(dict.fromkeys(k for values in flat.values() for k in values))
+    rows = [("parameter", *runs)]
+    rows += [(k, *(_fmt(flat[v].get(k)) for v in runs)) for k in keys]
+    return tuple(rows)
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def build_section(experiment: Experiment, fig_dir: Path) -> Section:
+    """Load what an experiment stored, draw its figures into ``fig_dir`` and format its tables."""
+    if experiment.table_path is not None:
+        table, source = load_table(experiment.table_path), str(experiment.table_path.name)
+    elif experiment.runs:
+        table, source = table_from_summaries(experiment), "run summaries"
+    else:
+        table, source = None, ""
+    runs = _figure_runs(experiment) if experiment.runs else {}
+    refs = _draw(experiment, runs, fig_dir) if runs else []
+    log.info("report section %s: %d figures", experiment.scenario, len(refs))
+    return Section(
+        scenario=experiment.scenario,
+        table=table_view(table) if table is not None else None,
+        table_source=source,
+        figures=tuple(refs),
+        figure_seed=experiment.figure_seed() if experiment.runs else None,
+        run_rows=_run_rows(runs),
+        params=_params(runs) if runs else (),
+    )

@@ -1,0 +1,84 @@
+"""The figures are real PNGs of a readable size with something drawn on them.
+
+Inputs are hand-made run folders (report_fixtures.py), not simulator output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from consolidator.reports import figures
+from consolidator.reports.runs import Run, load_run
+
+VARIANTS = ("none", "ideal", "postcopy", "precopy")
+
+
+@pytest.fixture(scope="module")
+def runs(experiment_dir: Path) -> dict[str, Run]:
+    return {v: load_run(experiment_dir / "simple" / v / "seed-0") for v in VARIANTS}
+
+
+def check_png(path: Path, min_size: tuple[int, int] = (600, 300)) -> tuple[int, int]:
+    """A valid PNG, at least ``min_size`` and at most 2,600 px a side, and not a blank canvas."""
+    assert path.exists() and path.stat().st_size > 5_000
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert min_size[0] <= width <= 2600 and min_size[1] <= height <= 2600, (width, height)
+    # A blank or nearly blank canvas has almost no dark pixels; a figure with axes, text and data has many.
+    assert (pixels < 128).mean() > 0.01
+    return width, height
+
+
+def test_cpu_figure_has_one_row_per_busy_host(runs: dict[str, Run], tmp_path: Path) -> None:
+    path = figures.cpu_figure([runs["postcopy"], runs["precopy"]], tmp_path / "cpu.png", "Fig. 6")
+    width, height = check_png(path, (1000, 400))
+    # PM2-PM5 hold no VM and sleep throughout: two host rows only, so the figure is wider than tall.
+    assert width > height
+
+
+def test_cpu_figure_draws_every_host_that_did_something(runs: dict[str, Run], tmp_path: Path) -> None:
+    path = figures.cpu_figure([runs["none"]], tmp_path / "cpu-none.png", "no consolidation")
+    width, height = check_png(path)
+    assert height > width  # five busy Server nodes, one row each, in a single column
+
+
+def test_power_figure(runs: dict[str, Run], tmp_path: Path) -> None:
+    check_png(
+        figures.power_figure([runs["postcopy"], runs["precopy"]], tmp_path / "power.png", "Fig. 7"),
+        (1000, 350),
+    )
+
+
+def test_active_hosts_and_total_power(runs: dict[str, Run], tmp_path: Path) -> None:
+    check_png(figures.active_hosts_figure(runs, tmp_path / "active.png", "Fig. 8"), (1000, 300))
+    check_png(figures.total_power_figure(runs, tmp_path / "total.png", "Fig. 9"), (1000, 300))
+
+
+def test_compared_variants_put_references_aside() -> None:
+    assert figures.compared_variants(dict.fromkeys(["none", "ideal", "postcopy", "precopy", "hybrid"])) == [
+        "postcopy",
+        "precopy",
+        "hybrid",
+    ]
+    assert figures.compared_variants(dict.fromkeys(["none", "ideal"])) == ["none", "ideal"]
+
+
+def test_energy_by_seed(tmp_path: Path) -> None:
+    energies = {"none": [390e3, 391e3, 389e3], "postcopy": [344e3, 350e3, 340e3]}
+    check_png(figures.energy_by_seed_figure(energies, tmp_path / "seeds.png", "seeds"), (450, 300))
+
+
+def test_figures_differ_when_the_data_differ(runs: dict[str, Run], tmp_path: Path) -> None:
+    a = figures.power_figure([runs["postcopy"]], tmp_path / "a.png", "same title")
+    b = figures.power_figure([runs["precopy"]], tmp_path / "b.png", "same title")
+    with Image.open(a) as ia, Image.open(b) as ib:
+        assert ia.size == ib.size
+        assert np.abs(np.asarray(ia, dtype=float) - np.asarray(ib, dtype=float)).mean() > 0.5

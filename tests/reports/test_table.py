@@ -1,0 +1,170 @@
+"""Table IV rendering: formatting of mean ± sd, the paper's columns, tolerance of missing keys, escaping."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from consolidator.domain.errors import UserError
+from consolidator.reports.table import TableFile, load_table, table_view, to_html, to_markdown, to_rich
+
+PAPER = {
+    "none": {"energy_ws": 390175, "saved_pct": 0.0},
+    "ideal": {"energy_ws": 294033, "saved_pct": 24.6},
+    "postcopy": {"energy_ws": 344204, "saved_pct": 11.8},
+    "precopy": {"energy_ws": 369877, "saved_pct": 5.2},
+}
+
+
+def _table(seeds: list[int], **rows: dict[str, float]) -> TableFile:
+    return TableFile.model_validate({"scenario": "complex", "seeds": seeds, "rows": rows, "paper": PAPER})
+
+
+def _cells(view_rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, ...]]:
+    return {row[0]: row for row in view_rows}
+
+
+@pytest.mark.parametrize(
+    ("seeds", "row", "expected"),
+    [
+        # several seeds: mean ± sd, energy to the Ws with thousands separators, percentages to 0.1
+        (
+            [1, 2, 3],
+            {
+                "energy_ws": 344204.4,
+                "energy_ws_sd": 1234.5,
+                "saved_pct": 11.83,
+                "saved_pct_sd": 0.31,
+                "gap_removed_pct": 47.8,
+                "gap_removed_pct_sd": 3.2,
+                "unserved_cpu_pct": 0.125,
+                "migrations": 12.25,
+                "migrations_sd": 2.0,
+            },
+            ("344,204 ± 1,234", "11.8 ± 0.3", "48 ± 3", "0.12", "12.2 ± 2.0"),
+        ),
+        # one seed: no ± even if an sd is given; migrations as a whole number
+        (
+            [7],
+            {
+                "energy_ws": 344204.0,
+                "energy_ws_sd": 0.0,
+                "saved_pct": 11.8,
+                "gap_removed_pct": 48.0,
+                "unserved_cpu_pct": 0.0,
+                "migrations": 12,
+            },
+            ("344,204", "11.8", "48", "0.00", "12"),
+        ),
+        # optional keys missing: an em dash, never a made-up number
+        ([1, 2], {"energy_ws": 1000.0}, ("1,000", "—", "—", "—", "—")),
+    ],
+    ids=["mean-sd", "one-seed", "missing-keys"],
+)
+def test_cells(seeds: list[int], row: dict[str, float], expected: tuple[str, ...]) -> None:
+    cells = _cells(table_view(_table(seeds, postcopy=row)).rows)["postcopy"]
+    assert (cells[1], cells[3], cells[5], cells[7], cells[8]) == expected
+
+
+def test_paper_columns_and_derived_gap() -> None:
+    view = table_view(
+        _table(
+            [0],
+            none={"energy_ws": 1.0},
+            ideal={"energy_ws": 1.0},
+            postcopy={"energy_ws": 1.0},
+            precopy={"energy_ws": 1.0},
+        )
+    )
+    cells = _cells(view.rows)
+    assert cells["postcopy"][2] == "344,204" and cells["postcopy"][4] == "11.8"
+    # (390175 - 344204) / (390175 - 294033) = 47.8 %, (390175 - 369877) / 96142 = 21.1 %:
+    # the paper's 48 % and 21 %
+    assert cells["postcopy"][6] == "48" and cells["precopy"][6] == "21"
+    assert cells["ideal"][6] == "100" and cells["none"][6] == "0"
+
+
+def test_rows_in_paper_order_then_extras_in_file_order() -> None:
+    rows = {
+        name: {"energy_ws": 1.0} for name in ("precopy", "hybrid", "postcopy", "ideal@1.5", "none", "ideal")
+    }
+    view = table_view(_table([0], **rows))
+    assert [r[0] for r in view.rows] == ["none", "ideal", "postcopy", "precopy", "hybrid", "ideal@1.5"]
+    assert _cells(view.rows)["hybrid"][2] == "—"  # no paper value for an extra row
+
+
+def test_title_says_how_many_seeds() -> None:
+    assert table_view(_table(list(range(20)), none={"energy_ws": 1.0})).title == (
+        "Table IV — complex scenario (mean ± sd over 20 seeds, 0–19)"
+    )
+    assert table_view(_table([3], none={"energy_ws": 1.0})).title == "Table IV — complex scenario (seed 3)"
+
+
+def test_markdown_is_a_pipe_table() -> None:
+    text = to_markdown(table_view(_table([0, 1], none={"energy_ws": 390000.0, "energy_ws_sd": 10.0})))
+    lines = text.splitlines()
+    header = next(line for line in lines if line.startswith("| run"))
+    separator = lines[lines.index(header) + 1]
+    assert header.count("|") == separator.count("|") == 10
+    assert "| none | 390,000 ± 10 | 390,175 |" in text
+
+
+def test_html_escapes_names_from_the_file() -> None:
+    table = TableFile.model_validate(
+        {"scenario": "<b>x</b>", "rows": {"<script>": {"energy_ws": 1}}, "notes": ["a & b"]}
+    )
+    html = to_html(table_view(table))
+    assert "<script>" not in html and "&lt;script&gt;" in html and "a &amp; b" in html
+    assert html.count("<tr>") == 2  # header + one row
+
+
+def test_rich_fits_80_columns_without_cutting_numbers() -> None:
+    row = {
+        "energy_ws": 344204.0,
+        "energy_ws_sd": 12345.0,
+        "saved_pct": 11.8,
+        "saved_pct_sd": 1.1,
+        "gap_removed_pct": 47.8,
+        "gap_removed_pct_sd": 5.0,
+        "unserved_cpu_pct": 0.12,
+        "unserved_cpu_pct_sd": 0.05,
+        "migrations": 123.4,
+        "migrations_sd": 10.2,
+    }
+    console = Console(width=80, record=True, color_system=None)
+    console.print(to_rich(table_view(_table(list(range(20)), postcopy=row, precopy=row))))
+    text = console.export_text()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    for value in ("344,204 ± 12,345", "11.8 ± 1.1", "48 ± 5", "0.12 ± 0.05", "123.4 ± 10.2", "(344,204)"):
+        assert value in text, value
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"scenario": "s"}', "rows: Field required"),
+        (
+            '{"scenario": "s", "rows": {"none": {"energy_ws": "lots"}}}',
+            "rows.none.energy_ws: Input should be",
+        ),
+        ("[1, 2]", r"\(top level\)"),
+        ("{", "not valid JSON"),
+    ],
+)
+def test_bad_table_json_is_named(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "table.json"
+    path.write_text(content)
+    with pytest.raises(UserError, match=f"table.json: {message}"):
+        load_table(path)
+
+
+def test_extra_keys_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "table.json"
+    path.write_text(
+        json.dumps({"scenario": "s", "rows": {"none": {"energy_ws": 5, "overload_s": 3}}, "capacity": 1.0})
+    )
+    table = load_table(path)
+    assert table.rows["none"].model_extra == {"overload_s": 3}
