@@ -102,7 +102,7 @@ async def run_migration(mon: Monitor, req: MigrationRequest) -> MigrationReport:
     outcome = {"completed": MigrationOutcome.COMPLETED, "cancelled": MigrationOutcome.CANCELLED}.get(
         str(status), MigrationOutcome.FAILED
     )
-    ram = final.get("ram", {})
+    ram = final.get("ram") or progress.last.get("ram", {})  # a cancelled migration reports none
     stop = mon.last("STOP", since_s=progress.started_s)
     timeline = {"start": progress.started_s, "end": ended_s}
     if stop is not None:

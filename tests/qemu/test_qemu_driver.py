@@ -1,0 +1,82 @@
+"""The driver's lifecycle on real QEMU: validation, adoption after a restart, load, CPU quota."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import pytest
+from conftest import Pair
+
+from consolidator.agent.hypervisor import DriverError, VmConfig, VmRunState
+from consolidator.agent.qemu import driver_from_config, launch
+
+pytestmark = [pytest.mark.timeout(300)]
+
+
+@pytest.mark.parametrize("config", [
+    VmConfig("Bad Name"), VmConfig("../etc"), VmConfig("a" * 40), VmConfig("ok", mem_mib=8),
+    VmConfig("ok", cpu_quota=0), VmConfig("ok", load=1.5), VmConfig("ok", dirty_mib_s=-1),
+    VmConfig("ok", mem_mib=256, wws_mib=250),
+])
+def test_invalid_configs_are_refused_before_qemu_starts(config: VmConfig) -> None:
+    with pytest.raises(DriverError):
+        launch.validate_config(config)
+
+
+def test_driver_table_rejects_unknown_keys_and_wrong_types(tmp_path: os.PathLike[str]) -> None:
+    with pytest.raises(ValueError, match="unknown"):
+        driver_from_config({"acel": "tcg"}, tmp_path)
+    with pytest.raises(ValueError, match="accel"):
+        driver_from_config({"accel": "xen"}, tmp_path)
+    with pytest.raises(ValueError, match="boot_timeout_s"):
+        driver_from_config({"boot_timeout_s": "soon"}, tmp_path)
+    assert driver_from_config({"accel": "tcg"}, tmp_path).accel == "tcg"
+
+
+@pytest.mark.qemu
+def test_a_restarted_driver_adopts_running_vms(pair: Pair) -> None:
+    async def scenario() -> None:
+        first, _ = pair.drivers()
+        info = await first.create_vm(VmConfig("ad1", mem_mib=128, dirty_mib_s=10))
+        await first.close()  # the agent stops; QEMU keeps running
+        assert launch.pid_alive(info.pid or -1)
+        second, _ = pair.drivers()
+        adopted = await second.adopt()
+        assert [(i.name, i.state, i.pid) for i in adopted] == [("ad1", VmRunState.RUNNING, info.pid)]
+        assert adopted[0].config.dirty_mib_s == 10
+        assert await second.check_pages("ad1") == 0
+        await second.destroy_vm("ad1")
+        assert not launch.pid_alive(info.pid or -1)
+        assert await second.list_vms() == []
+        assert await second.adopt() == []
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.qemu
+def test_set_load_changes_the_guest_and_the_quota_caps_its_cpu(pair: Pair) -> None:
+    async def scenario() -> None:
+        driver, _ = pair.drivers()
+        try:
+            await driver.create_vm(VmConfig("ld1", mem_mib=128, cpu_quota=0.25))
+            await driver.set_load("ld1", 1.0, 20.0)
+            assert (await driver.list_vms())[0].config.load == 1.0
+            before = await driver.guest_stats("ld1")
+            await driver.vm_stats("ld1")
+            await asyncio.sleep(3.0)
+            stats = await driver.vm_stats("ld1")
+            after = await driver.guest_stats("ld1")
+            assert after.busy_s - before.busy_s > 0.1  # the generator is serving tasks
+            rate_mib_s = (after.pages_written - before.pages_written) / 256 / (after.uptime_s - before.uptime_s)
+            assert 10 < rate_mib_s < 25
+            # the cgroup quota caps QEMU near 0.25 core although the guest wants a full one
+            assert 0.1 < stats.cpu_load < 0.35, stats
+            with pytest.raises(DriverError):
+                await driver.set_load("ld1", 2.0, 0.0)
+        finally:
+            for info in await driver.list_vms():
+                await driver.destroy_vm(info.name)
+            await driver.close()
+
+    asyncio.run(scenario())
