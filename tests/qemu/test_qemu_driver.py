@@ -68,7 +68,8 @@ def test_set_load_changes_the_guest_and_the_quota_caps_its_cpu(pair: Pair) -> No
             stats = await driver.vm_stats("ld1")
             after = await driver.guest_stats("ld1")
             assert after.busy_s - before.busy_s > 0.1  # the generator is serving tasks
-            rate_mib_s = (after.pages_written - before.pages_written) / 256 / (after.uptime_s - before.uptime_s)
+            elapsed_s = after.uptime_s - before.uptime_s
+            rate_mib_s = (after.pages_written - before.pages_written) / 256 / elapsed_s
             assert 10 < rate_mib_s < 25
             # the cgroup quota caps QEMU near 0.25 core although the guest wants a full one
             assert 0.1 < stats.cpu_load < 0.35, stats
