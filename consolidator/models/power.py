@@ -73,9 +73,14 @@ class PowerTable:
             dirty_tracking=col([p.dirty_tracking_watts for p in profiles]),
         )
 
-    def watts(self, state_codes: npt.NDArray[np.int8], cpu_load_cores: FloatArray) -> FloatArray:
-        """Watts of every host from its state code (STATE_CODES) and served CPU load."""
-        u = np.clip(cpu_load_cores / self.full_load, 0.0, 1.0) * 10.0
+    def watts(self, state_codes: npt.NDArray[np.int8], cpu_load_cores: FloatArray,
+              uncapped: bool = False) -> FloatArray:
+        """Watts of every host from its state code (STATE_CODES) and served CPU load.
+
+        ``uncapped`` extends the last segment beyond full load: the paper's estimate for its ideal
+        ("power proportional to the total CPU load", footnote 1) has no cap.
+        """
+        u = np.clip(cpu_load_cores / self.full_load, 0.0, None if uncapped else 1.0) * 10.0
         lo = np.minimum(u.astype(np.int64), 9)
         rows = np.arange(len(u))
         left = self.points[rows, lo]

@@ -1,0 +1,232 @@
+"""Scenario files (TOML): the cluster, the VMs, their loads and the model parameters, validated.
+
+A bad file gives one UserError naming the file and the field (``hosts[2].cores: must be > 0``).
+Shipped scenarios live in ``consolidator/scenarios/``; ``load_scenario("simple")`` finds them by name.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from consolidator.domain.errors import UserError
+from consolidator.domain.types import HostSpec, PowerProfile, Role, VmSpec
+from consolidator.models.migration import MigrationParams, OnTimeoutPolicy
+from consolidator.sim.workload import RandomModes, StepLoads
+
+NonNeg = Annotated[float, Field(ge=0)]
+Pos = Annotated[float, Field(gt=0)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.{}-]{0,63}$")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PowerIn(_Strict):
+    idle_watts: NonNeg = 53.0
+    max_watts: NonNeg = 100.0
+    suspended_watts: NonNeg = 7.0
+    off_watts: NonNeg = 6.0
+    suspend_s: NonNeg = 5.0
+    resume_s: NonNeg = 5.0
+    transition_watts: NonNeg | None = None
+    migration_watts: NonNeg = 3.0
+    dirty_tracking_watts: NonNeg = 20.0
+    table_watts: list[NonNeg] | None = Field(default=None, min_length=11, max_length=11)
+    full_load_cores: Pos | None = 1.0
+
+
+class HostIn(_Strict):
+    name: Name
+    role: Literal["warehouse", "server"]
+    count: Annotated[int, Field(ge=1, le=1_000_000)] = 1  # >1: name is a template with {i}
+    start: Annotated[int, Field(ge=0)] = 0  # first {i}
+    cores: Pos = 4.0
+    mem_mib: Annotated[int, Field(gt=0)] = 16384
+    nic_mb_s: Pos = 120.0
+    power: PowerIn = PowerIn()
+
+
+class VmIn(_Strict):
+    name: Name
+    host: Name | None = None  # initial host; default: the first Warehouse node
+    count: Annotated[int, Field(ge=1, le=10_000_000)] = 1
+    start: Annotated[int, Field(ge=0)] = 0
+    vcpus: Annotated[int, Field(ge=1, le=1024)] = 1
+    mem_mib: Annotated[int, Field(gt=0)] = 1024
+    wws_mib: Annotated[int, Field(gt=0)] | None = None
+    dirty_mb_s_at_full: NonNeg = 200.0
+    load: list[tuple[NonNeg, NonNeg]] = Field(default_factory=list)  # [[t_s, load], ...]
+
+    @model_validator(mode="after")
+    def _loads(self) -> VmIn:
+        for t, load in self.load:
+            if load > self.vcpus:
+                raise ValueError(f"load {load} at t={t} exceeds the VM's {self.vcpus} vCPU(s)")
+        return self
+
+
+class RandomIn(_Strict):
+    kind: Literal["random-modes"] = "random-modes"
+    p_active: Annotated[float, Field(ge=0, le=1)] = 0.75
+    switch_s: tuple[Pos, Pos] = (30.0, 60.0)
+    active: tuple[NonNeg, NonNeg] = (0.7, 1.0)
+    idle: tuple[NonNeg, NonNeg] = (0.0, 0.3)
+
+
+class MigrationIn(_Strict):
+    bandwidth_mb_s: Pos = 120.0
+    downtime_limit_s: NonNeg = 0.3
+    setup_s: NonNeg = 0.0
+    switch_downtime_s: NonNeg = 0.03
+    timeout_s: Pos = 60.0
+    on_timeout: Literal["cancel", "postcopy"] = "cancel"
+    hybrid_rounds: Annotated[int, Field(ge=1)] = 1
+    postcopy_fault_s: NonNeg = 0.010
+    shared_link_mb_s: Pos | None = None  # a cap on all concurrent migrations together
+
+
+class ScenarioIn(_Strict):
+    name: Name
+    description: str = ""
+    duration_s: Pos
+    tick_s: Pos = 1.0
+    seed: int = 0
+    overhead_per_vm_cores: NonNeg = 0.05
+    max_moves_per_host: Annotated[int, Field(ge=1)] | None = None  # VM Controller: concurrent moves per host
+    hosts: list[HostIn] = Field(min_length=1)
+    vms: list[VmIn] = Field(min_length=1)
+    workload: RandomIn | None = None
+    migration: MigrationIn = MigrationIn()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    duration_s: float
+    tick_s: float
+    seed: int
+    hosts: tuple[HostSpec, ...]
+    vms: tuple[VmSpec, ...]
+    placement: dict[str, str]
+    schedules: tuple[tuple[tuple[float, float], ...], ...]
+    random_modes: RandomModes | None
+    overhead_per_vm_cores: float
+    migration: MigrationParams
+    shared_link_bytes_per_s: float | None
+    max_moves_per_host: int | None = None
+    source: str = "<scenario>"
+    raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def loads(self, seed: int | None = None) -> StepLoads:
+        """The load table for one run; the random generator draws from ``seed`` (default: the file's)."""
+        if self.random_modes is None:
+            return StepLoads.from_schedules(self.schedules)
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        return self.random_modes.generate(len(self.vms), self.duration_s, rng)
+
+
+def builtin_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("consolidator.scenarios").iterdir()
+                  if p.name.endswith(".toml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    path = Path(name_or_path)
+    if not path.exists() and str(name_or_path) in builtin_names():
+        text = resources.files("consolidator.scenarios").joinpath(f"{name_or_path}.toml").read_bytes()
+        return parse_scenario(text, f"{name_or_path} (built-in)")
+    if not path.is_file():
+        raise UserError("no such file (built-in scenarios: " + ", ".join(builtin_names()) + ")",
+                        source=str(name_or_path))
+    return parse_scenario(path.read_bytes(), str(path))
+
+
+def parse_scenario(data: bytes, source: str) -> Scenario:
+    if not data.strip():
+        raise UserError("file is empty", source=source)
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise UserError("not a text file (binary content)", source=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"not valid TOML: {exc}", source=source) from None
+    try:
+        model = ScenarioIn.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]).replace(".[", "[")
+        raise UserError(err["msg"], source=source, field=loc or None) from None
+    return _build(model, source, raw)
+
+
+def _expand(name: str, count: int, i: int) -> str:
+    if "{i}" in name:
+        return name.replace("{i}", str(i))
+    return name if count == 1 else f"{name}{i}"
+
+
+def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
+    hosts: list[HostSpec] = []
+    for h in m.hosts:
+        profile = PowerProfile(**{**h.power.model_dump(), "table_watts": tuple(h.power.table_watts)
+                                  if h.power.table_watts else None})
+        for i in range(h.count):
+            hosts.append(HostSpec(_expand(h.name, h.count, h.start + i), Role(h.role), h.cores, h.mem_mib,
+                                  h.nic_mb_s * 1e6, profile))
+    _unique([h.name for h in hosts], "hosts", source)
+    by_name = {h.name: h for h in hosts}
+    warehouses = [h.name for h in hosts if h.role is Role.WAREHOUSE]
+    vms: list[VmSpec] = []
+    placement: dict[str, str] = {}
+    schedules: list[tuple[tuple[float, float], ...]] = []
+    for j, v in enumerate(m.vms):
+        where = v.host or (warehouses[0] if warehouses else hosts[0].name)
+        if where not in by_name:
+            raise UserError(f"unknown host {where!r}", source=source, field=f"vms[{j}].host")
+        if all(v.mem_mib > h.mem_mib for h in hosts):
+            raise UserError(f"{v.mem_mib} MiB is larger than every host", source=source, field=f"vms[{j}].mem_mib")
+        if v.vcpus > max(h.cores for h in hosts):
+            raise UserError(f"{v.vcpus} vCPUs exceed every host's cores", source=source, field=f"vms[{j}].vcpus")
+        if not v.load and m.workload is None:
+            raise UserError("needs a load schedule ([[t_s, load], ...]) or a [workload] section",
+                            source=source, field=f"vms[{j}].load")
+        for i in range(v.count):
+            spec = VmSpec(_expand(v.name, v.count, v.start + i), v.vcpus, v.mem_mib, v.wws_mib, v.dirty_mb_s_at_full * 1e6)
+            vms.append(spec)
+            placement[spec.name] = where
+            schedules.append(tuple(sorted(v.load)))
+    _unique([v.name for v in vms], "vms", source)
+    mig = m.migration
+    params = MigrationParams(
+        bandwidth_bytes_per_s=mig.bandwidth_mb_s * 1e6, downtime_limit_s=mig.downtime_limit_s,
+        setup_s=mig.setup_s, switch_downtime_s=mig.switch_downtime_s, timeout_s=mig.timeout_s,
+        on_timeout=OnTimeoutPolicy(mig.on_timeout), hybrid_rounds=mig.hybrid_rounds,
+        postcopy_fault_s=mig.postcopy_fault_s,
+    )
+    rm = m.workload
+    random_modes = RandomModes(rm.p_active, rm.switch_s, rm.active, rm.idle) if rm else None
+    return Scenario(
+        name=m.name, description=m.description, duration_s=m.duration_s, tick_s=m.tick_s, seed=m.seed,
+        hosts=tuple(hosts), vms=tuple(vms), placement=placement, schedules=tuple(schedules),
+        random_modes=random_modes, overhead_per_vm_cores=m.overhead_per_vm_cores, migration=params,
+        shared_link_bytes_per_s=mig.shared_link_mb_s * 1e6 if mig.shared_link_mb_s else None,
+        max_moves_per_host=m.max_moves_per_host,
+        source=source, raw=raw,
+    )
+
+
+def _unique(names: list[str], what: str, source: str) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise UserError(f"duplicate name {name!r}", source=source, field=what)
+        seen.add(name)

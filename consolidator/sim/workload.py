@@ -1,0 +1,77 @@
+"""VM CPU demand over time: explicit step schedules, and the paper's random active/idle generator.
+
+Both are held as one sorted table of (time, vm, load) changes, applied tick by tick with
+``searchsorted``; thousands of VMs cost one vectorised assignment per tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RandomModes:
+    """The complex scenario (paper IV-C): each VM switches mode after U(switch_s) seconds, to active
+    with ``p_active`` (load U(active)) or idle (load U(idle))."""
+
+    p_active: float = 0.75
+    switch_s: tuple[float, float] = (30.0, 60.0)
+    active: tuple[float, float] = (0.7, 1.0)
+    idle: tuple[float, float] = (0.0, 0.3)
+
+    def generate(self, n_vms: int, duration_s: float, rng: np.random.Generator) -> StepLoads:
+        times: list[np.ndarray] = []
+        vms: list[np.ndarray] = []
+        loads: list[np.ndarray] = []
+        t = np.zeros(n_vms)
+        alive = np.arange(n_vms)
+        while alive.size:
+            active = rng.random(alive.size) < self.p_active
+            lo = np.where(active, self.active[0], self.idle[0])
+            hi = np.where(active, self.active[1], self.idle[1])
+            times.append(t[alive].copy())
+            vms.append(alive.copy())
+            loads.append(rng.uniform(lo, hi))
+            t[alive] += rng.uniform(self.switch_s[0], self.switch_s[1], alive.size)
+            alive = alive[t[alive] < duration_s]
+        return StepLoads.from_arrays(n_vms, np.concatenate(times), np.concatenate(vms), np.concatenate(loads))
+
+
+class StepLoads:
+    """Piecewise-constant loads: VM ``vm[i]`` takes ``load[i]`` from ``t[i]`` on."""
+
+    def __init__(self, n_vms: int, t: np.ndarray, vm: np.ndarray, load: np.ndarray) -> None:
+        order = np.lexsort((vm, t))
+        self.t = t[order]
+        self.vm = vm[order].astype(np.int64)
+        self.load = load[order]
+        self.current = np.zeros(n_vms)
+        self._next = 0
+
+    @classmethod
+    def from_arrays(cls, n_vms: int, t: np.ndarray, vm: np.ndarray, load: np.ndarray) -> StepLoads:
+        return cls(n_vms, np.asarray(t, float), np.asarray(vm), np.asarray(load, float))
+
+    @classmethod
+    def from_schedules(cls, schedules: Sequence[Sequence[tuple[float, float]]]) -> StepLoads:
+        rows = [(t, i, load) for i, steps in enumerate(schedules) for t, load in steps]
+        if not rows:
+            return cls(len(schedules), np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0))
+        t, vm, load = (np.asarray(col) for col in zip(*rows, strict=True))
+        return cls(len(schedules), t.astype(float), vm, load.astype(float))
+
+    def at(self, t_s: float) -> np.ndarray:
+        """Loads in force at ``t_s`` (call with non-decreasing times)."""
+        end = int(np.searchsorted(self.t, t_s, side="right"))
+        if end > self._next:
+            sl = slice(self._next, end)
+            self.current[self.vm[sl]] = self.load[sl]  # later rows win: lexsort keeps time order
+            self._next = end
+        return self.current
+
+    def schedule_of(self, vm: int) -> list[tuple[float, float]]:
+        mask = self.vm == vm
+        return list(zip(self.t[mask].tolist(), self.load[mask].tolist(), strict=True))
