@@ -22,6 +22,7 @@ LAYERS = {
     "power": 4,
     "literature": 4,
     "experiments": 5,
+    "scenarios": 0,  # data files only
     "reports": 5,
     "cli": 6,
 }
