@@ -1,9 +1,94 @@
-"""CLI commands of the qemu area (filled in by its issue)."""
+"""CLI commands of the qemu area: ``consolidator guest build`` and ``consolidator calibrate``."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import logging
+import os
+import shutil
+
 import typer
+
+from consolidator.domain.errors import UserError
+
+log = logging.getLogger(__name__)
+
+guest_app = typer.Typer(help="The test guest (Debian cloud kernel, busybox, workload generator).",
+                        no_args_is_help=True)
+
+
+@guest_app.command("build")
+def guest_build(force: bool = typer.Option(False, help="Rebuild even when the cache is current.")) -> None:
+    """Build the guest (or reuse the cached one) and print where it is."""
+    from consolidator.agent.guest import GuestBuildError, build_guest
+
+    try:
+        image = build_guest(force=force)
+    except GuestBuildError as exc:
+        raise UserError(f"guest build: {exc}") from exc
+    typer.echo(f"kernel  {image.kernel_path} ({image.kernel_version})")
+    typer.echo(f"initrd  {image.initrd_path}")
+    typer.echo(f"key     {image.key}")
+
+
+def _require_machine() -> None:
+    if shutil.which("qemu-system-x86_64") is None:
+        raise UserError("calibrate: qemu-system-x86_64 not found; run scripts/setup.d/20-qemu.sh")
+    if os.geteuid() != 0:
+        raise UserError("calibrate: needs root (network namespaces, tc, cgroups)")
+
+
+def _row_line(row: object) -> str:
+    r = dataclasses.asdict(row)  # type: ignore[call-overload]
+    downtime = "-" if r["downtime_s"] is None else f"{r['downtime_s']:.3f}"
+    return (f"{r['mode']:<9}{r['mem_mib']:>5}{r['dirty_mib_s']:>7.0f}{r['dirty_measured_mib_s']:>8.1f}"
+            f"{r['real_s']:>8.2f}{r['model_s']:>8.2f}"
+            f"{r['bytes_sent'] / 1e6:>8.0f}{r['model_bytes'] / 1e6:>8.0f}"
+            f"{r['rounds']:>5}{downtime:>8}  {r['outcome']:<10}{r['bad_pages']:>4}")
+
+
+HEADER = (f"{'mode':<9}{'MiB':>5}{'dirty':>7}{'meas.':>8}{'real_s':>8}{'model_s':>8}{'MB':>8}"
+          f"{'modelMB':>8}{'rnds':>5}{'down_s':>8}  {'outcome':<10}{'bad':>4}")
+
+
+def calibrate(
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON list, one object per migration."),
+    quick: bool = typer.Option(False, "--quick", help="256 MiB guest only (under 5 minutes)."),
+    link_mb_s: float = typer.Option(120.0, help="Migration link rate in MB/s (10^6 bytes)."),
+    timeout_s: float = typer.Option(0.0, help="Precopy timeout (0: 20 s, 15 s with --quick)."),
+) -> None:
+    """Run real migrations (precopy, postcopy, hybrid) over a shaped link; set them beside the model."""
+    from consolidator.experiments.calibrate import GridSpec, run_grid
+    from consolidator.experiments.calibration_fit import summarise
+
+    if link_mb_s <= 0 or timeout_s < 0:
+        raise UserError("calibrate: --link-mb-s must be > 0 and --timeout-s >= 0")
+    _require_machine()
+    spec = GridSpec.quick() if quick else GridSpec()
+    spec = dataclasses.replace(spec, link_bytes_per_s=link_mb_s * 1e6,
+                               timeout_s=timeout_s or spec.timeout_s)
+    if not as_json:
+        typer.echo(HEADER)
+    rows = run_grid(spec, report=lambda row: None if as_json else typer.echo(_row_line(row)))
+    if as_json:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
+        return
+    s = summarise(rows, spec)
+    typer.echo(f"\nmigrations {s.rows}, bad pages {s.bad_pages}")
+    typer.echo(f"model median relative error: {s.median_error:.1%} (completed only: "
+               f"{s.median_error_completed:.1%}); by mode: "
+               + ", ".join(f"{m} {e:.1%}" for m, e in s.median_error_by_mode.items()))
+    fault = "n/a" if s.fit.postcopy_fault_s is None else f"{s.fit.postcopy_fault_s * 1000:.1f} ms"
+    typer.echo(f"fit over {s.fit.points} completed: setup_s {s.fit.setup_s:.3f}, effective bandwidth "
+               f"{s.fit.bandwidth_bytes_per_s / 1e6:.1f} MB/s, postcopy fault cost {fault}")
+    typer.echo(f"model median relative error with the fitted parameters (in-sample): "
+               f"{s.median_error_fitted:.1%}")
+    if s.postcopy_worst_ratio is not None:
+        typer.echo(f"postcopy: worst real time / (touched RAM / link rate) = {s.postcopy_worst_ratio:.2f}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the main app."""
+    app.add_typer(guest_app, name="guest")
+    app.command("calibrate")(calibrate)

@@ -73,6 +73,15 @@ class VMController:
         out[self.lost] = -1
         return out
 
+    def runs_on(self) -> np.ndarray:
+        """Where each VM executes: a started postcopy (or instant) move already runs at its destination."""
+        out = self.vm_at.copy()
+        for v, m in self.moves.items():
+            if m.started and m.method in (MigrationMethod.POSTCOPY, MigrationMethod.INSTANT):
+                out[v] = m.dst
+        out[self.lost] = -1
+        return out
+
     def busy(self) -> np.ndarray:
         busy = np.zeros(len(self.vms), dtype=bool)
         busy[list(self.moves)] = True

@@ -56,6 +56,7 @@ class ControlLoop:
             host_overhead_now=m.host_overhead_now(),
             vm_names=m.vm_names,
             vm_host=c.planned_host(),
+            vm_runs_on=c.runs_on(),
             vm_mem_mib=self._vm_mem,
             vm_load_avg=m.vm_avg(),
             vm_load_now=m.vm_now.copy(),

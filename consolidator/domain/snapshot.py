@@ -32,6 +32,7 @@ class Snapshot:
     host_overhead_now: FloatArray  # measured CPU not accounted to VMs (virtualisation overhead)
     vm_names: tuple[str, ...]
     vm_host: IntArray  # where the VM will be: its destination while moving, else its host
+    vm_runs_on: IntArray  # where its CPU runs now: the source during precopy, the destination in postcopy
     vm_mem_mib: FloatArray
     vm_load_avg: FloatArray
     vm_load_now: FloatArray

@@ -114,6 +114,7 @@ def build_table(name: str, seeds: list[int], runs: dict[str, list[dict[str, Any]
             "migrations": statistics.fmean(r["migrations"] for r in runs[v.name]),
             "migrations_cancelled": statistics.fmean(r["migrations_cancelled"] for r in runs[v.name]),
             "active_host_s": statistics.fmean(r["active_host_s"] for r in runs[v.name]),
+            "active_on_warehouse_vm_s": statistics.fmean(r["active_on_warehouse_vm_s"] for r in runs[v.name]),
             "main": v.main,
         }
         rows[v.name] = row

@@ -2,7 +2,9 @@
 
 Description: Distribution — a powered Warehouse node whose load reaches ``overload_threshold``
 sends its most CPU-consuming VM to an empty Server node (an awake one if any, else a sleeping
-one, which the controller wakes). Consolidation — a VM on a Server node, not moved for ``hold_s``
+one, which the controller wakes). While that VM is still running there (a precopy in progress) it
+remains the most CPU-consuming VM, so nothing else leaves: one long precopy holds up the rest, as the
+paper observed (IV-C). Consolidation — a VM on a Server node, not moved for ``hold_s``
 since its last migration ended, whose averaged load is under ``return_threshold`` asks to return to
 a Warehouse node with enough CPU and memory (the controller's admission ticket serialises arrivals,
 first come first served). Every powered node left without VMs is suspended.
@@ -78,10 +80,12 @@ class PaperPolicy:
         free = [h for h in np.flatnonzero(~s.host_is_warehouse & (counts == 0) & (s.host_state != FAILED))]
         free.sort(key=lambda h: (_WAKE_ORDER.get(int(s.host_state[h]), 9), h))
         for w in overloaded:
-            movable = np.flatnonzero((s.vm_host == w) & ~s.vm_busy)
-            if movable.size == 0:
+            here = np.flatnonzero(s.vm_runs_on == w)
+            if here.size == 0:
                 continue
-            v = int(movable[np.argmax(s.vm_load_avg[movable])])
+            v = int(here[np.argmax(s.vm_load_avg[here])])
+            if s.vm_busy[v]:
+                continue  # its most CPU-consuming VM is already on its way out (a precopy still running)
             target = next((h for h in free if s.host_mem_mib[h] >= s.vm_mem_mib[v]), None)
             if target is None:
                 continue

@@ -100,14 +100,17 @@ def table_from_summaries(experiment: Experiment) -> TableFile:
 
 
 def _figure_runs(experiment: Experiment) -> dict[str, Run]:
+    """The full runs of the figure seed, every variant that has one at that seed."""
     seed = experiment.figure_seed()
+    if seed is None:
+        return {}
     found = {v: experiment.run_folder(v, seed) for v in experiment.variants}
     return {v: load_run(folder) for v, folder in found.items() if folder is not None}
 
 
 def _draw(experiment: Experiment, runs: dict[str, Run], fig_dir: Path) -> list[FigureRef]:
     name = experiment.scenario
-    compared = [runs[v] for v in figures.compared_variants(runs)]
+    compared = [runs[v] for v in figures.side_by_side(runs)]
     seed = experiment.figure_seed()
     draw = [
         ("cpu", "Fig. 6 — CPU usage of hosts and VMs", figures.cpu_figure, compared),

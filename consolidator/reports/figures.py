@@ -7,10 +7,11 @@ Runs side by side are the paper's left/right panels (postcopy | precopy).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -80,22 +81,25 @@ def cpu_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     vm_names = sorted({vm for run in runs for vm in run.vms}, key=p._natural)
     vm_colours = p.palette(vm_names)
     fig = p.new_figure(6.2 * len(runs) + 0.6, 1.55 * len(hosts) + 1.6)
-    axes = fig.subplots(len(hosts), len(runs), sharex=True, sharey=True, squeeze=False)
-    top = 0.0
+    # one y scale per host row (a Warehouse node carries several VMs, a Server node one), the same
+    # scale left and right so the two methods compare at a glance
+    axes = fig.subplots(len(hosts), len(runs), sharex=True, sharey="row", squeeze=False)
+    top = dict.fromkeys(hosts, 0.0)
     for col, run in enumerate(runs):
         axes[0][col].set_title(_run_title(run))
         for row, host in enumerate(hosts):
             ax = axes[row][col]
             if host in run.hosts:
-                top = max(top, _cpu_panel(ax, run, host, vm_colours))
+                top[host] = max(top[host], _cpu_panel(ax, run, host, vm_colours))
             if col == 0:
                 ax.set_ylabel(f"{host} ({run.hosts[host].role})\nCPU (cores)" if host in run.hosts else host)
             ax.grid(axis="y", alpha=0.3)
         axes[-1][col].set_xlabel("time (s)")
-    axes[0][0].set_ylim(0, max(top, 0.1) * 1.35)  # headroom for the migration labels
-    handles: list[object] = [Patch(color=vm_colours[v], label=v) for v in vm_names]
+    for row, host in enumerate(hosts):
+        axes[row][0].set_ylim(0, max(top[host], 0.1) * 1.4)  # headroom for the migration labels
+    handles: list[Artist] = [Patch(color=vm_colours[v], label=v) for v in vm_names]
     handles.append(Line2D([], [], color="black", label="host CPU demand (VMs + overhead)"))
-    handles += p.legend_extras(any(m.outcome == "cancelled" for r in runs for m in r.migrations))
+    handles += p.legend_extras(_any_cancelled(runs))
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7), frameon=False)
     if left_out:
         title += f"\n({left_out})"
@@ -131,108 +135,98 @@ def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
         times, total = run.total_watts()
         ax.step(times, total, where="post", color="black", lw=1.2, zorder=3)
         p.migration_spans(ax, run.migrations, run.summary.duration_s, label=len(run.migrations) <= 6)
-        p.power_markers(ax, run.power_events)
-        ax.set_title(f"{_run_title(run)} — {run.summary.energy_ws:,.0f} Ws", pad=12)
+        p.power_markers(ax, run.power_events, names=len(run.power_events) <= 12)
+        ax.set_title(f"{_run_title(run)} — {run.summary.energy_ws:,.0f} Ws", pad=16)
         ax.set_xlabel("time (s)")
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("power (W)")
     axes[0].set_ylim(0, max(float(r.total_watts()[1].max(initial=0.0)) for r in runs) * 1.2)
-    handles: list[object] = [Patch(color=colours[h], label=h) for h in hosts]
+    handles: list[Artist] = [Patch(color=colours[h], label=h) for h in hosts]
     handles.append(Line2D([], [], color="black", label="total"))
-    handles += [
-        h for h in p.legend_extras() if getattr(h, "get_label", lambda: "")() != "host suspended (S3)"
-    ]
+    handles += [h for h in p.legend_extras(_any_cancelled(runs)) if "S3" not in h.get_label()]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 10), frameon=False)
     fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
 
 
+def is_reference(run: Run) -> bool:
+    """A baseline (no consolidation, or an ideal at any packing capacity), not a method under test."""
+    return run.summary.policy in REFERENCES
+
+
 def compared_variants(runs: Mapping[str, Run]) -> list[str]:
-    """The consolidating variants drawn one per panel against the references."""
-    return [v for v in runs if v not in REFERENCES] or list(runs)
+    """The consolidating variants, drawn one per panel against the references (all, if none is)."""
+    return [v for v, run in runs.items() if not is_reference(run)] or list(runs)
+
+
+def side_by_side(runs: Mapping[str, Run]) -> list[str]:
+    """The paper's left|right panels: postcopy and precopy if both ran, else every compared variant."""
+    compared = compared_variants(runs)
+    pair = [v for v in ("postcopy", "precopy") if v in compared]
+    return pair if len(pair) == 2 else compared
+
+
+def _panel_width_in(panels: int) -> float:
+    return min(6.2, 16.0 / panels)  # at most ≈ 1,660 px wide, readable at 100 % zoom
+
+
+def _series(run: Run, what: str) -> tuple[FloatArray, FloatArray]:
+    return run.active_hosts() if what == "active" else run.total_watts()
+
+
+def _comparison_figure(runs: Mapping[str, Run], what: str, path: Path, title: str) -> Path:
+    """One panel per compared variant, the references drawn in each; ``what``: "active" or "power"."""
+    variants = compared_variants(runs)
+    refs = (("ideal", "--"),) if what == "active" else (("none", ":"), ("ideal", "--"))
+    fig = p.new_figure(_panel_width_in(len(variants)) * len(variants) + 0.6, 4.2)
+    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
+    top = max(float(_series(run, what)[1].max(initial=0.0)) for run in runs.values())
+    for i, (ax, variant) in enumerate(zip(axes, variants, strict=True)):
+        run = runs[variant]
+        for ref, style in refs:
+            if ref in runs and ref != variant:
+                t, y = _series(runs[ref], what)
+                label = ref if what == "active" else f"{ref} ({runs[ref].summary.energy_ws:,.0f} Ws)"
+                ax.step(
+                    t, y, where="post", color=p.variant_colour(ref), ls=style, lw=1.3, zorder=3, label=label
+                )
+        t, y = _series(run, what)
+        label = variant if what == "active" else f"{variant} ({run.summary.energy_ws:,.0f} Ws)"
+        ax.step(t, y, where="post", color=p.variant_colour(variant, i), lw=2, zorder=4, label=label)
+        p.migration_spans(ax, run.migrations, run.summary.duration_s, label=False)
+        p.power_markers(ax, run.power_events)
+        against = " and ".join(r for r, _ in reversed(refs) if r in runs and r != variant)
+        ax.set_title(f"{variant} vs {against}" if against else variant, pad=16)
+        ax.set_xlabel("time (s)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower right", framealpha=0.9)  # the bottom of these plots is empty: no host idles at 0
+    if what == "active":
+        axes[0].set_ylabel("active hosts (on, suspending or resuming)")
+        axes[0].set_ylim(0, top + 1)
+        axes[0].yaxis.get_major_locator().set_params(integer=True)
+    else:
+        axes[0].set_ylabel("total power (W)")
+        axes[0].set_ylim(0, top * 1.15)
+    extras = [
+        h for h in p.legend_extras(_any_cancelled(runs[v] for v in variants)) if "S3" not in h.get_label()
+    ]
+    fig.legend(handles=extras, loc="outside lower center", ncol=len(extras), frameon=False)
+    fig.suptitle(title, fontsize=13)
+    return p.save(fig, path)
+
+
+def _any_cancelled(runs: Iterable[Run]) -> bool:
+    return any(m.outcome == "cancelled" for run in runs for m in run.migrations)
 
 
 def active_hosts_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
     """Fig. 8: active (powered) hosts over time, one panel per variant, ideal as the dashed reference."""
-    variants = compared_variants(runs)
-    fig = p.new_figure(6.2 * len(variants) + 0.6, 3.8)
-    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
-    top = 1.0
-    for i, (ax, variant) in enumerate(zip(axes, variants, strict=True)):
-        run = runs[variant]
-        if "ideal" in runs and variant != "ideal":
-            t, n = runs["ideal"].active_hosts()
-            ax.step(t, n, where="post", color="black", ls="--", lw=1.2, label="ideal", zorder=3)
-        t, n = run.active_hosts()
-        top = max(top, float(n.max(initial=0.0)))
-        ax.step(t, n, where="post", color=p.variant_colour(variant, i), lw=2, label=variant, zorder=4)
-        p.migration_spans(ax, run.migrations, run.summary.duration_s, label=False)
-        p.power_markers(ax, run.power_events)
-        ax.set_title(f"{variant} vs ideal", pad=12)
-        ax.set_xlabel("time (s)")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper right")
-    axes[0].set_ylabel("active hosts")
-    axes[0].set_ylim(0, top + 1)
-    axes[0].yaxis.get_major_locator().set_params(integer=True)
-    fig.legend(
-        handles=p.legend_extras()[:1] + p.legend_extras()[2:],
-        loc="outside lower center",
-        ncol=3,
-        frameon=False,
-    )
-    fig.suptitle(title, fontsize=13)
-    return p.save(fig, path)
+    return _comparison_figure(runs, "active", path, title)
 
 
 def total_power_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
     """Fig. 9: total power over time, one panel per variant, with ideal and no consolidation beside it."""
-    variants = compared_variants(runs)
-    fig = p.new_figure(6.2 * len(variants) + 0.6, 3.8)
-    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
-    top = 1.0
-    for i, (ax, variant) in enumerate(zip(axes, variants, strict=True)):
-        for ref, style in (("none", ":"), ("ideal", "--")):
-            if ref in runs and ref != variant:
-                t, w = runs[ref].total_watts()
-                ax.step(
-                    t,
-                    w,
-                    where="post",
-                    color=p.variant_colour(ref),
-                    ls=style,
-                    lw=1.3,
-                    zorder=3,
-                    label=f"{ref} ({runs[ref].summary.energy_ws:,.0f} Ws)",
-                )
-        run = runs[variant]
-        t, w = run.total_watts()
-        top = max([top] + [float(r.total_watts()[1].max(initial=0.0)) for r in runs.values()])
-        ax.step(
-            t,
-            w,
-            where="post",
-            color=p.variant_colour(variant, i),
-            lw=1.8,
-            zorder=4,
-            label=f"{variant} ({run.summary.energy_ws:,.0f} Ws)",
-        )
-        p.migration_spans(ax, run.migrations, run.summary.duration_s, label=False)
-        p.power_markers(ax, run.power_events)
-        ax.set_title(f"{variant} vs ideal and no consolidation", pad=12)
-        ax.set_xlabel("time (s)")
-        ax.grid(alpha=0.3)
-        ax.legend(loc="lower right")
-    axes[0].set_ylabel("total power (W)")
-    axes[0].set_ylim(0, top * 1.25)
-    fig.legend(
-        handles=p.legend_extras()[:1] + p.legend_extras()[2:],
-        loc="outside lower center",
-        ncol=3,
-        frameon=False,
-    )
-    fig.suptitle(title, fontsize=13)
-    return p.save(fig, path)
+    return _comparison_figure(runs, "power", path, title)
 
 
 def energy_by_seed_figure(energy_ws: Mapping[str, Sequence[float]], path: Path, title: str) -> Path:

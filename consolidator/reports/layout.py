@@ -33,13 +33,15 @@ class Experiment:
     def seeds(self, variant: str) -> list[int]:
         return sorted(self.runs.get(variant, {}))
 
-    def figure_seed(self) -> int:
-        """The seed whose time series are drawn: the lowest one that the most variants share."""
+    def figure_seed(self) -> int | None:
+        """The seed whose time series are drawn: the lowest one with full run folders (hosts.csv, ...)
+        for the most variants; None if every run kept only its summary.json."""
         counts: dict[int, int] = {}
         for seeds in self.runs.values():
-            for seed in seeds:
-                counts[seed] = counts.get(seed, 0) + 1
-        return min(counts, key=lambda seed: (-counts[seed], seed))
+            for seed, folder in seeds.items():
+                if (folder / "hosts.csv").exists():
+                    counts[seed] = counts.get(seed, 0) + 1
+        return min(counts, key=lambda seed: (-counts[seed], seed)) if counts else None
 
     def run_folder(self, variant: str, seed: int) -> Path | None:
         return self.runs.get(variant, {}).get(seed)

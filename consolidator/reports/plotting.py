@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -92,6 +93,18 @@ def shade_suspended(ax: Axes, host: HostSeries) -> None:
         ax.axvspan(host.t_s[first], end, color=SUSPENDED_COLOUR, alpha=0.6, lw=0, zorder=0)
 
 
+def merge_intervals(intervals: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Union of [start, end] intervals, sorted: overlapping migrations become one band, so bands
+    never darken where several migrations overlap (their count is in the labels and the table)."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(intervals):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
+
+
 def migration_spans(
     ax: Axes,
     migrations: Iterable[MigrationRecord],
@@ -100,53 +113,96 @@ def migration_spans(
     host: str | None = None,
     label: bool = True,
 ) -> int:
-    """Draw each migration (touching ``host``, if given) as a span; returns how many were drawn."""
-    drawn = 0
-    for mig in migrations:
-        if host is not None and host not in (mig.src, mig.dst):
-            continue
+    """Draw the migrations (touching ``host``, if given) as bands; returns how many there were.
+
+    Completed or running migrations are orange, cancelled ones red and hatched; instant moves (the
+    ideal baseline) are thin lines. Labels (VM→destination, VM←source) step down when they crowd.
+    """
+    chosen = [m for m in migrations if host is None or host in (m.src, m.dst)]
+    spans: dict[bool, list[tuple[float, float]]] = {True: [], False: []}
+    for mig in chosen:
         stop = mig.end_s if mig.end_s is not None else end_s
-        if stop <= mig.start_s:  # instant moves (the ideal baseline): a thin line instead of a span
+        if stop <= mig.start_s:
             ax.axvline(mig.start_s, color=MIGRATION_COLOUR, lw=1, alpha=0.7, zorder=1)
         else:
-            colour = CANCELLED_COLOUR if mig.outcome == "cancelled" else MIGRATION_COLOUR
-            ax.axvspan(mig.start_s, stop, color=colour, alpha=0.18, lw=0, zorder=1)
-        if label:
-            arrow = "→" if host is None or host == mig.src else "←"
-            other = mig.dst if host is None or host == mig.src else mig.src
-            text = ax.annotate(
-                f"{mig.vm}{arrow}{other}",
-                xy=(mig.start_s, 0.97),
-                xycoords=("data", "axes fraction"),
-                fontsize=8,
-                va="top",
-                ha="left",
-                color="#7A4F00",
-                clip_on=True,
-            )
-            text.set_in_layout(False)  # labels near the right edge must not shrink the axes
-        drawn += 1
-    return drawn
+            spans[mig.outcome == "cancelled"].append((mig.start_s, stop))
+    for cancelled, intervals in spans.items():
+        for start, stop in merge_intervals(intervals):
+            if cancelled:
+                ax.axvspan(
+                    start,
+                    stop,
+                    facecolor=CANCELLED_COLOUR,
+                    alpha=0.12,
+                    hatch="//",
+                    edgecolor=CANCELLED_COLOUR,
+                    lw=0,
+                    zorder=1,
+                )
+            else:
+                ax.axvspan(start, stop, color=MIGRATION_COLOUR, alpha=0.22, lw=0, zorder=1)
+    if label:
+        _label_migrations(ax, chosen, host, end_s)
+    return len(chosen)
 
 
-def power_markers(ax: Axes, events: Iterable[PowerEvent], *, host: str | None = None, y: float = 1.0) -> None:
-    """▼ where a host finished suspending, ▲ where it finished resuming (at ``y`` in axes fraction)."""
+def _label_migrations(ax: Axes, chosen: list[MigrationRecord], host: str | None, end_s: float) -> None:
+    """One label per migration at its start; a label that would overlap the previous one steps down."""
+    crowd_s = 0.09 * max(end_s, 1.0)  # about the width of a label at the default figure sizes
+    last_x, level = float("-inf"), 0
+    for mig in sorted(chosen, key=lambda m: m.start_s):
+        level = (level + 1) % 6 if mig.start_s - last_x < crowd_s else 0
+        last_x = mig.start_s
+        outgoing = host is None or host == mig.src
+        text = ax.annotate(
+            f"{mig.vm}{'→' + mig.dst if outgoing else '←' + mig.src}",
+            xy=(mig.start_s, 0.97 - 0.1 * level),
+            xycoords=("data", "axes fraction"),
+            fontsize=8,
+            va="top",
+            ha="left",
+            color="#7A4F00",
+            clip_on=True,
+        )
+        text.set_in_layout(False)  # labels near the right edge must not shrink the axes
+
+
+def power_markers(
+    ax: Axes, events: Iterable[PowerEvent], *, host: str | None = None, y: float = 1.0, names: bool = False
+) -> None:
+    """▼ where a host finished suspending, ▲ where it finished resuming (at ``y`` in axes fraction);
+    with ``names``, the host's name beside each marker."""
     trans = ax.get_xaxis_transform()
-    down = [e.t_s for e in events if e.state == "suspended" and host in (None, e.host)]
-    up = [e.t_s for e in events if e.state == "on" and host in (None, e.host)]
-    for times, style in ((down, SUSPEND_MARK), (up, RESUME_MARK)):
+    chosen = [e for e in events if e.state in ("suspended", "on") and host in (None, e.host)]
+    for state, style in (("suspended", SUSPEND_MARK), ("on", RESUME_MARK)):
+        times = [e.t_s for e in chosen if e.state == state]
         (line,) = ax.plot(times, [y] * len(times), transform=trans, clip_on=False, zorder=5, **style)
         line.set_in_layout(False)
+    for event in chosen if names else ():
+        text = ax.annotate(
+            event.host,
+            xy=(event.t_s, y),
+            xycoords=trans,
+            xytext=(6, -1),
+            textcoords="offset points",
+            fontsize=8,
+            va="center",
+            ha="left",
+            color="#333333",
+        )
+        text.set_in_layout(False)
 
 
-def legend_extras(include_cancelled: bool = False) -> list[object]:
+def legend_extras(include_cancelled: bool = False) -> list[Artist]:
     """Legend handles for the span and marker conventions shared by every figure."""
-    handles: list[object] = [
+    handles: list[Artist] = [
         Patch(color=MIGRATION_COLOUR, alpha=0.35, label="migration running"),
         Patch(color=SUSPENDED_COLOUR, label="host suspended (S3)"),
         Line2D([], [], label="suspended (event)", **SUSPEND_MARK),
         Line2D([], [], label="resumed (event)", **RESUME_MARK),
     ]
     if include_cancelled:
-        handles.insert(1, Patch(color=CANCELLED_COLOUR, alpha=0.35, label="migration cancelled"))
+        cancelled = Patch(facecolor=CANCELLED_COLOUR, alpha=0.3, hatch="//", edgecolor=CANCELLED_COLOUR)
+        cancelled.set_label("migration cancelled")
+        handles.insert(1, cancelled)
     return handles

@@ -45,6 +45,7 @@ class PaperRow(BaseModel):
 
     energy_ws: float | None = None
     saved_pct: float | None = None
+    gap_removed_pct: float | None = None  # derived from the energies when absent
 
 
 class TableFile(BaseModel):
@@ -106,6 +107,8 @@ def _cell(mean: float | None, sd: float | None, fmt: str, with_sd: bool) -> str:
 
 def _paper_gap(paper: dict[str, PaperRow], name: str) -> float | None:
     none, ideal, row = paper.get("none"), paper.get("ideal"), paper.get(name)
+    if row is not None and row.gap_removed_pct is not None:
+        return row.gap_removed_pct
     if not (none and ideal and row) or None in (none.energy_ws, ideal.energy_ws, row.energy_ws):
         return None
     assert none.energy_ws is not None and ideal.energy_ws is not None and row.energy_ws is not None
@@ -170,7 +173,7 @@ def to_rich(view: TableView) -> Table:
         cells = [_with_paper(row[ours], row[paper] if paper else DASH) for ours, paper in pairs]
         table.add_row(escape(row[0]), *cells)
     if any(row[i] != DASH for row in view.rows for i in (2, 4, 6)):
-        note = "[dim](grey, in brackets: the paper's Table IV; its gap removed is derived from it)[/]"
+        note = "[dim](in brackets: the paper's Table IV)[/]"
         table.caption = f"{table.caption}\n{note}" if table.caption else note
     return table
 

@@ -12,7 +12,8 @@
  *   wl.wws_mib (0: MemAvailable - 24 MiB)  wl.load (0..1)  wl.dirty (MiB/s)  wl.task_ms  wl.seed
  *   wl.ctl (control device, default /dev/ttyS1)
  * Control channel, one line per command, one line per answer:
- *   ping -> pong | set load=X dirty=Y -> ok ... | check -> check bad=N pages=M | stats -> stats ...
+ *   ping -> pong | set load=X dirty=Y -> ok ... | check -> check bad=N pages=M
+ *   stats -> stats pages= written= tasks= busy_s= uptime_s= memfree_kib=
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -109,14 +110,14 @@ static const char *param_str(const char *text, const char *key, char *out, size_
     return out;
 }
 
-static size_t mem_available_mib(void) {
+static size_t meminfo_kib(const char *field, size_t dflt) {
     char buf[4096];
     FILE *f = fopen("/proc/meminfo", "r");
     size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
     if (f) fclose(f);
     buf[n] = 0;
-    char *p = strstr(buf, "MemAvailable:");
-    return p ? (size_t)(strtoull(p + 13, NULL, 10) / 1024) : 64;
+    char *p = strstr(buf, field);
+    return p ? (size_t)strtoull(p + strlen(field), NULL, 10) : dflt;
 }
 
 static int open_ctl(const char *path) {
@@ -152,9 +153,10 @@ static void command(int fd, char *line) {
     } else if (strncmp(line, "check", 5) == 0) {
         snprintf(out, sizeof out, "check bad=%zu pages=%zu\n", check_pages(), g_pages);
     } else if (strncmp(line, "stats", 5) == 0) {
-        snprintf(out, sizeof out, "stats pages=%zu written=%llu tasks=%llu busy_s=%.3f uptime_s=%.3f\n",
+        snprintf(out, sizeof out,
+                 "stats pages=%zu written=%llu tasks=%llu busy_s=%.3f uptime_s=%.3f memfree_kib=%zu\n",
                  g_pages, (unsigned long long)g_written, (unsigned long long)g_tasks, g_busy_s,
-                 now_s() - g_t0);
+                 now_s() - g_t0, meminfo_kib("MemFree:", 0));
     } else {
         snprintf(out, sizeof out, "error unknown command\n");
     }
@@ -188,7 +190,7 @@ int main(int argc, char **argv) {
         n += (size_t)snprintf(cmdline + n, sizeof cmdline - n, " %s", argv[i]);
 
     double wws_mib = param(cmdline, "wl.wws_mib", 0);
-    if (wws_mib <= 0) wws_mib = (double)mem_available_mib() - 24.0;
+    if (wws_mib <= 0) wws_mib = (double)meminfo_kib("MemAvailable:", 65536) / 1024.0 - 24.0;
     if (wws_mib < 1) wws_mib = 1;
     g_load = param(cmdline, "wl.load", 0);
     g_dirty_mib_s = param(cmdline, "wl.dirty", 0);

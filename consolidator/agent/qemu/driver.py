@@ -109,7 +109,8 @@ class QemuDriver:
         self._vms[config.name] = vm
         try:
             await monitor.connect(paths.qmp)
-            await monitor.execute("migrate-set-capabilities", {"capabilities": capabilities(incoming)})
+            caps = capabilities(postcopy=incoming, incoming=incoming)
+            await monitor.execute("migrate-set-capabilities", {"capabilities": caps})
         except DriverError:
             await self.destroy_vm(config.name)
             raise
@@ -197,6 +198,9 @@ class QemuDriver:
         resume = mon.last("RESUME")
         if resume is not None:
             marks["resume"] = resume.timestamp_s
+        info = await mon.execute("query-migrate")
+        if "postcopy-blocktime" in info:  # ms the vCPUs spent blocked on remote faults
+            marks["postcopy_blocktime_s"] = info["postcopy-blocktime"] / 1000.0
         return marks
 
     def incoming_failed(self, vm: str) -> bool:

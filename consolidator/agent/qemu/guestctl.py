@@ -21,6 +21,7 @@ class GuestStats:
     tasks: int
     busy_s: float
     uptime_s: float
+    memfree_kib: int  # guest's MemFree: RAM it never touched is (nearly all) of it
 
 
 def parse_fields(line: str) -> dict[str, str]:
@@ -82,4 +83,4 @@ async def check(ctl: Path, timeout_s: float = 60.0) -> int:
 async def stats(ctl: Path) -> GuestStats:
     f = parse_fields(await guest_command(ctl, "stats", "stats"))
     return GuestStats(int(f["pages"]), int(f["written"]), int(f["tasks"]), float(f["busy_s"]),
-                      float(f["uptime_s"]))
+                      float(f["uptime_s"]), int(f["memfree_kib"]))

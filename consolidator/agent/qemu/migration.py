@@ -33,9 +33,13 @@ class _Progress:
     last: dict[str, Any] = field(default_factory=dict)
 
 
-def capabilities(postcopy: bool) -> list[dict[str, Any]]:
-    """Migration capabilities; the destination always enables postcopy-ram (it does not know the method)."""
-    return [{"capability": "events", "state": True}, {"capability": "postcopy-ram", "state": postcopy}]
+def capabilities(postcopy: bool, incoming: bool = False) -> list[dict[str, Any]]:
+    """Migration capabilities. A destination always enables postcopy-ram (it does not know the method)
+    and postcopy-blocktime, so it can tell how long its vCPUs waited on remote page faults."""
+    caps = [{"capability": "events", "state": True}, {"capability": "postcopy-ram", "state": postcopy}]
+    if incoming:
+        caps.append({"capability": "postcopy-blocktime", "state": True})
+    return caps
 
 
 async def _configure(mon: Monitor, req: MigrationRequest) -> None:
