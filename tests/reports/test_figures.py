@@ -62,13 +62,18 @@ def test_active_hosts_and_total_power(runs: dict[str, Run], tmp_path: Path) -> N
     check_png(figures.total_power_figure(runs, tmp_path / "total.png", "Fig. 9"), (1000, 300))
 
 
-def test_compared_variants_put_references_aside() -> None:
-    assert figures.compared_variants(dict.fromkeys(["none", "ideal", "postcopy", "precopy", "hybrid"])) == [
-        "postcopy",
-        "precopy",
-        "hybrid",
-    ]
-    assert figures.compared_variants(dict.fromkeys(["none", "ideal"])) == ["none", "ideal"]
+def test_references_are_told_by_policy_not_by_name(runs: dict[str, Run]) -> None:
+    named = {
+        "none": runs["none"],
+        "ideal@1.5": runs["ideal"],
+        "postcopy": runs["postcopy"],
+        "hybrid": runs["postcopy"],
+        "precopy": runs["precopy"],
+    }
+    assert figures.compared_variants(named) == ["postcopy", "hybrid", "precopy"]
+    assert figures.side_by_side(named) == ["postcopy", "precopy"]  # the paper's left | right
+    assert figures.side_by_side({"hybrid": runs["postcopy"]}) == ["hybrid"]
+    assert figures.compared_variants({"none": runs["none"], "ideal": runs["ideal"]}) == ["none", "ideal"]
 
 
 def test_energy_by_seed(tmp_path: Path) -> None:

@@ -168,3 +168,11 @@ def test_extra_keys_are_kept(tmp_path: Path) -> None:
     )
     table = load_table(path)
     assert table.rows["none"].model_extra == {"overload_s": 3}
+
+
+def test_paper_gap_given_in_the_file_wins_over_the_derived_one() -> None:
+    paper = {**PAPER, "postcopy": {"energy_ws": 344204, "saved_pct": 11.8, "gap_removed_pct": 50.0}}
+    table = TableFile.model_validate(
+        {"scenario": "c", "rows": {"postcopy": {"energy_ws": 1}}, "paper": paper}
+    )
+    assert _cells(table_view(table).rows)["postcopy"][6] == "50"
