@@ -1,0 +1,253 @@
+"""CloudSim 3.0.3's ``optimizeAllocation`` (PowerVmAllocationPolicyMigrationAbstract), step by step.
+
+1. Overloaded hosts: the detector on every host. 2. From each, VMs chosen by the selector until the
+host is no longer overloaded. 3. PABFD places them (decreasing CPU), never on an overloaded host.
+4. Underload: the least-utilised active host (by the last update) is emptied if all its VMs fit
+elsewhere, repeated until every host was tried. The VM lists are restored afterwards: the returned
+migrations are only started by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from consolidator.literature.state import RAND_POS, F8, Hosts, I8, Vms, list_append, list_remove
+from consolidator.policies.literature._compile import jit
+from consolidator.policies.literature.detectors import LR, LRR, is_overloaded, trimmed_length
+from consolidator.policies.literature.power import clamp_utilisation, power_increase, spec_power
+from consolidator.policies.literature.selectors import MC, MMT, MU, select_mc, select_mmt, select_mu, select_rs
+
+
+@jit
+def refresh(hs: Hosts, vs: Vms, h: int) -> None:
+    """Planning aggregates of one host from its current VM list (no migration is in flight here)."""
+    req = 0.0
+    capped = 0.0
+    avail = hs.total[h]
+    over = False
+    hs.hist[h, :] = 0.0
+    for i in range(hs.n[h]):
+        v = hs.vms[h, i]
+        d = vs.demand[v]
+        c = min(d, hs.pe_mips[h])
+        req += d
+        capped += c
+        if not over:
+            if avail >= c:
+                avail -= c
+            elif c > 0.0:
+                over = True
+        for j in range(vs.hlen[v]):
+            hs.hist[h, j] += vs.hist[v, j] * vs.mips[v] / hs.total[h]
+    alloc = capped
+    if over:
+        scale = hs.total[h] / capped
+        alloc = 0.0
+        for i in range(hs.n[h]):
+            v = hs.vms[h, i]
+            alloc += np.floor(min(vs.demand[v], hs.pe_mips[h]) * scale)
+        avail = 0.0
+    hs.req_sum[h] = req
+    hs.alloc_sum[h] = alloc
+    hs.avail[h] = avail
+    hs.hlen[h] = trimmed_length(hs.hist[h])
+
+
+@jit
+def steps_ahead(hs: Hosts, vs: Vms, h: int, extra_ram: float, mig_rate: float, interval: float) -> float:
+    """LR's look-ahead: scheduling intervals the migration of the host's largest VM takes."""
+    ram = extra_ram
+    for i in range(hs.n[h]):
+        ram = max(ram, vs.ram[hs.vms[h, i]])
+    return np.ceil(ram / mig_rate / interval)
+
+
+@jit
+def overloaded(hs: Hosts, vs: Vms, h: int, kind: int, param: float, mig_rate: float, interval: float) -> bool:
+    ahead = steps_ahead(hs, vs, h, 0.0, mig_rate, interval) if kind == LR or kind == LRR else 1.0
+    return is_overloaded(kind, param, hs.req_sum[h] / hs.total[h], hs.hist[h, :hs.hlen[h]], ahead)
+
+
+@jit
+def overloaded_with(hs: Hosts, vs: Vms, h: int, v: int, kind: int, param: float, mig_rate: float,
+                    interval: float, tmp: F8) -> bool:
+    """isHostOverUtilizedAfterAllocation: the detector on the host with ``v`` added last."""
+    tmp[:] = hs.hist[h]
+    for j in range(vs.hlen[v]):
+        tmp[j] += vs.hist[v, j] * vs.mips[v] / hs.total[h]
+    n = trimmed_length(tmp)
+    ahead = steps_ahead(hs, vs, h, vs.ram[v], mig_rate, interval) if kind == LR or kind == LRR else 1.0
+    return is_overloaded(kind, param, (hs.req_sum[h] + vs.demand[v]) / hs.total[h], tmp[:n], ahead)
+
+
+@jit
+def find_host(hs: Hosts, vs: Vms, v: int, excluded: np.ndarray, kind: int, param: float,
+              mig_rate: float, interval: float, tmp: F8) -> int:
+    """PABFD: the allowed, suitable host whose power rises least; ties to the lowest id.
+
+    The overload check is made only for a host that would beat the best so far, which gives the
+    same choice as CloudSim's check-then-compare loop with far fewer detector calls.
+    """
+    d = vs.demand[v]
+    best = -1
+    lowest = np.inf
+    for h in range(hs.n.shape[0]):
+        if excluded[h] or hs.pe_mips[h] < d or hs.avail[h] < d:
+            continue
+        diff = power_increase(hs.table[h], hs.watts_before[h], hs.alloc_sum[h], d, hs.total[h])
+        if diff < lowest:
+            if hs.alloc_sum[h] != 0.0 and overloaded_with(hs, vs, h, v, kind, param, mig_rate, interval, tmp):
+                continue
+            lowest = diff
+            best = h
+    return best
+
+
+@jit
+def select_vm(hs: Hosts, vs: Vms, h: int, selector: int, rand: F8, acc: F8) -> int:
+    """The VM the selector takes off host ``h`` (a VM id), or -1."""
+    n = hs.n[h]
+    if n == 0:
+        return -1
+    ids = hs.vms[h, :n]
+    if selector == MMT:
+        pos = select_mmt(vs.ram[ids])
+    elif selector == MU:
+        pos = select_mu(vs.demand[ids] / vs.mips[ids])
+    elif selector == MC:
+        pos = select_mc(vs.hist[ids], vs.hlen[ids], vs.ram[ids])
+    else:
+        k = int(acc[RAND_POS]) % rand.shape[0]
+        acc[RAND_POS] += 1.0
+        pos = select_rs(n, rand[k])
+    return ids[pos] if pos >= 0 else -1
+
+
+@jit
+def by_demand(vs: Vms, ids: np.ndarray) -> np.ndarray:
+    """PowerVmList.sortByCpuUtilization: decreasing requested MIPS, stable."""
+    order = np.argsort(-vs.demand[ids], kind="mergesort")
+    return ids[order]
+
+
+@jit
+def place(hs: Hosts, vs: Vms, ids: np.ndarray, excluded: np.ndarray, all_or_nothing: bool,
+          kind: int, param: float, mig_rate: float, interval: float, tmp: F8,
+          out_vm: I8, out_dst: I8, count: int) -> int:
+    """Place VMs (sorted by demand) with PABFD, appending moves to ``out_*``; returns the new count.
+
+    With ``all_or_nothing`` (underload) one VM without a host undoes the VMs placed by this call.
+    """
+    start = count
+    for v in by_demand(vs, ids):
+        dst = find_host(hs, vs, v, excluded, kind, param, mig_rate, interval, tmp)
+        if dst < 0:
+            if all_or_nothing:
+                for i in range(start, count):
+                    list_remove(hs, out_dst[i], out_vm[i])
+                    refresh(hs, vs, out_dst[i])
+                return start
+            continue
+        list_append(hs, dst, v)
+        refresh(hs, vs, dst)
+        out_vm[count] = v
+        out_dst[count] = dst
+        count += 1
+    return count
+
+
+@jit
+def _evict_overloaded(hs: Hosts, vs: Vms, over: np.ndarray, kind: int, param: float, selector: int,
+                      mig_rate: float, interval: float, rand: F8, acc: F8) -> np.ndarray:
+    """getVmsToMigrateFromHosts: take VMs off each overloaded host until it is no longer overloaded."""
+    picked = np.empty(vs.mips.shape[0], np.int64)
+    count = 0
+    for h in range(hs.n.shape[0]):
+        if not over[h]:
+            continue
+        while True:
+            v = select_vm(hs, vs, h, selector, rand, acc)
+            if v < 0:
+                break
+            picked[count] = v
+            count += 1
+            list_remove(hs, h, v)
+            refresh(hs, vs, h)
+            if not overloaded(hs, vs, h, kind, param, mig_rate, interval):
+                break
+    return picked[:count]
+
+
+@jit
+def _next_underloaded(hs: Hosts, order: np.ndarray, excluded: np.ndarray, start: int) -> int:
+    """getUnderUtilizedHost: least utilised (last update) non-excluded host in (0, 1) with VMs."""
+    for i in range(start, order.shape[0]):
+        h = order[i]
+        if excluded[h]:
+            continue
+        u = clamp_utilisation(hs.util[h] / hs.total[h])
+        if u >= 1.0:
+            return -1
+        if u > 0.0 and hs.n[h] > 0:
+            return h
+    return -1
+
+
+@jit
+def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, kind: int, param: float, mig_rate: float,
+                       interval: float, tmp: F8, out_vm: I8, out_dst: I8, count: int) -> int:
+    """getMigrationMapFromUnderUtilizedHosts, with CloudSim's exclusion sets."""
+    n_hosts = hs.n.shape[0]
+    off = hs.util == 0.0
+    ex_under = over | off
+    ex_place = over | off
+    n_ex = int(np.sum(ex_under))
+    order = np.argsort(hs.util / hs.total, kind="mergesort")
+    first = 0  # hosts before it in ``order`` are all excluded already
+    while n_ex < n_hosts:
+        while first < n_hosts and ex_under[order[first]]:
+            first += 1
+        u = _next_underloaded(hs, order, ex_under, first)
+        if u < 0:
+            break
+        ex_under[u] = True
+        ex_place[u] = True
+        n_ex += 1
+        ids = hs.vms[u, :hs.n[u]].astype(np.int64)
+        start = count
+        count = place(hs, vs, ids, ex_place, True, kind, param, mig_rate, interval, tmp,
+                      out_vm, out_dst, count)
+        for i in range(start, count):
+            if not ex_under[out_dst[i]]:
+                ex_under[out_dst[i]] = True
+                n_ex += 1
+    return count
+
+
+@jit
+def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rate: float,
+             interval: float, rand: F8, acc: F8, out_vm: I8, out_dst: I8) -> int:
+    """One optimizeAllocation; fills ``out_vm``/``out_dst`` with the migrations in CloudSim's order."""
+    n_hosts = hs.n.shape[0]
+    tmp = np.empty(hs.hist.shape[1])
+    for h in range(n_hosts):
+        refresh(hs, vs, h)
+        hs.watts_before[h] = spec_power(hs.table[h], clamp_utilisation(hs.util[h] / hs.total[h]))
+    over = np.zeros(n_hosts, np.bool_)
+    for h in range(n_hosts):
+        over[h] = overloaded(hs, vs, h, kind, param, mig_rate, interval)
+    saved_n = hs.n.copy()
+    saved = np.empty(int(np.sum(saved_n)), np.int32)
+    k = 0
+    for h in range(n_hosts):
+        saved[k:k + saved_n[h]] = hs.vms[h, :saved_n[h]]
+        k += saved_n[h]
+    evicted = _evict_overloaded(hs, vs, over, kind, param, selector, mig_rate, interval, rand, acc)
+    count = place(hs, vs, evicted, over, False, kind, param, mig_rate, interval, tmp, out_vm, out_dst, 0)
+    count = _drain_underloaded(hs, vs, over, kind, param, mig_rate, interval, tmp, out_vm, out_dst, count)
+    k = 0
+    for h in range(n_hosts):
+        hs.n[h] = saved_n[h]
+        hs.vms[h, :saved_n[h]] = saved[k:k + saved_n[h]]
+        k += saved_n[h]
+    return count

@@ -1,0 +1,28 @@
+"""The compiler decorator of the literature policies: numba's ``njit`` when installed, else identity.
+
+The policy functions are plain Python over NumPy arrays (pure: no I/O, no clock, no global state);
+numba compiles them so the CloudSim-compatible engine can call them in tight loops. Without numba they
+still run, only slowly, which keeps the table-driven tests independent of the compiler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+try:  # pragma: no cover - exercised by whichever environment runs
+    from numba import njit as _njit
+
+    def jit(func: F) -> F:
+        """Compile ``func`` in nopython mode, cached on disk next to its module."""
+        return _njit(cache=True, nogil=True)(func)  # type: ignore[no-any-return]
+
+    HAVE_NUMBA = True
+except ImportError:  # pragma: no cover
+
+    def jit(func: F) -> F:
+        return func
+
+    HAVE_NUMBA = False

@@ -1,0 +1,105 @@
+"""Literature policy names: ``<detector>-<selector>[-<parameter>]`` such as ``thr-mmt-0.8``, ``lr-mmt-1.2``.
+
+One registration: each detector with its default parameter and the range a parameter must lie in.
+The parameter is THR's utilisation threshold, or the safety parameter of IQR, MAD, LR and LRR.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from dataclasses import dataclass
+
+from consolidator.domain.errors import UserError
+from consolidator.policies.literature import detectors, selectors
+
+
+class Detector(enum.Enum):
+    THR = "thr"
+    IQR = "iqr"
+    MAD = "mad"
+    LR = "lr"
+    LRR = "lrr"
+
+
+class Selector(enum.Enum):
+    MMT = "mmt"
+    MU = "mu"
+    RS = "rs"
+    MC = "mc"
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorInfo:
+    code: int
+    default: float
+    low: float  # inclusive
+    high: float  # inclusive
+    meaning: str
+
+
+DETECTORS: dict[Detector, DetectorInfo] = {
+    Detector.THR: DetectorInfo(detectors.THR, 0.8, 0.0, 1.0, "utilisation threshold (0..1)"),
+    Detector.IQR: DetectorInfo(detectors.IQR, 1.5, 0.0, 10.0, "safety parameter s: 1 - s*IQR"),
+    Detector.MAD: DetectorInfo(detectors.MAD, 2.5, 0.0, 10.0, "safety parameter s: 1 - s*MAD"),
+    Detector.LR: DetectorInfo(detectors.LR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1"),
+    Detector.LRR: DetectorInfo(detectors.LRR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1"),
+}
+SELECTOR_CODES: dict[Selector, int] = {
+    Selector.MMT: selectors.MMT, Selector.MU: selectors.MU, Selector.RS: selectors.RS, Selector.MC: selectors.MC,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LiteraturePolicy:
+    """A validated policy: overload detector with its parameter, VM selector; PABFD placement."""
+
+    detector: Detector
+    selector: Selector
+    parameter: float
+
+    @property
+    def name(self) -> str:
+        return f"{self.detector.value}-{self.selector.value}-{self.parameter:g}"
+
+    @property
+    def detector_code(self) -> int:
+        return DETECTORS[self.detector].code
+
+    @property
+    def selector_code(self) -> int:
+        return SELECTOR_CODES[self.selector]
+
+
+def policy_names() -> list[str]:
+    """Every detector-selector pair with its default parameter (the CloudSim examples' values)."""
+    return [f"{d.value}-{s.value}-{DETECTORS[d].default:g}" for d in Detector for s in Selector]
+
+
+def parse_policy(name: str) -> LiteraturePolicy:
+    """``thr-mmt-0.8`` -> LiteraturePolicy; a missing parameter takes the detector's default."""
+    parts = name.strip().lower().split("-")
+    if len(parts) not in (2, 3):
+        raise UserError(f"malformed policy {name!r}: expected <detector>-<selector>[-<parameter>], "
+                        f"e.g. thr-mmt-0.8", field="--policy")
+    try:
+        detector = Detector(parts[0])
+    except ValueError:
+        raise UserError(f"unknown overload detector {parts[0]!r} in {name!r} (known: "
+                        f"{', '.join(d.value for d in Detector)})", field="--policy") from None
+    try:
+        selector = Selector(parts[1])
+    except ValueError:
+        raise UserError(f"unknown VM selector {parts[1]!r} in {name!r} (known: "
+                        f"{', '.join(s.value for s in Selector)})", field="--policy") from None
+    info = DETECTORS[detector]
+    if len(parts) == 2:
+        return LiteraturePolicy(detector, selector, info.default)
+    try:
+        value = float(parts[2])
+    except ValueError:
+        raise UserError(f"parameter {parts[2]!r} of {name!r} is not a number", field="--policy") from None
+    if not math.isfinite(value) or not info.low <= value <= info.high:
+        raise UserError(f"parameter {value:g} of {name!r} out of range [{info.low:g}, {info.high:g}] "
+                        f"({info.meaning})", field="--policy")
+    return LiteraturePolicy(detector, selector, value)
