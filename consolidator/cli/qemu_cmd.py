@@ -7,6 +7,8 @@ import json
 import logging
 import os
 import shutil
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -57,6 +59,7 @@ def calibrate(
     quick: bool = typer.Option(False, "--quick", help="256 MiB guest only (under 5 minutes)."),
     link_mb_s: float = typer.Option(120.0, help="Migration link rate in MB/s (10^6 bytes)."),
     timeout_s: float = typer.Option(0.0, help="Precopy timeout (0: 20 s, 15 s with --quick)."),
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON rows to this file.")] = None,
 ) -> None:
     """Run real migrations (precopy, postcopy, hybrid) over a shaped link; set them beside the model."""
     from consolidator.experiments.calibrate import GridSpec, run_grid
@@ -71,6 +74,8 @@ def calibrate(
     if not as_json:
         typer.echo(HEADER)
     rows = run_grid(spec, report=lambda row: None if as_json else typer.echo(_row_line(row)))
+    if out is not None:
+        out.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
         return

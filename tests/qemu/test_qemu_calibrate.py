@@ -1,0 +1,87 @@
+"""Calibration: the fit on rows with known answers, the CLI's errors, and a small real grid."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+
+import pytest
+
+from consolidator.agent.guest import GuestImage
+from consolidator.domain.types import MigrationMethod
+from consolidator.experiments.calibrate import CalibrationRow, GridSpec, run_grid
+from consolidator.experiments.calibration_fit import fit_fault_cost, fit_link, relative_error, summarise
+
+REQUIRED_KEYS = {"mode", "mem_mib", "dirty_mib_s", "real_s", "model_s", "converged", "bytes_sent",
+                 "bad_pages"}
+
+
+def _row(mode: str, bytes_sent: int, real_s: float, converged: bool = True, **kw: object) -> CalibrationRow:
+    base = dict(mode=mode, mem_mib=256, dirty_mib_s=80.0, real_s=real_s, model_s=real_s, converged=converged,
+                bytes_sent=bytes_sent, bad_pages=0, outcome="completed", dirty_measured_mib_s=80.0,
+                touched_bytes=240_000_000, wws_bytes=170 * 2**20, rounds=3, downtime_s=0.01,
+                normal_bytes=bytes_sent, postcopy_requests=0, postcopy_blocktime_s=None,
+                model_bytes=bytes_sent, switched_to_postcopy=False)
+    base.update(kw)
+    return CalibrationRow(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("setup_s", "bandwidth"), [(0.0, 120e6), (0.5, 110e6), (0.2, 60e6)])
+def test_fit_link_recovers_setup_and_bandwidth(setup_s: float, bandwidth: float) -> None:
+    rows = [_row("precopy", b, setup_s + b / bandwidth) for b in (200_000_000, 400_000_000, 900_000_000)]
+    rows.append(_row("precopy", 5_000_000_000, 15.0, converged=False))  # cancelled: not used
+    fit_setup, fit_bw, points = fit_link(rows)
+    assert points == 3
+    assert fit_setup == pytest.approx(setup_s, abs=1e-6)
+    assert fit_bw == pytest.approx(bandwidth, rel=1e-6)
+
+
+def test_fault_cost_is_block_time_per_request_over_dirtying_rows() -> None:
+    rows = [_row("postcopy", 1, 1.0, postcopy_requests=100, postcopy_blocktime_s=2.0),
+            _row("postcopy", 1, 1.0, postcopy_requests=50, postcopy_blocktime_s=0.5),
+            _row("postcopy", 1, 1.0, postcopy_requests=10, postcopy_blocktime_s=9.0, dirty_mib_s=0.0),
+            _row("precopy", 1, 1.0)]
+    assert fit_fault_cost(rows) == pytest.approx(0.015)  # median of 20 ms and 10 ms
+    assert relative_error(2.0, 2.3) == pytest.approx(0.15)
+
+
+def test_summary_of_a_model_that_is_exact_has_no_error() -> None:
+    rows = [_row(m.value, b, b / 120e6) for m in MigrationMethod if m is not MigrationMethod.INSTANT
+            for b in (250_000_000, 400_000_000)]
+    s = summarise(rows, GridSpec())
+    assert s.median_error == 0 and s.bad_pages == 0 and s.rows == 6
+    assert s.fit.bandwidth_bytes_per_s == pytest.approx(120e6)
+
+
+def test_calibrate_cli_refuses_bad_arguments_in_one_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "consolidator.cli.main", "calibrate", "--link-mb-s", "0"],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "--link-mb-s" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.qemu
+def test_guest_build_command_prints_the_cached_image(guest: GuestImage) -> None:
+    done = subprocess.run([sys.executable, "-m", "consolidator.cli.main", "guest", "build"],
+                          capture_output=True, text=True, check=True)
+    assert str(guest.kernel_path) in done.stdout and guest.key in done.stdout
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_small_real_grid_gives_rows_the_checks_can_read(guest: GuestImage) -> None:
+    modes = (MigrationMethod.POSTCOPY, MigrationMethod.HYBRID)
+    spec = GridSpec(mem_mib=(256,), dirty_mib_s=(80.0,), modes=modes, settle_s=1.0)
+    rows = run_grid(spec, guest=guest)
+    assert [(r.mode, r.converged, r.bad_pages) for r in rows] == [("postcopy", True, 0), ("hybrid", True, 0)]
+    for row in rows:
+        obj = json.loads(json.dumps(dataclasses.asdict(row)))
+        assert REQUIRED_KEYS <= set(obj)
+        assert 60 < row.dirty_measured_mib_s < 100  # the guest really dirtied ≈ 80 MiB/s
+        assert relative_error(row.real_s, row.model_s) < 0.5
+    postcopy = rows[0]
+    assert postcopy.real_s <= 1.2 * postcopy.touched_bytes / spec.link_bytes_per_s
