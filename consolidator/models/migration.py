@@ -75,7 +75,7 @@ class MigrationProcess:
     __slots__ = (
         "method", "params", "mem_bytes", "wws_bytes", "phase", "elapsed_s", "bytes_sent",
         "downtime_s", "rounds", "round_left", "dirty", "postcopy_left", "missing_share",
-        "switched", "outcome", "stall_s", "end_offset_s", "_setup_left",
+        "switched", "outcome", "stall_s", "end_offset_s", "_setup_left", "touched_bytes",
     )
 
     def __init__(
@@ -93,6 +93,7 @@ class MigrationProcess:
         self.mem_bytes = float(mem_bytes)
         self.wws_bytes = float(min(wws_bytes, mem_bytes))
         touched = self.mem_bytes if touched_bytes is None else float(min(touched_bytes, mem_bytes))
+        self.touched_bytes = touched
         self.phase = Phase.SETUP
         self.elapsed_s = 0.0
         self.bytes_sent = 0.0
@@ -188,7 +189,8 @@ class MigrationProcess:
 
     def _on_timeout(self) -> None:
         if self.params.on_timeout is OnTimeoutPolicy.POSTCOPY:
-            self._switch_to_postcopy(dirty_left=self.round_left + self.dirty)
+            # pages not yet sent in this pass plus those dirtied since: they overlap, so at most all of RAM
+            self._switch_to_postcopy(dirty_left=min(self.touched_bytes, self.round_left + self.dirty))
         else:
             self._finish(MigrationOutcome.CANCELLED)
 

@@ -63,17 +63,18 @@ class PaperPolicy:
     def plan(self, s: Snapshot) -> Plan:
         est, per_vm = self.estimated_load(s)
         counts = s.host_vm_count()
-        actions: list[Action] = []
-        actions += self._distribute(s, est, counts)
-        actions += self._consolidate(s, est, per_vm)
-        actions += [Suspend(s.host_names[h], "empty") for h in np.flatnonzero((s.host_state == ON) & (counts == 0))]
+        moves = self._distribute(s, est, counts) + self._consolidate(s, est, per_vm)
+        targets = {m.dst for m in moves}
+        empty = np.flatnonzero((s.host_state == ON) & (counts == 0))
+        actions: list[Action] = [*moves]
+        actions += [Suspend(s.host_names[h], "empty") for h in empty if s.host_names[h] not in targets]
         return Plan(tuple(actions), {"overloaded_warehouses": float(self._overloaded(s, est).size)})
 
     def _overloaded(self, s: Snapshot, est: np.ndarray) -> np.ndarray:
         return np.flatnonzero(s.host_is_warehouse & (s.host_state == ON) & (est >= self.overload_threshold))
 
-    def _distribute(self, s: Snapshot, est: np.ndarray, counts: np.ndarray) -> list[Action]:
-        out: list[Action] = []
+    def _distribute(self, s: Snapshot, est: np.ndarray, counts: np.ndarray) -> list[Migrate]:
+        out: list[Migrate] = []
         overloaded = self._overloaded(s, est)
         if overloaded.size == 0:
             return out
@@ -94,8 +95,8 @@ class PaperPolicy:
                                f"warehouse load {est[w]:.2f} >= {self.overload_threshold}"))
         return out
 
-    def _consolidate(self, s: Snapshot, est: np.ndarray, per_vm: float) -> list[Action]:
-        out: list[Action] = []
+    def _consolidate(self, s: Snapshot, est: np.ndarray, per_vm: float) -> list[Migrate]:
+        out: list[Migrate] = []
         on_server = (s.vm_host >= 0) & ~s.host_is_warehouse[np.maximum(s.vm_host, 0)]
         ready = on_server & ~s.vm_busy & (s.t_s - s.vm_last_move_end_s >= self.hold_s)
         idle = np.flatnonzero(ready & (s.vm_load_avg < self.return_threshold))

@@ -1,0 +1,97 @@
+"""End to end: the paper's experiments through the simulator, the control loop and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from consolidator.domain.types import MigrationMethod
+from consolidator.experiments.reproduce import run_complex, run_simple
+
+
+@pytest.fixture(scope="module")
+def simple() -> dict[str, dict]:
+    return run_simple(None, (MigrationMethod.POSTCOPY, MigrationMethod.PRECOPY))
+
+
+def _first_return(tl: dict) -> dict:
+    return next(m for m in tl["migrations"] if m["vm"] == "VM0" and m["dst"] == "PM0")
+
+
+def test_simple_postcopy_timeline_matches_the_paper(simple: dict) -> None:
+    tl = simple["postcopy"]
+    m = _first_return(tl)
+    assert 80 <= m["start_s"] <= 90  # paper: decision at 85 s
+    assert m["end_s"] <= 105  # paper: done ≈ 100 s
+    suspended = [e["t_s"] for e in tl["power_events"] if e["host"] == "PM1" and e["state"] == "suspended"]
+    assert suspended and m["end_s"] <= suspended[0] <= m["end_s"] + 10
+    resumed = [e["t_s"] for e in tl["power_events"] if e["host"] == "PM1" and e["state"] == "on"]
+    assert resumed and resumed[0] > 175  # VM1 rises at 175 s: the Warehouse overloads, PM1 wakes
+
+
+def test_simple_precopy_lasts_several_times_longer(simple: dict) -> None:
+    post, pre = _first_return(simple["postcopy"]), _first_return(simple["precopy"])
+    assert pre["start_s"] == post["start_s"]
+    assert (pre["end_s"] - pre["start_s"]) >= 2.5 * (post["end_s"] - post["start_s"])
+    assert simple["precopy"]["energy_ws"] > simple["postcopy"]["energy_ws"]
+
+
+@pytest.fixture(scope="module")
+def complex_table() -> dict:
+    return run_complex(None, seeds=6, extras=False)
+
+
+def test_complex_energy_order_of_the_baselines_and_postcopy(complex_table: dict) -> None:
+    rows = complex_table["rows"]
+    assert rows["none"]["energy_ws"] > rows["postcopy"]["energy_ws"] > rows["ideal"]["energy_ws"]
+    assert 0 < rows["postcopy"]["gap_removed_pct"] < 100
+
+
+def test_precopy_keeps_active_vms_on_the_warehouse(complex_table: dict) -> None:
+    """Precopy cannot move a VM that dirties faster than the link: active VMs stay packed."""
+    rows = complex_table["rows"]
+    assert rows["precopy"]["active_on_warehouse_vm_s"] > 3 * rows["postcopy"]["active_on_warehouse_vm_s"]
+    assert rows["precopy"]["migrations"] < rows["postcopy"]["migrations"] / 5
+
+
+def test_complex_runs_are_reproducible_per_seed() -> None:
+    a = run_complex(None, seeds=2, extras=False)
+    b = run_complex(None, seeds=2, extras=False)
+    assert a["rows"]["postcopy"]["energy_ws"] == b["rows"]["postcopy"]["energy_ws"]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "consolidator.cli.main", *args], capture_output=True, text=True,
+                          timeout=600, cwd=cwd)
+
+
+def test_cli_json_interfaces(tmp_path: Path) -> None:
+    proc = _cli("reproduce", "simple", "--migration", "postcopy", "--json", "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    simple = json.loads(proc.stdout)
+    assert {"migrations", "power_events", "energy_ws"} <= simple.keys()
+    assert set(simple["migrations"][0]) >= {"vm", "src", "dst", "method", "start_s", "end_s"}
+    assert {e["state"] for e in simple["power_events"]} <= {"suspended", "on"}
+    proc = _cli("reproduce", "complex", "--seeds", "2", "--json", "--no-report", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    table = json.loads(proc.stdout)["table"]
+    assert set(table) == {"none", "ideal", "postcopy", "precopy"}
+    for row in table.values():
+        assert set(row) == {"energy_ws", "saved_pct", "gap_removed_pct", "unserved_cpu_pct"}
+    assert table["none"]["saved_pct"] == 0
+
+
+def test_main_job_writes_runs_table_figures_and_report(tmp_path: Path) -> None:
+    proc = _cli("reproduce", "--seeds", "2", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = tmp_path / "out"
+    assert (out / "complex" / "table.json").is_file()
+    for name in ("hosts.csv", "vms.csv", "migrations.csv", "power_events.csv", "summary.json", "run.sqlite"):
+        assert (out / "simple" / "postcopy" / "seed-0" / name).is_file(), name
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    assert list((out / "figures").glob("*.png"))
+    assert "Table IV" in proc.stdout

@@ -1,0 +1,52 @@
+"""Host power: the paper's linear model, SPECpower tables, states, and the vectorised table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from consolidator.domain.types import PowerProfile, PowerState
+from consolidator.models.power import STATE_CODES, PowerTable, host_watts
+
+PAPER = PowerProfile()
+G4 = PowerProfile(table_watts=(86, 89.4, 92.6, 96, 99.5, 102, 106, 108, 112, 114, 117), full_load_cores=None)
+
+
+@pytest.mark.parametrize(
+    ("profile", "state", "load", "cores", "watts"),
+    [
+        (PAPER, PowerState.ON, 0.0, 4, 53.0),  # Table II, idle with C-states
+        (PAPER, PowerState.ON, 1.0, 4, 100.0),  # Table II, 100 %
+        (PAPER, PowerState.ON, 0.5, 4, 76.5),  # footnote: 53 + 47 · L
+        (PAPER, PowerState.ON, 3.0, 4, 100.0),  # L = min(1, load) (DESIGN §2)
+        (PAPER, PowerState.SUSPENDED, 0.0, 4, 7.0),  # Table III
+        (PAPER, PowerState.SUSPENDING, 0.0, 4, 53.0),
+        (G4, PowerState.ON, 1.0, 2, 102.0),  # 50 % of 2 cores
+        (G4, PowerState.ON, 0.3, 2, 91.0),  # 15 %: halfway between 89.4 and 92.6
+    ],
+)
+def test_host_watts(profile: PowerProfile, state: PowerState, load: float, cores: float, watts: float) -> None:
+    assert host_watts(profile, state, load, cores) == pytest.approx(watts)
+
+
+def test_vectorised_table_matches_scalar_model() -> None:
+    profiles = [PAPER, G4, PAPER, G4]
+    cores = [4, 2, 4, 2]
+    states = [PowerState.ON, PowerState.ON, PowerState.SUSPENDED, PowerState.RESUMING]
+    loads = np.array([0.37, 1.3, 0.0, 0.0])
+    table = PowerTable.build(profiles, cores)
+    got = table.watts(np.array([STATE_CODES[s] for s in states], dtype=np.int8), loads)
+    want = [host_watts(p, s, float(x), c) for p, s, x, c in zip(profiles, states, loads, cores, strict=True)]
+    assert got == pytest.approx(want)
+
+
+def test_uncapped_power_extends_the_line_for_the_ideal_estimate() -> None:
+    table = PowerTable.build([PAPER], [4])
+    on = np.array([STATE_CODES[PowerState.ON]], dtype=np.int8)
+    assert table.watts(on, np.array([2.0]))[0] == pytest.approx(100.0)
+    assert table.watts(on, np.array([2.0]), uncapped=True)[0] == pytest.approx(53 + 47 * 2)
+
+
+def test_table_needs_eleven_points() -> None:
+    with pytest.raises(ValueError):
+        PowerProfile(table_watts=(1.0, 2.0))
