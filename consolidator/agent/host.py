@@ -47,6 +47,7 @@ class HostAgent:
         self.power = HostPower(config, self.events)
         self._migrations: dict[str, asyncio.Task[None]] = {}
         self._cpu_before = procstats.read_cpu_times()
+        self._guest_marks: dict[str, tuple[float, float]] = {}
 
     async def start(self) -> list[VmInfo]:
         """Adopt the QEMU processes that outlived a previous agent."""
@@ -169,12 +170,15 @@ class HostAgent:
         for info in await self.driver.list_vms():
             if info.state in (VmRunState.RUNNING, VmRunState.MIGRATING, VmRunState.POSTCOPY):
                 try:
-                    vms.append(VmStatsView.of(await self.driver.vm_stats(info.name)))
+                    stats = await self.driver.vm_stats(info.name)
                 except DriverError as exc:  # a VM that just left or stopped: report the rest
                     log.debug("no stats for %s: %s", info.name, exc)
+                    continue
+                guest = await self._guest_load(info) if self.config.emulated else None
+                vms.append(VmStatsView.of(stats, info.config.cpu_quota, guest))
         if self.config.emulated:
-            # a lab host shares the machine: its load is what its VMs use, in units of their quota
-            cpu = sum(v.cpu_load for v in vms)
+            # lab hosts share one machine: a host's load is its VMs' loads, each quota counting as a core
+            cpu = sum(v.lab_load for v in vms)
         else:
             cpu = proc_cores
         return HostStatsView(
@@ -183,6 +187,27 @@ class HostAgent:
             proc_cpu_load=proc_cores, mem_total_mib=total_mib, mem_used_mib=used_mib,
             watts=self.power.watts(cpu) if self.config.emulated else None, vms=vms,
         )
+
+    async def _guest_load(self, info: VmInfo) -> float | None:
+        """Busy share inside the guest since the previous call (its workload generator's counters).
+
+        Why: under TCG (the lab here) host-side CPU includes the emulation's own cost, which inflates
+        a VM's load against its quota; the guest's busy time is what the paper calls the VM's load.
+        """
+        read = getattr(self.driver, "guest_stats", None)
+        if read is None or info.state is not VmRunState.RUNNING:
+            self._guest_marks.pop(info.name, None)
+            return None
+        try:
+            stats = await read(info.name)
+        except DriverError as exc:
+            log.debug("no guest stats for %s: %s", info.name, exc)
+            return None
+        mark = self._guest_marks.get(info.name)
+        self._guest_marks[info.name] = (stats.busy_s, stats.uptime_s)
+        if mark is None or stats.uptime_s <= mark[1]:
+            return None
+        return max(0.0, min(1.0, (stats.busy_s - mark[0]) / (stats.uptime_s - mark[1])))
 
     async def suspend(self) -> PowerState:
         if self._migrations and any(not t.done() for t in self._migrations.values()):

@@ -1,7 +1,7 @@
 """Stats poller: asks every agent for host and VM stats once a period and records them.
 
-Lab hosts share one machine, so a VM's CPU is read as a fraction of its cgroup quota (the quota is
-the VM's "100 %", DESIGN §5) when ``quota_is_core`` is set; a real host reports cores as measured.
+Lab hosts share one machine, so their agents report a VM's load as a share of its cgroup quota
+(the quota is the VM's "100 %", DESIGN §5); a real host reports cores as measured.
 """
 
 from __future__ import annotations
@@ -24,27 +24,25 @@ class PolledStats:
     raw: HostStatsView
 
 
-def samples_of(view: HostStatsView, t_s: float, quotas: dict[str, float] | None = None) -> PolledStats:
-    """Samples for the Load Monitor; ``quotas`` (VM -> cores) rescales VM CPU to fractions of quota."""
-    vms = []
-    for stats in view.vms:
-        load = stats.cpu_load
-        if quotas is not None and quotas.get(stats.name):
-            load = stats.cpu_load / quotas[stats.name]
-        vms.append(VmSample(t_s=t_s, vm=stats.name, host=view.host, cpu_load=load,
-                            dirty_bytes_per_s=stats.dirty_bytes_per_s))
-    host_load = sum(v.cpu_load for v in vms) if quotas is not None else view.cpu_load
-    host = HostSample(t_s=t_s, host=view.host, cpu_load=host_load, mem_used_mib=view.mem_used_mib,
+def samples_of(view: HostStatsView, t_s: float) -> PolledStats:
+    """Samples for the Load Monitor. An emulated (lab) host reports loads in lab units, each VM's
+    quota counting as one core (DESIGN §5); a real host reports cores as measured."""
+    vms = tuple(
+        VmSample(t_s=t_s, vm=stats.name, host=view.host,
+                 cpu_load=stats.lab_load if view.emulated else stats.cpu_load,
+                 dirty_bytes_per_s=stats.dirty_bytes_per_s)
+        for stats in view.vms
+    )
+    host = HostSample(t_s=t_s, host=view.host, cpu_load=view.cpu_load, mem_used_mib=view.mem_used_mib,
                       watts=view.watts)
-    return PolledStats(host=host, vms=tuple(vms), raw=view)
+    return PolledStats(host=host, vms=vms, raw=view)
 
 
 class StatsPoller:
     """Polls all agents concurrently; an agent that does not answer (asleep, down) is skipped."""
 
-    def __init__(self, clients: dict[str, AgentClient], quotas: dict[str, float] | None = None) -> None:
+    def __init__(self, clients: dict[str, AgentClient]) -> None:
         self._clients = clients
-        self._quotas = quotas
         self.misses: dict[str, int] = {host: 0 for host in clients}
 
     async def poll(self, t_s: float) -> dict[str, PolledStats]:
@@ -59,5 +57,5 @@ class StatsPoller:
             elif isinstance(answer, BaseException):
                 raise answer
             else:
-                polled[host] = samples_of(answer, t_s, self._quotas)
+                polled[host] = samples_of(answer, t_s)
         return polled

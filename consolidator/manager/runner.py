@@ -47,13 +47,12 @@ class LiveSession:
         power_states: Mapping[str, PowerState] | None = None,
         options: MigrationOptions = DEFAULT_OPTIONS,
         waker: Waker | None = None,
-        quotas: dict[str, float] | None = None,
         window_periods: int = 10,
     ) -> None:
         self._args = (hosts, vms, placement, policy, method, sink, window_periods)
         self.endpoints = dict(endpoints)
         self.power_states = dict(power_states or {})
-        self.options, self.waker, self.quotas = options, waker, quotas
+        self.options, self.waker = options, waker
         self.observers: list[Callable[[Event], None]] = []
         self.clients: dict[str, AgentClient] = {}
         self.t0_wall_s = 0.0
@@ -65,7 +64,7 @@ class LiveSession:
         self.cluster = RemoteCluster(self.clients, self._deliver, self.t0_wall_s, self.waker, self.options)
         self.loop: ControlLoop = build_loop(hosts, vms, placement, policy, self.cluster, sink, method,
                                            self.power_states, window_periods=window)
-        self.poller = StatsPoller(self.clients, self.quotas)
+        self.poller = StatsPoller(self.clients)
         self.forwarder = EventForwarder(self.clients, self.t0_wall_s, self._deliver)
         await self.forwarder.start()
         return self

@@ -80,7 +80,7 @@ class RecordingHypervisor:
     async def vm_stats(self, vm: str) -> VmStats:
         self.calls.append(("vm_stats", (vm,)))
         info = self.vms[vm]
-        return VmStats(name=vm, cpu_load=info.config.load, dirty_bytes_per_s=None,
+        return VmStats(name=vm, cpu_load=info.config.load * info.config.cpu_quota, dirty_bytes_per_s=None,
                        mem_mib=info.config.mem_mib)
 
     async def set_load(self, vm: str, load: float, dirty_mib_s: float) -> None:

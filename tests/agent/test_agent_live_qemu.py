@@ -169,7 +169,7 @@ def test_remote_cluster_drives_control_loop_over_qemu(lab: Lab) -> None:
                  HostSpec("pm1", Role.SERVER, cores=1.0, mem_mib=4096)]
         session = LiveSession(hosts, [VmSpec("vm0", mem_mib=256)], {"vm0": "pm0"}, make_policy("paper"),
                               {h: s.endpoint() for h, s in lab.specs.items()}, MigrationMethod.POSTCOPY,
-                              NullSink(), quotas={"vm0": 0.25}, window_periods=3)
+                              NullSink(), window_periods=3)
         async with session:
             session.observers.append(seen.append)
             await session.run(6.0)  # pm1 has no VM: suspended

@@ -97,15 +97,29 @@ class LoadBody(_Strict):
 
 
 class VmStatsView(BaseModel):
+    """A VM's usage: host-measured CPU (cores and share of its quota) and the guest's own busy share."""
+
     name: str
-    cpu_load: float
+    cpu_load: float = Field(description="cores used by the VM's QEMU process since the last call")
     dirty_bytes_per_s: float | None
     mem_mib: int
+    cpu_quota: float | None = Field(None, description="the VM's cgroup quota, cores: its '100 %'")
+    quota_load: float | None = Field(None, description="cpu_load / cpu_quota")
+    guest_load: float | None = Field(None, description="busy share seen inside the guest since the last call")
 
     @classmethod
-    def of(cls, stats: VmStats) -> VmStatsView:
+    def of(cls, stats: VmStats, cpu_quota: float | None = None,
+           guest_load: float | None = None) -> VmStatsView:
+        quota_load = stats.cpu_load / cpu_quota if cpu_quota else None
         return cls(name=stats.name, cpu_load=stats.cpu_load, dirty_bytes_per_s=stats.dirty_bytes_per_s,
-                   mem_mib=stats.mem_mib)
+                   mem_mib=stats.mem_mib, cpu_quota=cpu_quota, quota_load=quota_load, guest_load=guest_load)
+
+    @property
+    def lab_load(self) -> float:
+        """The VM's load in lab units (its quota = one core): the guest's view, else the host's."""
+        if self.guest_load is not None:
+            return self.guest_load
+        return self.quota_load if self.quota_load is not None else self.cpu_load
 
 
 class HostStatsView(BaseModel):
@@ -116,7 +130,8 @@ class HostStatsView(BaseModel):
     power_state: PowerState
     emulated: bool
     cores: float
-    cpu_load: float = Field(description="cores busy: /proc/stat on a real host, sum of VMs when emulated")
+    cpu_load: float = Field(description="cores busy: /proc/stat on a real host; on an emulated host the sum "
+                                        "of its VMs' loads, each VM's quota counting as one core")
     proc_cpu_load: float = Field(description="cores busy on the machine per /proc/stat")
     mem_total_mib: float
     mem_used_mib: float
