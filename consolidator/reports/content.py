@@ -16,6 +16,7 @@ from consolidator.reports import figures
 from consolidator.reports.layout import Experiment
 from consolidator.reports.runs import Run, load_run, load_summary
 from consolidator.reports.table import Row, TableFile, TableView, load_table, table_view
+from consolidator.reports.timeline import migration_rows, simple_timeline_rows
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,9 @@ class Section:
     figure_seed: int | None
     run_rows: tuple[tuple[str, ...], ...]
     params: tuple[tuple[str, ...], ...]  # first row: header ("parameter", variant, ...)
+    migrations: tuple[tuple[str, ...], ...] = ()
+    timeline: tuple[tuple[str, ...], ...] = ()  # simple scenario: ours beside the paper's (Sec. IV-B)
+    cluster: str = ""
 
 
 def table_from_summaries(experiment: Experiment) -> TableFile:
@@ -219,4 +223,22 @@ def build_section(experiment: Experiment, fig_dir: Path) -> Section:
         figure_seed=experiment.figure_seed() if experiment.runs else None,
         run_rows=_run_rows(runs),
         params=_params(runs) if runs else (),
+        migrations=migration_rows(runs) if runs else (),
+        timeline=simple_timeline_rows(runs) if experiment.scenario == "simple" else (),
+        cluster=_cluster_text(runs, experiment),
+    )
+
+
+def _cluster_text(runs: dict[str, Run], experiment: Experiment) -> str:
+    """One line on what was simulated, read from the runs (never assumed)."""
+    seeds = sorted({s for v in experiment.variants for s in experiment.seeds(v)})
+    seed_text = f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]})"
+    if not runs:
+        return f"{len(experiment.variants)} variants, {seed_text}; no time series stored, table only."
+    run = next(iter(runs.values()))
+    roles = [h.role for h in run.hosts.values()]
+    role_text = ", ".join(f"{roles.count(r)} {r}" for r in sorted(set(roles), key=lambda r: r != "warehouse"))
+    return (
+        f"{len(run.hosts)} hosts ({role_text}), {len(run.vms)} VMs, {run.summary.duration_s:g} s at "
+        f"{run.summary.tick_s:g} s ticks; variants {', '.join(experiment.variants)}; {seed_text}."
     )

@@ -188,8 +188,20 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def without_empty_columns(view: TableView) -> TableView:
+    """Drop the columns that are empty in every row (e.g. the paper's, for a scenario it has no table for)."""
+    keep = [i for i in range(len(view.header)) if i == 0 or any(row[i] != DASH for row in view.rows)]
+    return TableView(
+        title=view.title,
+        header=tuple(view.header[i] for i in keep),
+        rows=tuple(tuple(row[i] for i in keep) for row in view.rows),
+        notes=view.notes,
+    )
+
+
 def to_markdown(view: TableView) -> str:
-    """A GitHub-flavoured Markdown table with its title and notes."""
+    """A GitHub-flavoured Markdown table with its title and notes (all-empty columns left out)."""
+    view = without_empty_columns(view)
     lines = [f"**{_md_escape(view.title)}**", ""]
     lines.append("| " + " | ".join(_md_escape(h) for h in view.header) + " |")
     lines.append("|" + "|".join([":---"] + ["---:"] * (len(view.header) - 1)) + "|")
@@ -199,7 +211,8 @@ def to_markdown(view: TableView) -> str:
 
 
 def to_html(view: TableView) -> str:
-    """An HTML table (every cell escaped) with a caption and the notes below it."""
+    """An HTML table (cells escaped, all-empty columns left out) with a caption and the notes below it."""
+    view = without_empty_columns(view)
     esc = html.escape
     parts = [f'<table class="results"><caption>{esc(view.title)}</caption><thead><tr>']
     parts += [f"<th>{esc(h)}</th>" for h in view.header]

@@ -104,12 +104,34 @@ def test_title_says_how_many_seeds() -> None:
 
 
 def test_markdown_is_a_pipe_table() -> None:
-    text = to_markdown(table_view(_table([0, 1], none={"energy_ws": 390000.0, "energy_ws_sd": 10.0})))
+    full = {
+        "energy_ws": 390000.0,
+        "energy_ws_sd": 10.0,
+        "saved_pct": 0.0,
+        "gap_removed_pct": 0.0,
+        "unserved_cpu_pct": 0.0,
+        "migrations": 0,
+    }
+    text = to_markdown(table_view(_table([0, 1], none=full)))
     lines = text.splitlines()
     header = next(line for line in lines if line.startswith("| run"))
     separator = lines[lines.index(header) + 1]
     assert header.count("|") == separator.count("|") == 10
     assert "| none | 390,000 ± 10 | 390,175 |" in text
+
+
+def test_columns_empty_in_every_row_are_left_out_of_markdown_and_html() -> None:
+    table = TableFile.model_validate(
+        {
+            "scenario": "simple",
+            "seeds": [0],
+            "rows": {"postcopy": {"energy_ws": 48377}, "precopy": {"energy_ws": 50793}},
+        }
+    )
+    text = to_markdown(table_view(table))
+    assert "| run | energy (Ws) |" in text and "saved" not in text and "| —" not in text
+    html = to_html(table_view(table))
+    assert html.count("<th>") == 2 and "<td>—</td>" not in html
 
 
 def test_html_escapes_names_from_the_file() -> None:
