@@ -47,8 +47,10 @@ HOW_TO_READ = {
         "energy. The closer a method's line hugs the ideal, the more of the gap it removes."
     ),
     "seeds": (
-        "Energy of every seed (dots) and their mean (bar, value on top) for each variant: the spread "
-        "behind the ± in the table. Figures above draw one seed only."
+        "Left: the energy of every seed (dots) and their mean ± sd (black), the spread behind the ± in "
+        "the table. Right: each seed's energy saved against no consolidation on the same seed; seeds "
+        "share their load trace across variants, so this pairing removes the load's own spread. Stars "
+        "are the paper's Table IV. The time-series figures above draw one seed only."
     ),
 }
 
@@ -77,12 +79,17 @@ class Section:
     cluster: str = ""
 
 
-def table_from_summaries(experiment: Experiment) -> TableFile:
-    """A table.json equivalent computed from the runs' summary.json files (when the table is missing)."""
-    energy = {
-        v: [load_summary(experiment.runs[v][s] / "summary.json").energy_ws for s in experiment.seeds(v)]
+def seed_energies(experiment: Experiment) -> dict[str, dict[int, float]]:
+    """Energy of every stored run from its summary.json: variant -> seed -> Ws."""
+    return {
+        v: {s: load_summary(experiment.runs[v][s] / "summary.json").energy_ws for s in experiment.seeds(v)}
         for v in experiment.variants
     }
+
+
+def table_from_summaries(experiment: Experiment) -> TableFile:
+    """A table.json equivalent computed from the runs' summary.json files (when the table is missing)."""
+    energy = {v: list(by_seed.values()) for v, by_seed in seed_energies(experiment).items()}
     mean = {v: statistics.fmean(e) for v, e in energy.items()}
     rows = {}
     for name, values in energy.items():
@@ -112,10 +119,12 @@ def _figure_runs(experiment: Experiment) -> dict[str, Run]:
     return {v: load_run(folder) for v, folder in found.items() if folder is not None}
 
 
-def _draw(experiment: Experiment, runs: dict[str, Run], fig_dir: Path) -> list[FigureRef]:
-    name = experiment.scenario
+def _draw_runs(experiment: Experiment, runs: dict[str, Run], fig_dir: Path) -> list[FigureRef]:
+    """Fig. 6-9 from the figure seed's full run folders."""
+    if not runs:
+        return []
+    name, seed = experiment.scenario, experiment.figure_seed()
     compared = [runs[v] for v in figures.side_by_side(runs)]
-    seed = experiment.figure_seed()
     draw = [
         ("cpu", "Fig. 6 — CPU usage of hosts and VMs", figures.cpu_figure, compared),
         ("power", "Fig. 7 — power of each host and in total", figures.power_figure, compared),
@@ -127,15 +136,19 @@ def _draw(experiment: Experiment, runs: dict[str, Run], fig_dir: Path) -> list[F
         full = f"{title} ({name} scenario, seed {seed})"
         path = function(arg, fig_dir / f"{name}-{key}.png", full)  # type: ignore[operator]
         refs.append(FigureRef(key, full, path, HOW_TO_READ[key]))
-    energies = {
-        v: [load_summary(experiment.runs[v][s] / "summary.json").energy_ws for s in experiment.seeds(v)]
-        for v in experiment.variants
-    }
-    if max(len(e) for e in energies.values()) > 1:
-        title = f"Energy per seed ({name} scenario)"
-        path = figures.energy_by_seed_figure(energies, fig_dir / f"{name}-seeds.png", title)
-        refs.append(FigureRef("seeds", title, path, HOW_TO_READ["seeds"]))
     return refs
+
+
+def _draw_seeds(experiment: Experiment, fig_dir: Path, table: TableFile | None) -> list[FigureRef]:
+    """Energy per seed, from the summaries alone; only when there is more than one seed."""
+    energies = seed_energies(experiment)
+    most = max((len(e) for e in energies.values()), default=0)
+    if most < 2:
+        return []
+    paper = {n: r.saved_pct for n, r in table.paper.items() if r.saved_pct is not None} if table else {}
+    title = f"Energy per seed ({experiment.scenario} scenario, {most} seeds)"
+    path = figures.energy_by_seed_figure(energies, fig_dir / f"{experiment.scenario}-seeds.png", title, paper)
+    return [FigureRef("seeds", title, path, HOW_TO_READ["seeds"])]
 
 
 def _fmt(value: Any) -> str:
@@ -213,7 +226,7 @@ def build_section(experiment: Experiment, fig_dir: Path) -> Section:
     else:
         table, source = None, ""
     runs = _figure_runs(experiment) if experiment.runs else {}
-    refs = _draw(experiment, runs, fig_dir) if runs else []
+    refs = _draw_runs(experiment, runs, fig_dir) + _draw_seeds(experiment, fig_dir, table)
     log.info("report section %s: %d figures", experiment.scenario, len(refs))
     return Section(
         scenario=experiment.scenario,

@@ -229,32 +229,75 @@ def total_power_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
     return _comparison_figure(runs, "power", path, title)
 
 
-def energy_by_seed_figure(energy_ws: Mapping[str, Sequence[float]], path: Path, title: str) -> Path:
-    """Energy of every seed per variant (dots), mean as a bar: how much the seeds spread."""
+def energy_by_seed_figure(
+    energy_ws: Mapping[str, Mapping[int, float]],
+    path: Path,
+    title: str,
+    paper_saved_pct: Mapping[str, float] | None = None,
+) -> Path:
+    """Left: energy of every seed (dots) with mean ± sd. Right: energy saved against no consolidation
+    for the same seed (seeds share their load trace, so the pairing removes the seeds' own spread),
+    with the paper's saved % as a star."""
     names = list(energy_ws)
-    fig = p.new_figure(max(5.0, 1.3 * len(names) + 2), 3.8)
-    ax = fig.subplots()
-    rng = np.random.default_rng(0)  # jitter only, so dots of equal energy do not hide each other
-    for i, name in enumerate(names):
-        values = np.asarray(energy_ws[name], dtype=float)
-        colour = p.variant_colour(name, i)
-        ax.bar(i, values.mean(), color=colour, alpha=0.35, width=0.6)
-        ax.scatter(i + rng.uniform(-0.18, 0.18, len(values)), values, color=colour, s=14, zorder=3)
-        ax.annotate(
-            f"{values.mean():,.0f}",
-            (i, values.mean()),
-            ha="center",
-            va="bottom",
-            fontsize=9,
-            xytext=(0, 3),
-            textcoords="offset points",
+    fig = p.new_figure(max(8.0, 1.6 * len(names) + 3), 4.0)
+    left, right = fig.subplots(1, 2)
+    colours = {n: p.variant_colour(n, i) for i, n in enumerate(names)}  # the same in both panels
+    _strip(left, names, {n: list(energy_ws[n].values()) for n in names}, "{:,.0f}", colours)
+    left.set_ylabel("energy (Ws)")
+    left.yaxis.set_major_formatter("{x:,.0f}")
+    left.set_title("energy per seed, mean ± sd")
+    none = energy_ws.get("none", {})
+    saved = {
+        n: [100.0 * (none[s] - e) / none[s] for s, e in energy_ws[n].items() if none.get(s)]
+        for n in names
+        if n != "none"
+    }
+    saved = {n: v for n, v in saved.items() if v}
+    if saved:
+        _strip(right, list(saved), saved, "{:.1f} %", colours)
+        stars = [
+            (i, paper_saved_pct[n]) for i, n in enumerate(saved) if paper_saved_pct and n in paper_saved_pct
+        ]
+        if stars:
+            xs, ys = zip(*stars, strict=True)
+            right.scatter(
+                np.asarray(xs) - 0.28, ys, marker="*", s=130, color="black", zorder=5, label="paper, Table IV"
+            )
+            right.legend(loc="best")
+        right.axhline(0, color="#999999", lw=1)
+        right.set_ylabel("saved vs none, same seed (%)")
+        right.set_title("energy saved against no consolidation, paired by seed")
+    else:
+        right.set_axis_off()
+        right.text(
+            0.5, 0.5, "no `none` runs to compare with", ha="center", va="center", transform=right.transAxes
         )
-    ax.set_xticks(range(len(names)), names)
-    ax.set_ylabel("energy (Ws)")
-    ax.yaxis.set_major_formatter("{x:,.0f}")
-    ax.grid(axis="y", alpha=0.3)
-    ax.set_title(title)
+    fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
+
+
+def _strip(
+    ax: Axes, names: list[str], values: Mapping[str, Sequence[float]], fmt: str, colours: Mapping[str, str]
+) -> None:
+    """Dots per variant (jittered), with mean ± sample sd as a bar and the mean written beside it."""
+    rng = np.random.default_rng(0)  # jitter only, so dots of equal value do not hide each other
+    for i, name in enumerate(names):
+        data = np.asarray(values[name], dtype=float)
+        colour = colours[name]
+        ax.scatter(i + rng.uniform(-0.12, 0.12, len(data)), data, color=colour, s=16, alpha=0.8, zorder=3)
+        sd = float(data.std(ddof=1)) if len(data) > 1 else 0.0
+        ax.errorbar(i + 0.22, data.mean(), yerr=sd, fmt="o", color="black", ms=4, capsize=4, zorder=4)
+        ax.annotate(
+            fmt.format(data.mean()),
+            (i + 0.22, data.mean()),
+            xytext=(6, 0),
+            textcoords="offset points",
+            fontsize=8,
+            va="center",
+        )
+    ax.set_xticks(range(len(names)), names, rotation=20 if len(names) > 5 else 0)
+    ax.set_xlim(-0.5, len(names) - 0.5 + 0.45)  # room for the last mean's label
+    ax.grid(axis="y", alpha=0.3)
 
 
 def _run_title(run: Run) -> str:

@@ -77,8 +77,14 @@ def test_references_are_told_by_policy_not_by_name(runs: dict[str, Run]) -> None
 
 
 def test_energy_by_seed(tmp_path: Path) -> None:
-    energies = {"none": [390e3, 391e3, 389e3], "postcopy": [344e3, 350e3, 340e3]}
-    check_png(figures.energy_by_seed_figure(energies, tmp_path / "seeds.png", "seeds"), (450, 300))
+    energies = {"none": {0: 390e3, 1: 391e3, 2: 389e3}, "postcopy": {0: 344e3, 1: 350e3, 2: 340e3}}
+    path = figures.energy_by_seed_figure(energies, tmp_path / "seeds.png", "seeds", {"postcopy": 11.8})
+    check_png(path, (700, 300))
+
+
+def test_energy_by_seed_without_none(tmp_path: Path) -> None:
+    energies = {"postcopy": {0: 344e3, 1: 350e3}}
+    check_png(figures.energy_by_seed_figure(energies, tmp_path / "seeds.png", "seeds"), (700, 300))
 
 
 def test_figures_differ_when_the_data_differ(runs: dict[str, Run], tmp_path: Path) -> None:
