@@ -64,6 +64,7 @@ class VMController:
         self.queues: dict[int, list[int]] = {}  # warehouse host -> VMs waiting, first come first
         self.max_moves_per_host = max_moves_per_host
         self.rejected = 0
+        self._mem_used = np.zeros(len(self.hosts))
 
     # -- views ------------------------------------------------------------------------------------
     def planned_host(self) -> np.ndarray:
@@ -87,10 +88,13 @@ class VMController:
         busy[list(self.moves)] = True
         return busy | self.lost
 
-    def _committed_mem(self, host: int) -> float:
-        here = float(self.vm_mem[(self.vm_at == host) & ~self.lost].sum())
-        incoming = sum(self.vm_mem[m.vm] for m in self.moves.values() if m.dst == host)
-        return here + float(incoming)
+    def _committed_mem_all(self) -> np.ndarray:
+        """Memory each host holds or has promised to incoming moves (MiB)."""
+        placed = ~self.lost
+        used = np.bincount(self.vm_at[placed], weights=self.vm_mem[placed], minlength=len(self.hosts))
+        for m in self.moves.values():
+            used[m.dst] += self.vm_mem[m.vm]
+        return used
 
     def _moves_touching(self, host: int) -> int:
         return sum(1 for m in self.moves.values() if host in (m.src, m.dst))
@@ -99,11 +103,12 @@ class VMController:
     def apply(self, plan: Plan, now: float) -> list[Action]:
         """Carry out what is safe now; return the actions taken (deferred ones are retried by re-planning)."""
         done: list[Action] = []
-        asked: set[int] = set()
+        asked: set[tuple[int, int]] = set()  # (VM, destination) requested in this plan
+        self._mem_used = self._committed_mem_all() if plan.actions else np.zeros(0)
         for action in plan.actions:
             if isinstance(action, Migrate):
                 v = self.vm_index[action.vm]
-                asked.add(v)
+                asked.add((v, self.host_index[action.dst]))
                 ok = self._migrate(v, action, now)
             elif isinstance(action, Suspend):
                 ok = self._suspend(self.host_index[action.host])
@@ -115,8 +120,9 @@ class VMController:
                 done.append(action)
             else:
                 self.rejected += 1
-        for host, queue in self.queues.items():  # a VM that stopped asking leaves the queue
-            queue[:] = [v for v in queue if v in asked or self.tickets.get(host) == v]
+        for host, queue in self.queues.items():  # a VM that stopped asking for this host leaves its queue
+            if queue:
+                queue[:] = [v for v in queue if (v, host) in asked]
         return done
 
     def _migrate(self, v: int, action: Migrate, now: float) -> bool:
@@ -125,7 +131,7 @@ class VMController:
             return False
         if self.host_state[dst] == FAILED or self.host_state[src] != ON:
             return False
-        if self._committed_mem(dst) + self.vm_mem[v] > self.host_mem[dst]:
+        if self._mem_used[dst] + self.vm_mem[v] > self.host_mem[dst]:
             return False
         if self.max_moves_per_host is not None and max(
             self._moves_touching(src), self._moves_touching(dst)
@@ -143,6 +149,7 @@ class VMController:
             ticket = True
         move = Move(v, src, dst, action.method, now, ticket=ticket)
         self.moves[v] = move
+        self._mem_used[dst] += self.vm_mem[v]
         if self.host_state[dst] == ON:
             self._start(move)
         elif self.host_state[dst] == SUSPENDED:

@@ -78,21 +78,36 @@ class PaperPolicy:
         overloaded = self._overloaded(s, est)
         if overloaded.size == 0:
             return out
-        free = [h for h in np.flatnonzero(~s.host_is_warehouse & (counts == 0) & (s.host_state != FAILED))]
-        free.sort(key=lambda h: (_WAKE_ORDER.get(int(s.host_state[h]), 9), h))
+        free = np.flatnonzero(~s.host_is_warehouse & (counts == 0) & (s.host_state != FAILED))
+        rank = np.array([_WAKE_ORDER.get(int(c), 9) for c in s.host_state[free]], dtype=np.int64)
+        free = free[np.lexsort((free, rank))]
+        taken = np.zeros(free.size, dtype=bool)
+        busiest = self._busiest_vm_per_host(s)
         for w in overloaded:
-            here = np.flatnonzero(s.vm_runs_on == w)
-            if here.size == 0:
+            v = int(busiest[w])
+            if v < 0 or s.vm_busy[v]:
+                continue  # nothing there, or its busiest VM is already on its way out (a precopy running)
+            ok = np.flatnonzero(~taken & (s.host_mem_mib[free] >= s.vm_mem_mib[v]))
+            if ok.size == 0:
                 continue
-            v = int(here[np.argmax(s.vm_load_avg[here])])
-            if s.vm_busy[v]:
-                continue  # its most CPU-consuming VM is already on its way out (a precopy still running)
-            target = next((h for h in free if s.host_mem_mib[h] >= s.vm_mem_mib[v]), None)
-            if target is None:
-                continue
-            free.remove(target)
+            taken[ok[0]] = True
+            target = int(free[ok[0]])
             out.append(Migrate(s.vm_names[v], s.host_names[w], s.host_names[target], s.method,
                                f"warehouse load {est[w]:.2f} >= {self.overload_threshold}"))
+        return out
+
+    @staticmethod
+    def _busiest_vm_per_host(s: Snapshot) -> np.ndarray:
+        """For each host, the VM running there with the highest averaged load (-1 if none)."""
+        out = np.full(len(s.host_names), -1, dtype=np.int64)
+        running = np.flatnonzero(s.vm_runs_on >= 0)
+        if running.size == 0:
+            return out
+        order = running[np.lexsort((-s.vm_load_avg[running], s.vm_runs_on[running]))]
+        hosts = s.vm_runs_on[order]
+        first = np.ones(order.size, dtype=bool)
+        first[1:] = hosts[1:] != hosts[:-1]
+        out[hosts[first]] = order[first]
         return out
 
     def _consolidate(self, s: Snapshot, est: np.ndarray, per_vm: float) -> list[Migrate]:
@@ -103,15 +118,28 @@ class PaperPolicy:
         if idle.size == 0:
             return out
         warehouses = np.flatnonzero(s.host_is_warehouse & (s.host_state != FAILED))
+        # A Warehouse node with a VM on its way in holds its admission ticket: ask the others. Each
+        # node admits one VM at a time, so one request per node per round is all that can succeed.
+        arriving = s.vm_busy & (s.vm_host >= 0) & (s.vm_runs_on != s.vm_host)
+        open_ = ~np.isin(warehouses, s.vm_host[arriving])
+        warehouses = warehouses[open_]
         warehouses = warehouses[np.argsort(s.host_state[warehouses] != ON, kind="stable")]
         mem_free = s.host_mem_mib - s.host_mem_used()
         # First come, first served: the VM that has been eligible longest asks first.
+        room = self.overload_threshold - est[warehouses] - per_vm
+        mem_room = mem_free[warehouses]
+        free = np.ones(warehouses.size, dtype=bool)
+        best = float(room.max(initial=-np.inf))  # no VM at or above this load fits anywhere still free
         for v in idle[np.argsort(s.vm_last_move_end_s[idle], kind="stable")]:
-            need = s.vm_load_avg[v] + per_vm
-            fits = (est[warehouses] + need < self.overload_threshold) & (mem_free[warehouses] >= s.vm_mem_mib[v])
+            if s.vm_load_avg[v] >= best:
+                continue
+            fits = free & (room > s.vm_load_avg[v]) & (mem_room >= s.vm_mem_mib[v])
             if not fits.any():
                 continue
-            w = int(warehouses[np.argmax(fits)])
+            i = int(np.argmax(fits))
+            free[i] = False
+            best = float(room[free].max(initial=-np.inf))
+            w = int(warehouses[i])
             out.append(Migrate(s.vm_names[v], s.host_names[s.vm_host[v]], s.host_names[w], s.method,
                                f"load {s.vm_load_avg[v]:.2f} < {self.return_threshold}"))
         return out

@@ -74,8 +74,18 @@ def test_paper_policy_uses_the_runs_method() -> None:
 
 
 def test_fcfs_order_is_by_how_long_a_vm_has_been_eligible() -> None:
+    """One request per Warehouse node per round (it admits one VM at a time): the longest-waiting VM asks."""
     plan = PaperPolicy().plan(snap(vm_host=[1, 2], vm_load=[0.1, 0.1], states=[ON, ON, ON], last_end=[60.0, 10.0]))
-    assert [a.vm for a in plan.actions if isinstance(a, Migrate)] == ["VM1", "VM0"]
+    assert [a.vm for a in plan.actions if isinstance(a, Migrate)] == ["VM1"]
+    two = snap(vm_host=[2, 3], vm_load=[0.1, 0.1], states=[ON, ON, ON, ON], warehouses=(0, 1), last_end=[60.0, 10.0])
+    assert [(a.vm, a.dst) for a in PaperPolicy().plan(two).actions if isinstance(a, Migrate)] == [
+        ("VM1", "PM0"), ("VM0", "PM1")]
+
+
+def test_a_warehouse_with_a_vm_arriving_is_not_asked() -> None:
+    s = snap(vm_host=[0, 2], vm_load=[0.1, 0.1], states=[ON, ON, ON], warehouses=(0, 1), busy=[True, False],
+             runs_on=[2, 2])
+    assert [(a.vm, a.dst) for a in PaperPolicy().plan(s).actions if isinstance(a, Migrate)] == [("VM1", "PM1")]
 
 
 @pytest.mark.parametrize(
