@@ -8,11 +8,14 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from consolidator.domain.errors import UserError
+
+if TYPE_CHECKING:
+    from consolidator.experiments.calibrate import CalibrationRow, GridSpec
 
 log = logging.getLogger(__name__)
 
@@ -60,26 +63,57 @@ def calibrate(
     link_mb_s: float = typer.Option(120.0, help="Migration link rate in MB/s (10^6 bytes)."),
     timeout_s: float = typer.Option(0.0, help="Precopy timeout (0: 20 s, 15 s with --quick)."),
     out: Annotated[Path | None, typer.Option(help="Also write the JSON rows to this file.")] = None,
+    rows_from: Annotated[Path | None, typer.Option(
+        "--from", help="Summarise rows saved with --out instead of migrating.")] = None,
 ) -> None:
     """Run real migrations (precopy, postcopy, hybrid) over a shaped link; set them beside the model."""
     from consolidator.experiments.calibrate import GridSpec, run_grid
-    from consolidator.experiments.calibration_fit import summarise
 
     if link_mb_s <= 0 or timeout_s < 0:
         raise UserError("calibrate: --link-mb-s must be > 0 and --timeout-s >= 0")
-    _require_machine()
     spec = GridSpec.quick() if quick else GridSpec()
     spec = dataclasses.replace(spec, link_bytes_per_s=link_mb_s * 1e6,
                                timeout_s=timeout_s or spec.timeout_s)
     if not as_json:
         typer.echo(HEADER)
-    rows = run_grid(spec, report=lambda row: None if as_json else typer.echo(_row_line(row)))
+    if rows_from is not None:
+        rows = _load_rows(rows_from)
+        if rows:
+            first = rows[0]
+            spec = dataclasses.replace(spec, link_bytes_per_s=first.link_bytes_per_s,
+                                       timeout_s=first.timeout_s)
+        for row in rows if not as_json else []:
+            typer.echo(_row_line(row))
+    else:
+        _require_machine()
+        rows = run_grid(spec, report=lambda row: None if as_json else typer.echo(_row_line(row)))
     if out is not None:
         out.write_text(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
     if as_json:
         typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=1))
         return
-    s = summarise(rows, spec)
+    _print_summary(rows, spec)
+
+
+def _load_rows(path: Path) -> list[CalibrationRow]:
+    """Stored rows, with ``model_s`` recomputed by the current model (so model changes can be checked)."""
+    from consolidator.experiments.calibrate import CalibrationRow
+    from consolidator.experiments.calibration_fit import model_seconds, row_params
+
+    try:
+        rows = [CalibrationRow(**obj) for obj in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError) as exc:
+        raise UserError(f"calibrate --from {path}: not a calibration JSON list ({exc})") from exc
+    return [dataclasses.replace(r, model_s=round(model_seconds(r, row_params(r)), 3)) for r in rows]
+
+
+def _print_summary(rows: list[CalibrationRow], spec: GridSpec) -> None:
+    from consolidator.experiments.calibration_fit import summarise
+
+    try:
+        s = summarise(rows, spec)
+    except ValueError as exc:
+        raise UserError(f"calibrate: {exc}") from exc
     typer.echo(f"\nmigrations {s.rows}, bad pages {s.bad_pages}")
     typer.echo(f"model median relative error: {s.median_error:.1%} (completed only: "
                f"{s.median_error_completed:.1%}); by mode: "
@@ -89,6 +123,8 @@ def calibrate(
                f"{s.fit.bandwidth_bytes_per_s / 1e6:.1f} MB/s, postcopy fault cost {fault}")
     typer.echo(f"model median relative error with the fitted parameters (in-sample): "
                f"{s.median_error_fitted:.1%}")
+    typer.echo(f"variant with uniformly random page writes (default parameters): "
+               f"{s.median_error_uniform:.1%}")
     if s.postcopy_worst_ratio is not None:
         typer.echo(f"postcopy: worst real time / (touched RAM / link rate) = {s.postcopy_worst_ratio:.2f}")
 

@@ -73,6 +73,8 @@ class CalibrationRow:
     postcopy_blocktime_s: float | None
     model_bytes: float
     switched_to_postcopy: bool
+    link_bytes_per_s: float = 120e6
+    timeout_s: float = 20.0
 
 
 def model_params(spec: GridSpec) -> MigrationParams:
@@ -128,7 +130,8 @@ async def _one(spec: GridSpec, src: _Host, dst: _Host, name: str, mode: Migratio
         wws_bytes=wws, rounds=report.rounds, downtime_s=None if downtime is None else round(downtime, 4),
         normal_bytes=report.normal_bytes, postcopy_requests=report.postcopy_requests,
         postcopy_blocktime_s=marks.get("postcopy_blocktime_s"), model_bytes=round(est.bytes_sent),
-        switched_to_postcopy=report.switched_to_postcopy)
+        switched_to_postcopy=report.switched_to_postcopy, link_bytes_per_s=spec.link_bytes_per_s,
+        timeout_s=spec.timeout_s)
     return row, moved
 
 

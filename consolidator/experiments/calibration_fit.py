@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -37,6 +38,7 @@ class CalibrationSummary:
     median_error_by_mode: dict[str, float]
     fit: Fit
     median_error_fitted: float  # with the fitted parameters (in-sample)
+    median_error_uniform: float  # the uniform-writes variant with the model's default parameters
     postcopy_worst_ratio: float | None  # max real_s / (touched RAM / link rate) over postcopy rows
 
 
@@ -63,10 +65,40 @@ def fit_fault_cost(rows: Sequence[CalibrationRow]) -> float | None:
     return _median(costs) if costs else None
 
 
+def row_params(row: CalibrationRow) -> MigrationParams:
+    """The model's defaults with the link rate and timeout the row was measured with."""
+    return replace(MigrationParams(), bandwidth_bytes_per_s=row.link_bytes_per_s, timeout_s=row.timeout_s,
+                   hybrid_rounds=1)
+
+
 def model_seconds(row: CalibrationRow, params: MigrationParams) -> float:
     est = estimate(MigrationMethod(row.mode), row.mem_mib * MIB, row.wws_bytes,
                    row.dirty_measured_mib_s * MIB, params, row.touched_bytes)
     return est.duration_s
+
+
+def uniform_writes_seconds(row: CalibrationRow, params: MigrationParams) -> float:
+    """A proposed variant of the model: the guest writes pages uniformly at random over its working set,
+    so after ``t`` s the set dirtied is ``wws · (1 − exp(−rate · t / wws))`` (not ``min(wws, rate · t)``).
+
+    Precopy rounds resend that set until it fits ``bandwidth × downtime_limit``; hybrid sends it by
+    postcopy after the first pass; postcopy sends the touched RAM once.
+    """
+    bw, wws = params.bandwidth_bytes_per_s, max(1.0, float(row.wws_bytes))
+    rate = row.dirty_measured_mib_s * MIB
+    t, left = params.setup_s, float(row.touched_bytes)
+    if row.mode == MigrationMethod.POSTCOPY.value:
+        return t + left / bw
+    for _ in range(1000):
+        round_s = left / bw
+        if row.mode == MigrationMethod.PRECOPY.value and t + round_s > params.timeout_s:
+            return params.timeout_s
+        t += round_s
+        dirty = wws * (1.0 - math.exp(-rate * round_s / wws))
+        if dirty <= bw * params.downtime_limit_s or row.mode == MigrationMethod.HYBRID.value:
+            return t + dirty / bw
+        left = dirty
+    return params.timeout_s
 
 
 def summarise(rows: Sequence[CalibrationRow], spec: GridSpec) -> CalibrationSummary:
@@ -88,5 +120,7 @@ def summarise(rows: Sequence[CalibrationRow], spec: GridSpec) -> CalibrationSumm
         median_error_by_mode=by_mode,
         fit=fit,
         median_error_fitted=_median([relative_error(r.real_s, model_seconds(r, fitted)) for r in rows]),
+        median_error_uniform=_median([relative_error(r.real_s, uniform_writes_seconds(r, model_params(spec)))
+                                      for r in rows]),
         postcopy_worst_ratio=max(postcopy) if postcopy else None,
     )

@@ -84,4 +84,6 @@ def test_a_small_real_grid_gives_rows_the_checks_can_read(guest: GuestImage) -> 
         assert 60 < row.dirty_measured_mib_s < 100  # the guest really dirtied ≈ 80 MiB/s
         assert relative_error(row.real_s, row.model_s) < 0.5
     postcopy = rows[0]
-    assert postcopy.real_s <= 1.2 * postcopy.touched_bytes / spec.link_bytes_per_s
+    bound_s = 1.2 * postcopy.touched_bytes / spec.link_bytes_per_s
+    assert postcopy.real_s <= 1.5 * bound_s, (postcopy.real_s, bound_s)  # loose: the 1.2 bound is tested
+    # in test_qemu_migration; this one only guards against a grid that measures something else
