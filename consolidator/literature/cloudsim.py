@@ -80,6 +80,12 @@ def host_arrays(setup: CloudSimSetup) -> tuple[np.ndarray, np.ndarray]:
     return pe, table
 
 
+def host_kinds(pe: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Hosts with the same core MIPS and power table are interchangeable while unused."""
+    _, kinds = np.unique(np.column_stack([pe, table]), axis=0, return_inverse=True)
+    return kinds.astype(np.int64).ravel()
+
+
 @dataclass(frozen=True)
 class MigrationCosts:
     """Per VM and utilisation percent (0..100): duration, extra watts while it runs, cancelled or not."""
@@ -104,9 +110,10 @@ def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | No
         empty_f = np.zeros((0, 101))
         costs = MigrationCosts(empty_f, empty_f, np.zeros((0, 101), np.bool_))
     init = np.array([setup.host_ram_mb, setup.host_bw_kbit_s, setup.vm_bw_kbit_s])
+    kinds = host_kinds(pe, table)
     acc = simulate(hosts, vms, policy.detector_code, policy.parameter, policy.selector_code,
                    setup.migration_mb_per_s, trace.interval_s, trace.steps - 1, rand,
-                   costs.duration_s, costs.extra_watts, costs.cancelled, init)
+                   costs.duration_s, costs.extra_watts, costs.cancelled, init, kinds, int(kinds.max()) + 1)
     return _result(acc, trace, policy, profile, migration, time.perf_counter() - started)
 
 

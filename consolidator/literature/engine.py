@@ -60,8 +60,8 @@ def _start(hs: Hosts, vs: Vms, v: int, dst: int, t: float, interval: float, acc:
     """Host.addMigratingInVm: the VM appears at the target (10 %), both ends are updated at once."""
     vs.mig[v] = True
     list_append(hs, dst, v)
-    update_host(hs, vs, dst, t, interval, acc)
-    update_host(hs, vs, vs.host[v], t, interval, acc)
+    update_host(hs, vs, dst, t, acc)
+    update_host(hs, vs, vs.host[v], t, acc)
     acc[MIGRATIONS] += 1.0
 
 
@@ -101,7 +101,7 @@ def _run_events(hs: Hosts, vs: Vms, t: float, count: int, out_vm: I8, out_dst: I
 @jit
 def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rate: float,
              interval: float, n_updates: int, rand: F8, dur_table: F8, extra_table: F8,
-             cancel_table: np.ndarray, init: F8) -> F8:
+             cancel_table: np.ndarray, init: F8, kind_of: I8, n_kinds: int) -> F8:
     """Run the whole trace; returns the accumulator array (energy, SLA integrals, counts).
 
     ``dur_table``/``extra_table``/``cancel_table`` (VM x 101 utilisation percent) give each migration's
@@ -120,7 +120,8 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
         for v in range(n_vms):
             if vs.alive[v]:
                 vs.demand[v] = vs.hist[v, 0] * vs.mips[v]
-        count = plan_moves(hs, vs, kind, param, selector, mig_rate, interval, rand, acc, out_vm, out_dst)
+        count = plan_moves(hs, vs, kind, param, selector, mig_rate, interval, rand, acc, out_vm, out_dst,
+                           kind_of, n_kinds)
         dur = np.empty(count)
         extra = np.zeros(count)
         cancel = np.zeros(count, np.bool_)

@@ -9,6 +9,8 @@ migrations are only started by the caller.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from consolidator.literature.state import RAND_POS, F8, Hosts, I8, Vms, list_append, list_remove
@@ -80,18 +82,88 @@ def overloaded_with(hs: Hosts, vs: Vms, h: int, v: int, kind: int, param: float,
     return is_overloaded(kind, param, (hs.req_sum[h] + vs.demand[v]) / hs.total[h], tmp[:n], ahead)
 
 
+class Scan(NamedTuple):
+    """Hosts PABFD must look at: those in use (sorted ids) and, per host kind, the unused ones.
+
+    Unused hosts of one kind all score the same, so only the lowest-id one can win; scanning the
+    used hosts plus one unused host per kind gives CloudSim's choice over all 800 hosts.
+    """
+
+    cand: I8  # sorted ids of hosts in use or touched this round; count in ``sizes[0]``
+    in_cand: np.ndarray
+    off: I8  # (kinds, hosts) sorted ids of unused hosts per kind
+    off_count: I8
+    off_ptr: I8
+    sizes: I8
+
+
 @jit
-def find_host(hs: Hosts, vs: Vms, v: int, excluded: np.ndarray, kind: int, param: float,
-              mig_rate: float, interval: float, tmp: F8) -> int:
+def new_scan(hs: Hosts, kind_of: I8, n_kinds: int) -> Scan:
+    n_hosts = hs.n.shape[0]
+    cand = np.empty(n_hosts, np.int64)
+    in_cand = np.zeros(n_hosts, np.bool_)
+    off = np.empty((n_kinds, n_hosts), np.int64)
+    off_count = np.zeros(n_kinds, np.int64)
+    c = 0
+    for h in range(n_hosts):
+        if hs.util[h] > 0.0 or hs.n[h] > 0:
+            cand[c] = h
+            in_cand[h] = True
+            c += 1
+        else:
+            k = kind_of[h]
+            off[k, off_count[k]] = h
+            off_count[k] += 1
+    sizes = np.array([c], np.int64)
+    return Scan(cand, in_cand, off, off_count, np.zeros(n_kinds, np.int64), sizes)
+
+
+@jit
+def scan_add(scan: Scan, h: int) -> None:
+    """A host just got a VM: scan it from now on."""
+    if scan.in_cand[h]:
+        return
+    c = scan.sizes[0]
+    pos = np.searchsorted(scan.cand[:c], h)
+    scan.cand[pos + 1:c + 1] = scan.cand[pos:c].copy()
+    scan.cand[pos] = h
+    scan.sizes[0] = c + 1
+    scan.in_cand[h] = True
+
+
+@jit
+def _order_to_scan(scan: Scan, allow_off: bool) -> I8:
+    """Used hosts plus the first unused host of each kind, in id order."""
+    c = scan.sizes[0]
+    n_kinds = scan.off_count.shape[0]
+    ids = np.empty(c + n_kinds, np.int64)
+    ids[:c] = scan.cand[:c]
+    m = c
+    if allow_off:
+        for k in range(n_kinds):
+            while scan.off_ptr[k] < scan.off_count[k] and scan.in_cand[scan.off[k, scan.off_ptr[k]]]:
+                scan.off_ptr[k] += 1
+            if scan.off_ptr[k] < scan.off_count[k]:
+                ids[m] = scan.off[k, scan.off_ptr[k]]
+                m += 1
+    if m > c:
+        return np.sort(ids[:m])
+    return ids[:m]
+
+
+@jit
+def find_host(hs: Hosts, vs: Vms, v: int, excluded: np.ndarray, scan: Scan, allow_off: bool,
+              kind: int, param: float, mig_rate: float, interval: float, tmp: F8) -> int:
     """PABFD: the allowed, suitable host whose power rises least; ties to the lowest id.
 
     The overload check is made only for a host that would beat the best so far, which gives the
     same choice as CloudSim's check-then-compare loop with far fewer detector calls.
+    ``allow_off`` is False where every unused host is excluded anyway (underload placement).
     """
     d = vs.demand[v]
     best = -1
     lowest = np.inf
-    for h in range(hs.n.shape[0]):
+    for h in _order_to_scan(scan, allow_off):
         if excluded[h] or hs.pe_mips[h] < d or hs.avail[h] < d:
             continue
         diff = power_increase(hs.table[h], hs.watts_before[h], hs.alloc_sum[h], d, hs.total[h])
@@ -131,7 +203,7 @@ def by_demand(vs: Vms, ids: np.ndarray) -> np.ndarray:
 
 
 @jit
-def place(hs: Hosts, vs: Vms, ids: np.ndarray, excluded: np.ndarray, all_or_nothing: bool,
+def place(hs: Hosts, vs: Vms, ids: np.ndarray, excluded: np.ndarray, all_or_nothing: bool, scan: Scan,
           kind: int, param: float, mig_rate: float, interval: float, tmp: F8,
           out_vm: I8, out_dst: I8, count: int) -> int:
     """Place VMs (sorted by demand) with PABFD, appending moves to ``out_*``; returns the new count.
@@ -140,7 +212,7 @@ def place(hs: Hosts, vs: Vms, ids: np.ndarray, excluded: np.ndarray, all_or_noth
     """
     start = count
     for v in by_demand(vs, ids):
-        dst = find_host(hs, vs, v, excluded, kind, param, mig_rate, interval, tmp)
+        dst = find_host(hs, vs, v, excluded, scan, not all_or_nothing, kind, param, mig_rate, interval, tmp)
         if dst < 0:
             if all_or_nothing:
                 for i in range(start, count):
@@ -150,6 +222,7 @@ def place(hs: Hosts, vs: Vms, ids: np.ndarray, excluded: np.ndarray, all_or_noth
             continue
         list_append(hs, dst, v)
         refresh(hs, vs, dst)
+        scan_add(scan, dst)
         out_vm[count] = v
         out_dst[count] = dst
         count += 1
@@ -194,8 +267,8 @@ def _next_underloaded(hs: Hosts, order: np.ndarray, excluded: np.ndarray, start:
 
 
 @jit
-def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, kind: int, param: float, mig_rate: float,
-                       interval: float, tmp: F8, out_vm: I8, out_dst: I8, count: int) -> int:
+def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, scan: Scan, kind: int, param: float,
+                       mig_rate: float, interval: float, tmp: F8, out_vm: I8, out_dst: I8, count: int) -> int:
     """getMigrationMapFromUnderUtilizedHosts, with CloudSim's exclusion sets."""
     n_hosts = hs.n.shape[0]
     off = hs.util == 0.0
@@ -215,7 +288,7 @@ def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, kind: int, param: f
         n_ex += 1
         ids = hs.vms[u, :hs.n[u]].astype(np.int64)
         start = count
-        count = place(hs, vs, ids, ex_place, True, kind, param, mig_rate, interval, tmp,
+        count = place(hs, vs, ids, ex_place, True, scan, kind, param, mig_rate, interval, tmp,
                       out_vm, out_dst, count)
         for i in range(start, count):
             if not ex_under[out_dst[i]]:
@@ -226,7 +299,7 @@ def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, kind: int, param: f
 
 @jit
 def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rate: float,
-             interval: float, rand: F8, acc: F8, out_vm: I8, out_dst: I8) -> int:
+             interval: float, rand: F8, acc: F8, out_vm: I8, out_dst: I8, kind_of: I8, n_kinds: int) -> int:
     """One optimizeAllocation; fills ``out_vm``/``out_dst`` with the migrations in CloudSim's order."""
     n_hosts = hs.n.shape[0]
     tmp = np.empty(hs.hist.shape[1])
@@ -242,9 +315,11 @@ def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     for h in range(n_hosts):
         saved[k:k + saved_n[h]] = hs.vms[h, :saved_n[h]]
         k += saved_n[h]
+    scan = new_scan(hs, kind_of, n_kinds)
     evicted = _evict_overloaded(hs, vs, over, kind, param, selector, mig_rate, interval, rand, acc)
-    count = place(hs, vs, evicted, over, False, kind, param, mig_rate, interval, tmp, out_vm, out_dst, 0)
-    count = _drain_underloaded(hs, vs, over, kind, param, mig_rate, interval, tmp, out_vm, out_dst, count)
+    count = place(hs, vs, evicted, over, False, scan, kind, param, mig_rate, interval, tmp,
+                  out_vm, out_dst, 0)
+    count = _drain_underloaded(hs, vs, over, scan, kind, param, mig_rate, interval, tmp, out_vm, out_dst, count)
     k = 0
     for h in range(n_hosts):
         hs.n[h] = saved_n[h]

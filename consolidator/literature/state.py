@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from consolidator.policies.literature._compile import jit
+from consolidator.policies.literature._compile import jit, jit_inline
 from consolidator.policies.literature.detectors import HISTORY_LENGTH
 from consolidator.policies.literature.power import clamp_utilisation, interval_energy_ws
 
@@ -57,7 +57,8 @@ class Vms(NamedTuple):
     alive: B1
     hist: F8  # (N, 30), most recent first
     hlen: I8
-    demand: F8  # requested MIPS at the current step
+    demand: F8  # requested MIPS at the current step (planning)
+    unow: F8  # utilisation at the time of the latest update
     e_time: F8
     e_alloc: F8
     e_req: F8
@@ -78,12 +79,13 @@ def new_vms(mips: F8, ram: F8, data: F8) -> Vms:
     n = mips.shape[0]
     return Vms(
         mips, ram, data, np.full(n, -1, np.int64), np.zeros(n, np.bool_), np.zeros(n, np.bool_),
-        np.zeros((n, HISTORY_LENGTH)), np.zeros(n, np.int64), np.zeros(n), np.full(n, -1.0), np.zeros(n),
+        np.zeros((n, HISTORY_LENGTH)), np.zeros(n, np.int64), np.zeros(n), np.zeros(n), np.full(n, -1.0),
+        np.zeros(n),
         np.zeros(n), np.zeros(n, np.bool_),
     )
 
 
-@jit
+@jit_inline
 def util_at(row: F8, t: float, interval: float) -> float:
     """UtilizationModelPlanetLabInMemory.getUtilization: the trace linearly interpolated at ``t``."""
     if np.fmod(t, interval) == 0.0:
@@ -94,7 +96,7 @@ def util_at(row: F8, t: float, interval: float) -> float:
     return row[t1] + delta * (t - t1 * interval)
 
 
-@jit
+@jit_inline
 def list_remove(hs: Hosts, h: int, v: int) -> None:
     n = hs.n[h]
     for i in range(n):
@@ -105,61 +107,61 @@ def list_remove(hs: Hosts, h: int, v: int) -> None:
             return
 
 
-@jit
+@jit_inline
 def list_append(hs: Hosts, h: int, v: int) -> None:
     hs.vms[h, hs.n[h]] = v
     hs.n[h] += 1
 
 
-@jit
+@jit_inline
 def host_entry(hs: Hosts, h: int, t: float, alloc: float, req: float, acc: F8) -> None:
     """HostDynamicWorkload.addStateHistoryEntry; integrates SLATAH and counts shutdowns on commit."""
-    if hs.e_time[h] != t:
-        if hs.e_time[h] >= 0.0:
-            if hs.e_active[h]:
-                dt = t - hs.e_time[h]
-                acc[ACTIVE_S] += dt
-                if hs.e_alloc[h] < hs.e_req[h]:
-                    acc[VIOL_S] += dt
-            commit_shutdown(hs, h, acc)
-    hs.e_time[h] = t
-    hs.e_alloc[h] = alloc
-    hs.e_req[h] = req
-    hs.e_active[h] = alloc > 0.0
+    _host_entry(hs.e_time, hs.e_alloc, hs.e_req, hs.e_active, hs.e_prev_active, h, t, alloc, req, acc)
 
 
-@jit
-def commit_shutdown(hs: Hosts, h: int, acc: F8) -> None:
-    """Helper.getTimesBeforeHostShutdown: an active entry followed by an inactive one is a shutdown."""
-    if hs.e_prev_active[h] and not hs.e_active[h]:
-        acc[SHUTDOWNS] += 1.0
-    hs.e_prev_active[h] = hs.e_active[h]
+@jit_inline
+def _host_entry(e_time: F8, e_alloc: F8, e_req: F8, e_active: B1, e_prev_active: B1, h: int, t: float,
+                alloc: float, req: float, acc: F8) -> None:
+    if e_time[h] != t and e_time[h] >= 0.0:
+        if e_active[h]:
+            dt = t - e_time[h]
+            acc[ACTIVE_S] += dt
+            if e_alloc[h] < e_req[h]:
+                acc[VIOL_S] += dt
+        if e_prev_active[h] and not e_active[h]:
+            acc[SHUTDOWNS] += 1.0
+        e_prev_active[h] = e_active[h]
+    e_time[h] = t
+    e_alloc[h] = alloc
+    e_req[h] = req
+    e_active[h] = alloc > 0.0
 
 
-@jit
-def vm_entry(vs: Vms, v: int, t: float, alloc: float, req: float, mig: bool, acc: F8) -> None:
+@jit_inline
+def vm_entry(e_time: F8, e_alloc: F8, e_req: F8, e_mig: B1, v: int, t: float, alloc: float, req: float,
+             mig: bool, acc: F8) -> None:
     """Vm.addStateHistoryEntry; integrates requested, allocated and migration-lost MIPS (PDM)."""
-    if vs.e_time[v] != t and vs.e_time[v] >= 0.0:
-        dt = t - vs.e_time[v]
-        acc[VM_ALLOC] += vs.e_alloc[v] * dt
-        acc[VM_REQ] += vs.e_req[v] * dt
-        if vs.e_alloc[v] < vs.e_req[v] and vs.e_mig[v]:
-            acc[VM_UNDER_MIG] += (vs.e_req[v] - vs.e_alloc[v]) * dt
-    vs.e_time[v] = t
-    vs.e_alloc[v] = alloc
-    vs.e_req[v] = req
-    vs.e_mig[v] = mig
+    if e_time[v] != t and e_time[v] >= 0.0:
+        dt = t - e_time[v]
+        acc[VM_ALLOC] += e_alloc[v] * dt
+        acc[VM_REQ] += e_req[v] * dt
+        if e_alloc[v] < e_req[v] and e_mig[v]:
+            acc[VM_UNDER_MIG] += (e_req[v] - e_alloc[v]) * dt
+    e_time[v] = t
+    e_alloc[v] = alloc
+    e_req[v] = req
+    e_mig[v] = mig
 
 
 @jit
-def _oversubscribed(hs: Hosts, vs: Vms, h: int, t: float, interval: float) -> tuple[bool, float]:
+def _oversubscribed(hs: Hosts, vs: Vms, h: int) -> tuple[bool, float]:
     """Whether the scheduler runs out of MIPS, and the sum of effective requests (for its scaling)."""
     avail = hs.total[h]
     over = False
     total_r = 0.0
     for i in range(hs.n[h]):
         v = hs.vms[h, i]
-        c = min(util_at(vs.data[v], t, interval) * vs.mips[v], hs.pe_mips[h])
+        c = min(vs.unow[v] * vs.mips[v], hs.pe_mips[h])
         if vs.mig[v] and vs.host[v] != h:
             c *= 0.1
         total_r += c
@@ -172,15 +174,20 @@ def _oversubscribed(hs: Hosts, vs: Vms, h: int, t: float, interval: float) -> tu
 
 
 @jit
-def update_host(hs: Hosts, vs: Vms, h: int, t: float, interval: float, acc: F8) -> None:
-    """HostDynamicWorkload.updateVmsProcessing at ``t``: allocations, utilisation, state entries."""
-    over, total_r = _oversubscribed(hs, vs, h, t, interval)
+def update_host(hs: Hosts, vs: Vms, h: int, t: float, acc: F8) -> None:
+    """HostDynamicWorkload.updateVmsProcessing at ``t`` (``vs.unow`` already at ``t``): allocations,
+    utilisation, state entries."""
+    if hs.n[h] == 0:
+        hs.util[h] = 0.0
+        host_entry(hs, h, t, 0.0, 0.0, acc)
+        return
+    over, total_r = _oversubscribed(hs, vs, h)
     scale = hs.total[h] / total_r if over else 1.0
     util = 0.0
     req_total = 0.0
     for i in range(hs.n[h]):
         v = hs.vms[h, i]
-        req = util_at(vs.data[v], t, interval) * vs.mips[v]
+        req = vs.unow[v] * vs.mips[v]
         c = min(req, hs.pe_mips[h])
         incoming = vs.mig[v] and vs.host[v] != h
         if over:
@@ -193,7 +200,7 @@ def update_host(hs: Hosts, vs: Vms, h: int, t: float, interval: float, acc: F8) 
         else:
             alloc = c * 0.1 if incoming else (c * 0.9 if vs.mig[v] else c)
         if not incoming:
-            vm_entry(vs, v, t, alloc, req, vs.mig[v], acc)
+            vm_entry(vs.e_time, vs.e_alloc, vs.e_req, vs.e_mig, v, t, alloc, req, vs.mig[v], acc)
             if vs.mig[v]:
                 alloc /= 0.9
         util += alloc
@@ -204,22 +211,39 @@ def update_host(hs: Hosts, vs: Vms, h: int, t: float, interval: float, acc: F8) 
 
 @jit
 def update_all(hs: Hosts, vs: Vms, t: float, interval: float, tick: bool, acc: F8) -> None:
-    """One datacenter update at ``t``: hosts, energy since the last update, VM history, finished VMs."""
+    """One datacenter update at ``t``: hosts, energy since the last update, VM history, finished VMs.
+
+    A host that is empty and whose last entry is already inactive is skipped: its entry would
+    change nothing (no SLA time, no shutdown, no energy from a 0 start).
+    """
     dt = t - acc[LAST_T]
-    for h in range(hs.n.shape[0]):
+    for v in range(vs.mips.shape[0]):
+        if vs.alive[v]:
+            vs.unow[v] = util_at(vs.data[v], t, interval)
+    n = hs.n
+    for h in range(n.shape[0]):
+        if n[h] == 0 and hs.util[h] == 0.0 and hs.e_time[h] >= 0.0 and not hs.e_active[h]:
+            hs.prev_frac[h] = 0.0
+            continue
         hs.prev_frac[h] = clamp_utilisation(hs.util[h] / hs.total[h])
-        update_host(hs, vs, h, t, interval, acc)
-    if dt > 0.0:
-        for h in range(hs.n.shape[0]):
+        update_host(hs, vs, h, t, acc)
+        if dt > 0.0:
             now = clamp_utilisation(hs.util[h] / hs.total[h])
             acc[ENERGY_WS] += interval_energy_ws(hs.table[h], hs.prev_frac[h], now, dt)
+    _finish_vms(hs, vs, tick, acc)
+    acc[LAST_T] = t
+
+
+@jit
+def _finish_vms(hs: Hosts, vs: Vms, tick: bool, acc: F8) -> None:
+    """Record VM history at a scheduled update and remove VMs whose demand is exactly zero."""
     for h in range(hs.n.shape[0]):
         i = 0
         while i < hs.n[h]:
             v = hs.vms[h, i]
-            u = util_at(vs.data[v], t, interval)
+            u = vs.unow[v]
             if tick and vs.host[v] == h:
-                push_history(vs, v, u)
+                push_history(vs.hist, vs.hlen, v, u)
             if not vs.mig[v] and u * vs.mips[v] == 0.0:
                 list_remove(hs, h, v)
                 vs.alive[v] = False
@@ -227,21 +251,20 @@ def update_all(hs: Hosts, vs: Vms, t: float, interval: float, tick: bool, acc: F
                 acc[REMOVED] += 1.0
                 continue
             i += 1
-    acc[LAST_T] = t
 
 
-@jit
-def push_history(vs: Vms, v: int, u: float) -> None:
+@jit_inline
+def push_history(hist: F8, hlen: I8, v: int, u: float) -> None:
     """PowerVm.addUtilizationHistoryValue: newest first, at most 30 values."""
-    for i in range(vs.hist.shape[1] - 1, 0, -1):
-        vs.hist[v, i] = vs.hist[v, i - 1]
-    vs.hist[v, 0] = u
-    vs.hlen[v] = min(vs.hlen[v] + 1, vs.hist.shape[1])
+    for i in range(hist.shape[1] - 1, 0, -1):
+        hist[v, i] = hist[v, i - 1]
+    hist[v, 0] = u
+    hlen[v] = min(hlen[v] + 1, hist.shape[1])
 
 
 @jit
 def commit_all(hs: Hosts, acc: F8) -> None:
     """End of run: the last state entry of each host still counts for shutdowns."""
     for h in range(hs.n.shape[0]):
-        if hs.e_time[h] >= 0.0:
-            commit_shutdown(hs, h, acc)
+        if hs.e_time[h] >= 0.0 and hs.e_prev_active[h] and not hs.e_active[h]:
+            acc[SHUTDOWNS] += 1.0

@@ -19,10 +19,17 @@ try:  # pragma: no cover - exercised by whichever environment runs
         """Compile ``func`` in nopython mode, cached on disk next to its module."""
         return _njit(cache=True, nogil=True)(func)  # type: ignore[no-any-return]
 
+    def jit_inline(func: F) -> F:
+        """Compile and inline at every call site: for tiny helpers on hot paths, where a call that
+        passes array tuples costs more than the work (reference counting of every array)."""
+        return _njit(cache=True, nogil=True, inline="always")(func)  # type: ignore[no-any-return]
+
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover
 
     def jit(func: F) -> F:
         return func
+
+    jit_inline = jit
 
     HAVE_NUMBA = False

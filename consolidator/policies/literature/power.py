@@ -17,8 +17,10 @@ HP_ML110_G5_WATTS = (93.7, 97.0, 101.0, 105.0, 110.0, 116.0, 121.0, 125.0, 129.0
 @jit
 def spec_power(table: npt.NDArray[np.float64], utilisation: float) -> float:
     """Watts at ``utilisation`` (0..1), linear between the 11 points, as PowerModelSpecPower computes it."""
-    if np.fmod(utilisation, 0.1) == 0.0:
-        return table[int(utilisation * 10)]
+    x = utilisation * 10
+    # Java's ``utilization % 0.1 == 0`` (exact multiples of the double 0.1); fmod only near the grid.
+    if abs(x - np.floor(x + 0.5)) < 1e-9 and np.fmod(utilisation, 0.1) == 0.0:
+        return table[int(x)]
     u1 = int(math.floor(utilisation * 10))
     u2 = int(math.ceil(utilisation * 10))
     p1 = table[u1]
