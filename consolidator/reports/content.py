@@ -236,7 +236,7 @@ def build_section(experiment: Experiment, fig_dir: Path) -> Section:
         figure_seed=experiment.figure_seed() if experiment.runs else None,
         run_rows=_run_rows(runs),
         params=_params(runs) if runs else (),
-        migrations=migration_rows(runs) if runs else (),
+        migrations=migration_rows({v: r for v, r in runs.items() if not figures.is_reference(r)}),
         timeline=simple_timeline_rows(runs) if experiment.scenario == "simple" else (),
         cluster=_cluster_text(runs, experiment),
     )
