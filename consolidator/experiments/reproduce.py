@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ class Variant:
     method: MigrationMethod
     policy_args: tuple[tuple[str, float], ...] = ()
     main: bool = True  # one of Table IV's rows (else a sensitivity row)
+    max_moves_per_host: int | None = None  # VM Controller limit (OpenStack Nova's default is 1)
 
 
 MAIN_VARIANTS = (
@@ -44,6 +45,8 @@ MAIN_VARIANTS = (
 )
 EXTRA_VARIANTS = (
     Variant("hybrid", "paper", MigrationMethod.HYBRID, main=False),
+    Variant("postcopy-1/host", "paper", MigrationMethod.POSTCOPY, main=False, max_moves_per_host=1),
+    Variant("precopy-1/host", "paper", MigrationMethod.PRECOPY, main=False, max_moves_per_host=1),
     Variant("ideal@1.5", "ideal", MigrationMethod.INSTANT, (("capacity", 1.5),), main=False),
     Variant("ideal@2.0", "ideal", MigrationMethod.INSTANT, (("capacity", 2.0),), main=False),
 )
@@ -68,9 +71,10 @@ def run_complex(out: Path | None, seeds: int, progress: Progress | None = None, 
     variants = MAIN_VARIANTS + (EXTRA_VARIANTS if extras else ())
     per_variant: dict[str, list[dict[str, Any]]] = {}
     for v in variants:
+        run_sc = replace(sc, max_moves_per_host=v.max_moves_per_host) if v.max_moves_per_host else sc
         for seed in range(seeds):
-            folder = out / sc.name / v.name / f"seed-{seed}" if out else None
-            result = simulate(sc, v.policy, v.method, seed=seed, policy_args=dict(v.policy_args),
+            folder = out / sc.name / _folder(v.name) / f"seed-{seed}" if out else None
+            result = simulate(run_sc, v.policy, v.method, seed=seed, policy_args=dict(v.policy_args),
                               out_dir=folder if seed == 0 else None, record_vms=seed == 0)
             if folder is not None and seed > 0:
                 _write_summary(folder, result)
@@ -82,6 +86,10 @@ def run_complex(out: Path | None, seeds: int, progress: Progress | None = None, 
         (out / sc.name).mkdir(parents=True, exist_ok=True)
         (out / sc.name / "table.json").write_text(json.dumps(table, indent=2) + "\n")
     return table
+
+
+def _folder(variant: str) -> str:
+    return variant.replace("/", "-per-")
 
 
 def _write_summary(folder: Path, result: RunResult) -> None:
