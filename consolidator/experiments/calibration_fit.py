@@ -39,6 +39,7 @@ class CalibrationSummary:
     fit: Fit
     median_error_fitted: float  # with the fitted parameters (in-sample)
     median_error_uniform: float  # the uniform-writes variant with the model's default parameters
+    median_error_uniform_by_mode: dict[str, float]
     postcopy_worst_ratio: float | None  # max real_s / (touched RAM / link rate) over postcopy rows
 
 
@@ -110,6 +111,7 @@ def summarise(rows: Sequence[CalibrationRow], spec: GridSpec) -> CalibrationSumm
         fitted = replace(fitted, postcopy_fault_s=fault_s)
     by_mode = {m.value: _median([relative_error(r.real_s, r.model_s) for r in rows if r.mode == m.value])
                for m in spec.modes}
+    uniform = {r: relative_error(r.real_s, uniform_writes_seconds(r, model_params(spec))) for r in rows}
     postcopy = [r.real_s / (r.touched_bytes / spec.link_bytes_per_s) for r in rows
                 if r.mode == MigrationMethod.POSTCOPY.value and r.touched_bytes > 0]
     return CalibrationSummary(
@@ -120,7 +122,8 @@ def summarise(rows: Sequence[CalibrationRow], spec: GridSpec) -> CalibrationSumm
         median_error_by_mode=by_mode,
         fit=fit,
         median_error_fitted=_median([relative_error(r.real_s, model_seconds(r, fitted)) for r in rows]),
-        median_error_uniform=_median([relative_error(r.real_s, uniform_writes_seconds(r, model_params(spec)))
-                                      for r in rows]),
+        median_error_uniform=_median(list(uniform.values())),
+        median_error_uniform_by_mode={m.value: _median([e for r, e in uniform.items() if r.mode == m.value])
+                                      for m in spec.modes},
         postcopy_worst_ratio=max(postcopy) if postcopy else None,
     )

@@ -108,6 +108,8 @@ async def run_migration(mon: Monitor, req: MigrationRequest) -> MigrationReport:
     )
     ram = final.get("ram") or progress.last.get("ram", {})  # a cancelled migration reports none
     stop = mon.last("STOP", since_s=progress.started_s)
+    # asked for postcopy is not in postcopy: a precopy that was already finishing completes as one
+    entered_postcopy = mon.last("MIGRATION", since_s=progress.started_s, status="postcopy-active") is not None
     timeline = {"start": progress.started_s, "end": ended_s}
     if stop is not None:
         timeline["stop"] = stop.timestamp_s
@@ -122,7 +124,7 @@ async def run_migration(mon: Monitor, req: MigrationRequest) -> MigrationReport:
         downtime_s=None, bytes_sent=int(ram.get("transferred", 0)),
         rounds=int(ram.get("dirty-sync-count", 0)),
         converged=outcome is MigrationOutcome.COMPLETED,  # like the model: the move finished
-        switched_to_postcopy=progress.switched_s is not None and req.method is not MigrationMethod.POSTCOPY,
+        switched_to_postcopy=entered_postcopy and req.method is not MigrationMethod.POSTCOPY,
         detail=str(final.get("error-desc", status)), timeline=timeline,
         normal_bytes=int(ram.get("normal-bytes", 0)), postcopy_requests=int(ram.get("postcopy-requests", 0)),
     )
