@@ -44,7 +44,8 @@ h2 { border-bottom: 2px solid #ddd; padding-bottom: .2rem; margin-top: 2.5rem; }
 table { border-collapse: collapse; margin: .8rem 0; font-variant-numeric: tabular-nums; }
 th, td { border: 1px solid #ccc; padding: .3rem .6rem; text-align: right; white-space: nowrap; }
 th:first-child, td:first-child { text-align: left; }
-thead th { background: #f3f3f3; white-space: normal; } caption { font-weight: 600; text-align: left; padding: .3rem 0; white-space: nowrap; }
+thead th { background: #f3f3f3; white-space: normal; }
+caption { font-weight: 600; text-align: left; padding: .3rem 0; white-space: nowrap; }
 table.results tbody tr:nth-child(even) { background: #fafafa; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-weight: 600; margin-bottom: .3rem; } .read { color: #444; max-width: 80ch; }
