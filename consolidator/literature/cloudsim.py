@@ -96,11 +96,12 @@ class MigrationCosts:
 
 
 def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | None = None, seed: int = 1,
-               costs: MigrationCosts | None = None, profile: str = "cloudsim",
-               migration: str = "cloudsim") -> RunResult:
-    """Simulate ``trace`` under ``policy``; ``costs`` replaces CloudSim's migration model if given."""
+               costs: MigrationCosts | None = None, wake_s: float = 0.0) -> np.ndarray:
+    """Simulate ``trace`` under ``policy``; returns the engine's accumulators (see ``state``).
+
+    ``costs`` replaces CloudSim's migration model, ``wake_s`` delays moves to unused hosts.
+    """
     setup = setup or CloudSimSetup()
-    started = time.perf_counter()
     mips, ram, data = vm_arrays(setup, trace)
     pe, table = host_arrays(setup)
     hosts = state.new_hosts(pe, table, len(mips))
@@ -113,18 +114,28 @@ def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | No
     kinds = host_kinds(pe, table)
     acc = simulate(hosts, vms, policy.detector_code, policy.parameter, policy.selector_code,
                    setup.migration_mb_per_s, trace.interval_s, trace.steps - 1, rand,
-                   costs.duration_s, costs.extra_watts, costs.cancelled, init, kinds, int(kinds.max()) + 1)
-    return _result(acc, trace, policy, profile, migration, time.perf_counter() - started)
+                   costs.duration_s, costs.extra_watts, costs.cancelled, init, kinds, int(kinds.max()) + 1,
+                   wake_s)
+    return np.asarray(acc)
 
 
-def _result(acc: np.ndarray, trace: Trace, policy: LiteraturePolicy, profile: str, migration: str,
-            wall_s: float) -> RunResult:
-    energy_kwh = (acc[state.ENERGY_WS] + acc[state.EXTRA_WS]) / 3.6e6
+def run_cloudsim(trace: Trace, policy: LiteraturePolicy, day: str, seed: int = 1) -> RunResult:
+    """One day under CloudSim 3.0.3's model: the figures its PlanetLab examples print."""
+    started = time.perf_counter()
+    acc = run_policy(trace, policy, seed=seed)
+    return make_result(acc, trace, policy, day, "cloudsim", "cloudsim", acc[state.ENERGY_WS],
+                       time.perf_counter() - started)
+
+
+def make_result(acc: np.ndarray, trace: Trace, policy: LiteraturePolicy, day: str, profile: str,
+                migration: str, energy_ws: float, wall_s: float) -> RunResult:
+    """Metrics as CloudSim's Helper computes them; ``energy_ws`` is the profile's total energy."""
+    energy_kwh = energy_ws / 3.6e6
     slatah = acc[state.VIOL_S] / acc[state.ACTIVE_S] if acc[state.ACTIVE_S] > 0 else 0.0
     pdm = acc[state.VM_UNDER_MIG] / acc[state.VM_REQ] if acc[state.VM_REQ] > 0 else 0.0
     slav = slatah * pdm
     return RunResult(
-        policy=policy.name, day=trace.source.rstrip("/").rsplit("/", 1)[-1], profile=profile,
+        policy=policy.name, day=day, profile=profile,
         migration=migration, energy_kwh=energy_kwh, migrations=int(acc[state.MIGRATIONS]),
         slatah_pct=100 * slatah, pdm_pct=100 * pdm, slav=slav, esv=energy_kwh * slav,
         host_shutdowns=int(acc[state.SHUTDOWNS]), vms=len(trace.vm_names),

@@ -101,12 +101,13 @@ def _run_events(hs: Hosts, vs: Vms, t: float, count: int, out_vm: I8, out_dst: I
 @jit
 def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rate: float,
              interval: float, n_updates: int, rand: F8, dur_table: F8, extra_table: F8,
-             cancel_table: np.ndarray, init: F8, kind_of: I8, n_kinds: int) -> F8:
+             cancel_table: np.ndarray, init: F8, kind_of: I8, n_kinds: int, wake_s: float) -> F8:
     """Run the whole trace; returns the accumulator array (energy, SLA integrals, counts).
 
     ``dur_table``/``extra_table``/``cancel_table`` (VM x 101 utilisation percent) give each migration's
     duration, extra energy (W over its duration) and whether it is cancelled; an empty ``dur_table``
-    means CloudSim's RAM / ``mig_rate`` with no extra energy and no cancellation.
+    means CloudSim's RAM / ``mig_rate`` with no extra energy and no cancellation. ``wake_s`` is added
+    to a migration whose target was unused (asleep) when it started (0 in CloudSim).
     """
     acc = np.zeros(N_ACC)
     initial_placement(hs, vs, kind, param, init[0], init[1], init[2])
@@ -134,6 +135,8 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
                 dur[i] = dur_table[v, pct]
                 extra[i] = extra_table[v, pct]
                 cancel[i] = cancel_table[v, pct]
+            if hs.util[out_dst[i]] == 0.0:
+                dur[i] += wake_s
         for i in range(count):
             _start(hs, vs, out_vm[i], out_dst[i], t, interval, acc)
         _run_events(hs, vs, t, count, out_vm, out_dst, dur, cancel, extra, interval, acc)
