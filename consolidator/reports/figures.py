@@ -75,6 +75,7 @@ def _cpu_panel(ax: Axes, run: Run, host: str, vm_colours: dict[str, str]) -> flo
     return float(series.cpu_demand.max(initial=0.0))
 
 
+@p.styled
 def cpu_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     """Fig. 6: one row per host, one column per run; VMs' CPU stacked, host demand as a black line."""
     hosts, left_out = _hosts_to_draw(runs)
@@ -107,6 +108,7 @@ def cpu_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     return p.save(fig, path)
 
 
+@p.styled
 def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     """Fig. 7: per-host power stacked (the top edge is the total), one panel per run."""
     hosts = p.host_order(runs[0])
@@ -143,7 +145,7 @@ def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     axes[0].set_ylim(0, max(float(r.total_watts()[1].max(initial=0.0)) for r in runs) * 1.2)
     handles: list[Artist] = [Patch(color=colours[h], label=h) for h in hosts]
     handles.append(Line2D([], [], color="black", label="total"))
-    handles += [h for h in p.legend_extras(_any_cancelled(runs)) if "S3" not in h.get_label()]
+    handles += [h for h in p.legend_extras(_any_cancelled(runs)) if "S3" not in str(h.get_label())]
     fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 10), frameon=False)
     fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
@@ -162,7 +164,7 @@ def compared_variants(runs: Mapping[str, Run]) -> list[str]:
 def side_by_side(runs: Mapping[str, Run]) -> list[str]:
     """The paper's left|right panels: postcopy and precopy if both ran, else every compared variant."""
     compared = compared_variants(runs)
-    pair = [v for v in ("postcopy", "precopy") if v in compared]
+    pair: list[str] = [v for v in ("postcopy", "precopy") if v in compared]
     return pair if len(pair) == 2 else compared
 
 
@@ -208,7 +210,9 @@ def _comparison_figure(runs: Mapping[str, Run], what: str, path: Path, title: st
         axes[0].set_ylabel("total power (W)")
         axes[0].set_ylim(0, top * 1.15)
     extras = [
-        h for h in p.legend_extras(_any_cancelled(runs[v] for v in variants)) if "S3" not in h.get_label()
+        h
+        for h in p.legend_extras(_any_cancelled(runs[v] for v in variants))
+        if "S3" not in str(h.get_label())
     ]
     fig.legend(handles=extras, loc="outside lower center", ncol=len(extras), frameon=False)
     fig.suptitle(title, fontsize=13)
@@ -219,16 +223,19 @@ def _any_cancelled(runs: Iterable[Run]) -> bool:
     return any(m.outcome == "cancelled" for run in runs for m in run.migrations)
 
 
+@p.styled
 def active_hosts_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
     """Fig. 8: active (powered) hosts over time, one panel per variant, ideal as the dashed reference."""
     return _comparison_figure(runs, "active", path, title)
 
 
+@p.styled
 def total_power_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
     """Fig. 9: total power over time, one panel per variant, with ideal and no consolidation beside it."""
     return _comparison_figure(runs, "power", path, title)
 
 
+@p.styled
 def energy_by_seed_figure(
     energy_ws: Mapping[str, Mapping[int, float]],
     path: Path,

@@ -6,9 +6,12 @@ is shared between reports and the Agg canvas is used without touching the proces
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import functools
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
+import matplotlib
 import numpy as np
 from matplotlib.artist import Artist
 from matplotlib.axes import Axes
@@ -31,8 +34,10 @@ EXTRA_COLOURS = ("#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
 MIGRATION_COLOUR = "#E69F00"
 CANCELLED_COLOUR = "#CC0000"
 SUSPENDED_COLOUR = "#DDDDDD"
-SUSPEND_MARK = dict(marker="v", color="#333333", markersize=8, linestyle="none")
-RESUME_MARK = dict(marker="^", color="#009E73", markersize=8, linestyle="none")
+SUSPEND_MARK = ("v", "#333333")  # (marker, colour): a host finished suspending
+RESUME_MARK = ("^", "#009E73")  # a host finished resuming
+P = ParamSpec("P")
+R = TypeVar("R")
 FONT = {"font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 9}
 
 
@@ -67,10 +72,18 @@ def _natural(name: str) -> tuple[object, ...]:
     return (name.rstrip("0123456789"), int(digits) if digits else -1, name)
 
 
-def new_figure(width_in: float, height_in: float) -> Figure:
-    import matplotlib
+def styled(draw: Callable[P, R]) -> Callable[P, R]:
+    """Run a figure function under the report's font sizes, without touching the global rcParams."""
 
-    matplotlib.rcParams.update(FONT)
+    @functools.wraps(draw)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        with matplotlib.rc_context(FONT):  # type: ignore[arg-type]
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def new_figure(width_in: float, height_in: float) -> Figure:
     return Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
 
 
@@ -174,9 +187,19 @@ def power_markers(
     with ``names``, the host's name beside each marker."""
     trans = ax.get_xaxis_transform()
     chosen = [e for e in events if e.state in ("suspended", "on") and host in (None, e.host)]
-    for state, style in (("suspended", SUSPEND_MARK), ("on", RESUME_MARK)):
+    for state, (marker, colour) in (("suspended", SUSPEND_MARK), ("on", RESUME_MARK)):
         times = [e.t_s for e in chosen if e.state == state]
-        (line,) = ax.plot(times, [y] * len(times), transform=trans, clip_on=False, zorder=5, **style)
+        (line,) = ax.plot(
+            times,
+            [y] * len(times),
+            transform=trans,
+            clip_on=False,
+            zorder=5,
+            marker=marker,
+            color=colour,
+            markersize=8,
+            linestyle="none",
+        )
         line.set_in_layout(False)
     for event in chosen if names else ():
         text = ax.annotate(
@@ -198,11 +221,16 @@ def legend_extras(include_cancelled: bool = False) -> list[Artist]:
     handles: list[Artist] = [
         Patch(color=MIGRATION_COLOUR, alpha=0.35, label="migration running"),
         Patch(color=SUSPENDED_COLOUR, label="host suspended (S3)"),
-        Line2D([], [], label="suspended (event)", **SUSPEND_MARK),
-        Line2D([], [], label="resumed (event)", **RESUME_MARK),
+        _mark_handle(SUSPEND_MARK, "suspended (event)"),
+        _mark_handle(RESUME_MARK, "resumed (event)"),
     ]
     if include_cancelled:
         cancelled = Patch(facecolor=CANCELLED_COLOUR, alpha=0.3, hatch="//", edgecolor=CANCELLED_COLOUR)
         cancelled.set_label("migration cancelled")
         handles.insert(1, cancelled)
     return handles
+
+
+def _mark_handle(style: tuple[str, str], label: str) -> Line2D:
+    marker, colour = style
+    return Line2D([], [], marker=marker, color=colour, markersize=8, linestyle="none", label=label)

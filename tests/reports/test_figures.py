@@ -93,3 +93,11 @@ def test_figures_differ_when_the_data_differ(runs: dict[str, Run], tmp_path: Pat
     with Image.open(a) as ia, Image.open(b) as ib:
         assert ia.size == ib.size
         assert np.abs(np.asarray(ia, dtype=float) - np.asarray(ib, dtype=float)).mean() > 0.5
+
+
+def test_drawing_leaves_global_matplotlib_state_alone(runs: dict[str, Run], tmp_path: Path) -> None:
+    import matplotlib
+
+    before = dict(matplotlib.rcParams)
+    figures.power_figure([runs["postcopy"]], tmp_path / "p.png", "state")
+    assert dict(matplotlib.rcParams) == before
