@@ -45,11 +45,11 @@ class Snapshot:
 
     def host_mem_used(self) -> FloatArray:
         placed = self.vm_host >= 0
-        return np.bincount(self.vm_host[placed], weights=self.vm_mem_mib[placed],
-                           minlength=len(self.host_names))
+        used = np.bincount(self.vm_host[placed], weights=self.vm_mem_mib[placed], minlength=len(self.host_names))
+        return used.astype(np.float64)
 
     def host_vm_load_avg(self) -> FloatArray:
         """Sum of the averaged loads of the VMs placed (or arriving) on each host."""
         placed = self.vm_host >= 0
-        return np.bincount(self.vm_host[placed], weights=self.vm_load_avg[placed],
-                           minlength=len(self.host_names))
+        load = np.bincount(self.vm_host[placed], weights=self.vm_load_avg[placed], minlength=len(self.host_names))
+        return load.astype(np.float64)

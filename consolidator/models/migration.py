@@ -138,7 +138,7 @@ class MigrationProcess:
                 stall += lost
             t += used
             self.elapsed_s += used
-            if self.phase is Phase.DONE:
+            if self.done:
                 self.end_offset_s = t
         self.stall_s += stall
         return 1.0 - stall / dt if dt > 0 else 1.0

@@ -11,7 +11,10 @@ from consolidator.domain.types import HostSpec, VmSpec
 
 
 class Policy(Protocol):
-    name: str
+    @property
+    def name(self) -> str:
+        """The name it is registered under."""
+        ...
 
     def plan(self, snapshot: Snapshot) -> Plan:
         """Return the actions this policy wants now. Pure: same snapshot, same plan."""

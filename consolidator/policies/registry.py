@@ -27,7 +27,9 @@ def make_policy(name: str, **args: Any) -> Policy:
     builder = BUILDERS.get(name)
     if builder is None:
         raise UserError(f"unknown policy {name!r} (known: {', '.join(policy_names())})", field="policy")
-    fields = {f.name: f for f in dataclasses.fields(builder)} if dataclasses.is_dataclass(builder) else {}
+    fields: dict[str, dataclasses.Field[Any]] = (
+        {f.name: f for f in dataclasses.fields(builder)} if dataclasses.is_dataclass(builder) else {}
+    )
     for key, value in args.items():
         if key not in fields or key == "name":
             raise UserError(f"policy {name!r} takes no argument {key!r}", field=f"policy.{key}")

@@ -193,14 +193,16 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
         if where not in by_name:
             raise UserError(f"unknown host {where!r}", source=source, field=f"vms[{j}].host")
         if all(v.mem_mib > h.mem_mib for h in hosts):
-            raise UserError(f"{v.mem_mib} MiB is larger than every host", source=source, field=f"vms[{j}].mem_mib")
+            raise UserError(f"{v.mem_mib} MiB is larger than every host", source=source,
+                            field=f"vms[{j}].mem_mib")
         if v.vcpus > max(h.cores for h in hosts):
             raise UserError(f"{v.vcpus} vCPUs exceed every host's cores", source=source, field=f"vms[{j}].vcpus")
         if not v.load and m.workload is None:
             raise UserError("needs a load schedule ([[t_s, load], ...]) or a [workload] section",
                             source=source, field=f"vms[{j}].load")
         for i in range(v.count):
-            spec = VmSpec(_expand(v.name, v.count, v.start + i), v.vcpus, v.mem_mib, v.wws_mib, v.dirty_mb_s_at_full * 1e6)
+            spec = VmSpec(_expand(v.name, v.count, v.start + i), v.vcpus, v.mem_mib, v.wws_mib,
+                          v.dirty_mb_s_at_full * 1e6)
             vms.append(spec)
             placement[spec.name] = where
             schedules.append(tuple(sorted(v.load)))

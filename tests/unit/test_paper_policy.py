@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from snapshots import snap
 
 from consolidator.domain.actions import Migrate, Suspend
 from consolidator.domain.types import MigrationMethod
 from consolidator.domain.types import PowerState as P
 from consolidator.policies.baselines import IdealFirstFit, NoConsolidation
 from consolidator.policies.paper import PaperPolicy
-from snapshots import snap
 
 ON, SUSP = P.ON, P.SUSPENDED
 
