@@ -1,9 +1,135 @@
-"""CLI commands of the literature area (filled in by its issue)."""
+"""CLI of literature mode: ``consolidator planetlab`` (one day) and ``consolidator planetlab-sweep``."""
 
 from __future__ import annotations
 
+import enum
+import json
+import time
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from consolidator.domain.errors import UserError
+from consolidator.domain.types import MigrationMethod
+from consolidator.literature import runner
+from consolidator.literature.cloudsim import RunResult
+from consolidator.literature.traces import load_planetlab_day
+from consolidator.policies.literature.registry import parse_policy, policy_names
+
+REFERENCE_POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "lrr-mmt-1.2")
+
+
+class Profile(enum.Enum):
+    cloudsim = "cloudsim"
+    realistic = "realistic"
+
+
+class Method(enum.Enum):
+    precopy = "precopy"
+    postcopy = "postcopy"
+    hybrid = "hybrid"
+
+
+TracesOpt = Annotated[Path | None, typer.Option(
+    "--traces", help=f"Folder of PlanetLab day folders (default ${runner.TRACES_ENV} or ../shared/data/planetlab).")]
+
+
+def _console() -> Console:
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
+def _table(results: list[RunResult], title: str) -> Table:
+    table = Table(title=title)
+    for col in ("day", "policy", "profile", "migration", "energy kWh", "migrations", "cancelled",
+                "SLATAH %", "PDM %", "SLAV", "ESV", "shutdowns", "wall s"):
+        table.add_column(col, justify="right" if col not in ("day", "policy", "profile", "migration") else "left")
+    for r in results:
+        table.add_row(r.day, r.policy, r.profile, r.migration, f"{r.energy_kwh:.2f}", f"{r.migrations:,}",
+                      f"{r.cancelled_migrations:,}", f"{r.slatah_pct:.2f}", f"{r.pdm_pct:.3f}", f"{r.slav:.3e}",
+                      f"{r.esv:.3e}", f"{r.host_shutdowns:,}", f"{r.wall_s:.2f}")
+    return table
+
+
+def planetlab(
+    day: Annotated[str, typer.Option(help="Day folder name (e.g. 20110303) or a path to one.")],
+    policy: Annotated[str, typer.Option(help="<detector>-<selector>[-<param>], e.g. thr-mmt-0.8, lr-mmt-1.2.")],
+    profile: Annotated[Profile, typer.Option(help="cloudsim: CloudSim 3.0.3's model; realistic: our costs.")]
+    = Profile.cloudsim,
+    migration: Annotated[Method | None, typer.Option(
+        help="Realistic profile: this method only (default: postcopy and precopy side by side).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
+    traces: TracesOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the RS selector's generator.")] = 1,
+) -> None:
+    """Run one PlanetLab day under a literature policy (Beloglazov & Buyya, as CloudSim 3.0.3 runs it)."""
+    parse_policy(policy)
+    root = traces or runner.default_traces_root()
+    trace = load_planetlab_day(runner.day_folder(day, root))
+    name = Path(day).name
+    if profile is Profile.cloudsim:
+        if migration is not None:
+            raise UserError("--migration applies to --profile realistic only", field="--migration")
+        results = [runner.run_one(trace, name, policy, "cloudsim", None, seed)]
+    else:
+        methods = ([MigrationMethod(migration.value)] if migration
+                   else [MigrationMethod.POSTCOPY, MigrationMethod.PRECOPY])
+        results = runner.compare(trace, name, policy, methods, seed)
+    if as_json:
+        if profile is Profile.cloudsim:
+            typer.echo(json.dumps(runner.as_dict(results[0])))
+        else:
+            typer.echo(json.dumps({r.migration: runner.as_dict(r) for r in results}))
+        return
+    _console().print(_table(results, f"PlanetLab {name}, {results[0].policy}"))
+
+
+def planetlab_sweep(
+    days: Annotated[str, typer.Option(help="Comma-separated day names, or 'all'.")] = "all",
+    policies: Annotated[str, typer.Option(help="Comma-separated policy names, or 'reference' / 'all'.")]
+    = "reference",
+    profile: Annotated[Profile, typer.Option(help="cloudsim or realistic.")] = Profile.cloudsim,
+    migration: Annotated[Method | None, typer.Option(help="Realistic profile: the migration method.")] = None,
+    out: Annotated[Path, typer.Option(help="Folder for results.csv, results.json and comparison.png.")]
+    = Path("out/planetlab"),
+    traces: TracesOpt = None,
+    seed: Annotated[int, typer.Option(help="Seed of the RS selector's generator.")] = 1,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON, nothing else.")] = False,
+) -> None:
+    """Every policy on every day, with a progress bar; writes a table and a comparison plot."""
+    from consolidator.literature.plot import comparison_plot  # matplotlib only when plotting
+
+    root = traces or runner.default_traces_root()
+    day_list = runner.list_days(root) if days == "all" else [d.strip() for d in days.split(",") if d.strip()]
+    names = {"reference": list(REFERENCE_POLICIES), "all": policy_names()}.get(
+        policies, [p.strip() for p in policies.split(",") if p.strip()])
+    if profile is Profile.cloudsim and migration is not None:
+        raise UserError("--migration applies to --profile realistic only", field="--migration")
+    method = MigrationMethod(migration.value) if migration else None
+    for d in day_list:
+        runner.day_folder(d, root)
+    started = time.perf_counter()
+    console = _console()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=as_json) as progress:
+        task = progress.add_task("PlanetLab sweep", total=len(day_list) * len(names))
+        results = runner.sweep(root, day_list, names, profile.value, method, seed,
+                               on_done=lambda r: progress.update(task, advance=1,
+                                                                 description=f"{r.day} {r.policy}"))
+    csv_path, json_path = runner.write_results(results, out)
+    png = comparison_plot(results, out / "comparison.png")
+    if as_json:
+        typer.echo(json.dumps([runner.as_dict(r) for r in results]))
+        return
+    console.print(_table(results, f"PlanetLab sweep ({profile.value})"))
+    console.print(f"wrote {csv_path}, {json_path}, {png} in {time.perf_counter() - started:.1f} s")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the main app."""
+    app.command("planetlab")(planetlab)
+    app.command("planetlab-sweep")(planetlab_sweep)

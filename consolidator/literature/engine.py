@@ -11,8 +11,19 @@ import numpy as np
 
 from consolidator.literature.optimize import optimize as plan_moves
 from consolidator.literature.state import (
-    CANCELLED, EXTRA_WS, F8, MIGRATIONS, N_ACC, Hosts, I8, Vms, commit_all, list_append, list_remove,
-    update_all, update_host,
+    CANCELLED,
+    EXTRA_WS,
+    F8,
+    I8,
+    MIGRATIONS,
+    N_ACC,
+    Hosts,
+    Vms,
+    commit_all,
+    list_append,
+    list_remove,
+    update_all,
+    update_host,
 )
 from consolidator.policies.literature._compile import jit
 from consolidator.policies.literature.detectors import is_overloaded

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from consolidator.literature.state import RAND_POS, F8, Hosts, I8, Vms, list_append, list_remove
+from consolidator.literature.state import F8, I8, RAND_POS, Hosts, Vms, list_append, list_remove
 from consolidator.policies.literature._compile import jit
 from consolidator.policies.literature.detectors import LR, LRR, is_overloaded, trimmed_length
 from consolidator.policies.literature.power import clamp_utilisation, power_increase, spec_power

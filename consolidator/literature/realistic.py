@@ -24,8 +24,14 @@ import numpy as np
 
 from consolidator.domain.types import MigrationMethod, PowerProfile, PowerState
 from consolidator.literature import state
-from consolidator.literature.cloudsim import CloudSimSetup, MigrationCosts, RunResult, make_result, run_policy
-from consolidator.literature.cloudsim import vm_arrays
+from consolidator.literature.cloudsim import (
+    CloudSimSetup,
+    MigrationCosts,
+    RunResult,
+    make_result,
+    run_policy,
+    vm_arrays,
+)
 from consolidator.literature.traces import Trace
 from consolidator.models.migration import MigrationParams, estimate
 from consolidator.models.power import host_watts
