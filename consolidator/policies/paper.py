@@ -32,8 +32,9 @@ from consolidator.models.power import STATE_CODES
 ON = STATE_CODES[PowerState.ON]
 FAILED = STATE_CODES[PowerState.FAILED]
 # Which empty Server node receives an active VM first: one that is up, then one that sleeps.
-_WAKE_ORDER = {ON: 0, STATE_CODES[PowerState.RESUMING]: 1, STATE_CODES[PowerState.SUSPENDED]: 2,
-               STATE_CODES[PowerState.SUSPENDING]: 3}
+_WAKE_RANK = np.full(len(STATE_CODES), 9, dtype=np.int64)
+for _rank, _state in enumerate((PowerState.ON, PowerState.RESUMING, PowerState.SUSPENDED, PowerState.SUSPENDING)):
+    _WAKE_RANK[STATE_CODES[_state]] = _rank
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,10 +80,9 @@ class PaperPolicy:
         if overloaded.size == 0:
             return out
         free = np.flatnonzero(~s.host_is_warehouse & (counts == 0) & (s.host_state != FAILED))
-        rank = np.array([_WAKE_ORDER.get(int(c), 9) for c in s.host_state[free]], dtype=np.int64)
-        free = free[np.lexsort((free, rank))]
+        free = free[np.lexsort((free, _WAKE_RANK[s.host_state[free]]))]
         taken = np.zeros(free.size, dtype=bool)
-        busiest = self._busiest_vm_per_host(s)
+        busiest = self._busiest_vm_per_host(s, overloaded)
         for w in overloaded:
             v = int(busiest[w])
             if v < 0 or s.vm_busy[v]:
@@ -97,10 +97,12 @@ class PaperPolicy:
         return out
 
     @staticmethod
-    def _busiest_vm_per_host(s: Snapshot) -> np.ndarray:
-        """For each host, the VM running there with the highest averaged load (-1 if none)."""
+    def _busiest_vm_per_host(s: Snapshot, hosts: np.ndarray) -> np.ndarray:
+        """For each of ``hosts``, the VM running there with the highest averaged load (-1 if none)."""
         out = np.full(len(s.host_names), -1, dtype=np.int64)
-        running = np.flatnonzero(s.vm_runs_on >= 0)
+        wanted = np.zeros(len(s.host_names) + 1, dtype=bool)
+        wanted[hosts] = True
+        running = np.flatnonzero(wanted[s.vm_runs_on])  # runs_on == -1 indexes the trailing False
         if running.size == 0:
             return out
         order = running[np.lexsort((-s.vm_load_avg[running], s.vm_runs_on[running]))]
