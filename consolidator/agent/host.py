@@ -35,6 +35,7 @@ from consolidator.agent.power_state import HostPower
 from consolidator.domain.types import MigrationOutcome, PowerState
 
 log = logging.getLogger(__name__)
+GUEST_STATS_TIMEOUT_S = 1.0
 
 
 class HostAgent:
@@ -48,6 +49,7 @@ class HostAgent:
         self._migrations: dict[str, asyncio.Task[None]] = {}
         self._cpu_before = procstats.read_cpu_times()
         self._guest_marks: dict[str, tuple[float, float]] = {}
+        self._guest_loads: dict[str, float] = {}
 
     async def start(self) -> list[VmInfo]:
         """Adopt the QEMU processes that outlived a previous agent."""
@@ -177,8 +179,10 @@ class HostAgent:
                 guest = await self._guest_load(info) if self.config.emulated else None
                 vms.append(VmStatsView.of(stats, info.config.cpu_quota, guest))
         if self.config.emulated:
-            # lab hosts share one machine: a host's load is its VMs' loads, each quota counting as a core
-            cpu = sum(v.lab_load for v in vms)
+            # lab hosts share one machine: a host's load is the CPU its VMs' QEMU processes used, each
+            # quota counting as one core; above the guests' own busy share, that is the host's
+            # virtualisation overhead, which the planner measures as host load minus VM loads
+            cpu = sum(v.quota_load if v.quota_load is not None else v.lab_load for v in vms)
         else:
             cpu = proc_cores
         return HostStatsView(
@@ -193,21 +197,27 @@ class HostAgent:
 
         Why: under TCG (the lab here) host-side CPU includes the emulation's own cost, which inflates
         a VM's load against its quota; the guest's busy time is what the paper calls the VM's load.
+        A guest too slow to answer within GUEST_STATS_TIMEOUT_S keeps its previous value, so that a
+        starved guest does not hold up the host's stats (and the control loop's tick).
         """
         read = getattr(self.driver, "guest_stats", None)
         if read is None or info.state is not VmRunState.RUNNING:
             self._guest_marks.pop(info.name, None)
+            self._guest_loads.pop(info.name, None)
             return None
+        last = self._guest_loads.get(info.name)
         try:
-            stats = await read(info.name)
-        except DriverError as exc:
+            stats = await asyncio.wait_for(read(info.name), GUEST_STATS_TIMEOUT_S)
+        except (DriverError, TimeoutError) as exc:
             log.debug("no guest stats for %s: %s", info.name, exc)
-            return None
-        mark = self._guest_marks.get(info.name)
+            return last
+        busy0, up0 = self._guest_marks.get(info.name, (0.0, 0.0))  # first call: since boot
         self._guest_marks[info.name] = (stats.busy_s, stats.uptime_s)
-        if mark is None or stats.uptime_s <= mark[1]:
-            return None
-        return max(0.0, min(1.0, (stats.busy_s - mark[0]) / (stats.uptime_s - mark[1])))
+        if stats.uptime_s <= up0:
+            return last
+        load = max(0.0, min(1.0, (stats.busy_s - busy0) / (stats.uptime_s - up0)))
+        self._guest_loads[info.name] = load
+        return load
 
     async def suspend(self) -> PowerState:
         if self._migrations and any(not t.done() for t in self._migrations.values()):

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from consolidator.domain.errors import UserError
+
+lab_app = typer.Typer(help="A live cluster on this machine: one agent per host in a network namespace "
+                           "(needs root and QEMU; see docs/agent.md).", no_args_is_help=True)
+
+DirOpt = Annotated[Path, typer.Option("--dir", help="the lab's folder (agents' state, logs, lab.json)")]
+DEFAULT_DIR = Path("/var/tmp/consolidator-lab")
+
+
+def _methods(text: str) -> list:  # type: ignore[type-arg]
+    from consolidator.domain.types import MigrationMethod
+
+    try:
+        found = [MigrationMethod(m.strip()) for m in text.split(",") if m.strip()]
+    except ValueError as exc:
+        raise UserError(f"{exc}; use precopy, postcopy or hybrid", field="--methods") from None
+    if not found or MigrationMethod.INSTANT in found:
+        raise UserError("give one or more of precopy, postcopy, hybrid", field="--methods")
+    return found
 
 
 def register(app: typer.Typer) -> None:
@@ -19,3 +40,61 @@ def register(app: typer.Typer) -> None:
         from consolidator.agent.serve import serve
 
         serve(config)
+
+    @lab_app.command("up")
+    def up(
+        folder: DirOpt = DEFAULT_DIR,
+        scenario: Annotated[str, typer.Option(help="scenario whose hosts the lab gets")] = "simple",
+        link_mb_s: Annotated[float, typer.Option(help="migration link per host, MB/s")] = 120.0,
+        time_scale: Annotated[float, typer.Option(help="scales S3 suspend/resume times")] = 0.25,
+    ) -> None:
+        """Make the namespaces, veths, shaped links and one agent per host."""
+        from consolidator.experiments.lab import LabScale, lab_up_for, scale_scenario
+        from consolidator.sim.scenario import load_scenario
+
+        _positive(link_mb_s, "--link-mb-s")
+        sc = scale_scenario(load_scenario(scenario), LabScale(time_scale=time_scale))
+        state = lab_up_for(folder, sc, link_mb_s * 1e6)
+        endpoints = state.endpoints()
+        for host in state.hosts:
+            typer.echo(f"{host}  agent {endpoints[host].base_url} (pid {state.pids[host]})  "
+                       f"QEMU in netns {state.netns[host]} at {state.addresses[host]}")
+
+    @lab_app.command("run")
+    def run(
+        out: Annotated[Path, typer.Option("--out", help="folder for the run folders and comparison")],
+        folder: DirOpt = DEFAULT_DIR,
+        scenario: Annotated[str, typer.Option(help="built-in name or TOML file (fixed schedules)")] = "simple",
+        methods: Annotated[str, typer.Option(help="comma-separated")] = "postcopy,precopy",
+        time_scale: Annotated[float, typer.Option(help="times and VM memory (x 1 GiB) scale")] = 0.25,
+        cpu_quota: Annotated[float, typer.Option(help="cores per VM: its 100 %")] = 0.5,
+        link_mb_s: Annotated[float, typer.Option(help="migration link per host, MB/s")] = 120.0,
+        overhead: Annotated[str, typer.Option(help="host load: 'model' (VM loads + the scenario's "
+                                                  "overhead) or 'measured' (QEMU's CPU, TCG included)")] = "model",
+        keep: Annotated[bool, typer.Option(help="leave a lab this command brought up running")] = False,
+    ) -> None:
+        """Run the scaled scenario live (paper policy) and simulated; print the timeline comparison."""
+        from consolidator.experiments.lab import LabScale, lab_run
+
+        _positive(link_mb_s, "--link-mb-s")
+        found = _methods(methods)
+        scale = LabScale(time_scale, cpu_quota, overhead)
+        comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep)
+        for c in comparisons:
+            typer.echo(json.dumps({k: c[k] for k in ("method", "max_rel_diff", "unmatched", "energy_ws")}))
+        typer.echo(f"wrote {out}/comparison.md")
+
+    @lab_app.command("down")
+    def down(folder: DirOpt = DEFAULT_DIR) -> None:
+        """Stop the agents and their QEMU processes; remove namespaces, veths, qdiscs, cgroups."""
+        from consolidator.experiments.lab import lab_down
+
+        removed = lab_down(folder)
+        typer.echo("\n".join(removed) if removed else "nothing to remove")
+
+    app.add_typer(lab_app, name="lab")
+
+
+def _positive(value: float, name: str) -> None:
+    if not value > 0:
+        raise UserError("must be positive", field=name)

@@ -24,16 +24,25 @@ class PolledStats:
     raw: HostStatsView
 
 
-def samples_of(view: HostStatsView, t_s: float) -> PolledStats:
+def samples_of(view: HostStatsView, t_s: float, overhead_per_vm: float | None = None) -> PolledStats:
     """Samples for the Load Monitor. An emulated (lab) host reports loads in lab units, each VM's
-    quota counting as one core (DESIGN §5); a real host reports cores as measured."""
+    quota counting as one core (DESIGN §5); a real host reports cores as measured.
+
+    ``overhead_per_vm``: take a host's load as its VMs' loads plus this much per VM instead of the
+    host's measured CPU. The lab uses it under TCG, whose emulation costs an idle guest ≈ 0.09
+    cores (docs/agent.md) — CPU a KVM host does not spend — so that the planner sees the
+    virtualisation overhead the scenario models rather than the emulator's.
+    """
     vms = tuple(
         VmSample(t_s=t_s, vm=stats.name, host=view.host,
                  cpu_load=stats.lab_load if view.emulated else stats.cpu_load,
                  dirty_bytes_per_s=stats.dirty_bytes_per_s)
         for stats in view.vms
     )
-    host = HostSample(t_s=t_s, host=view.host, cpu_load=view.cpu_load, mem_used_mib=view.mem_used_mib,
+    load = view.cpu_load
+    if overhead_per_vm is not None:
+        load = sum(v.cpu_load for v in vms) + overhead_per_vm * len(vms)
+    host = HostSample(t_s=t_s, host=view.host, cpu_load=load, mem_used_mib=view.mem_used_mib,
                       watts=view.watts)
     return PolledStats(host=host, vms=vms, raw=view)
 
@@ -41,8 +50,9 @@ def samples_of(view: HostStatsView, t_s: float) -> PolledStats:
 class StatsPoller:
     """Polls all agents concurrently; an agent that does not answer (asleep, down) is skipped."""
 
-    def __init__(self, clients: dict[str, AgentClient]) -> None:
+    def __init__(self, clients: dict[str, AgentClient], overhead_per_vm: float | None = None) -> None:
         self._clients = clients
+        self._overhead_per_vm = overhead_per_vm
         self.misses: dict[str, int] = {host: 0 for host in clients}
 
     async def poll(self, t_s: float) -> dict[str, PolledStats]:
@@ -57,5 +67,5 @@ class StatsPoller:
             elif isinstance(answer, BaseException):
                 raise answer
             else:
-                polled[host] = samples_of(answer, t_s)
+                polled[host] = samples_of(answer, t_s, self._overhead_per_vm)
         return polled

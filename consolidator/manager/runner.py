@@ -48,11 +48,12 @@ class LiveSession:
         options: MigrationOptions = DEFAULT_OPTIONS,
         waker: Waker | None = None,
         window_periods: int = 10,
+        overhead_per_vm: float | None = None,
     ) -> None:
         self._args = (hosts, vms, placement, policy, method, sink, window_periods)
         self.endpoints = dict(endpoints)
         self.power_states = dict(power_states or {})
-        self.options, self.waker = options, waker
+        self.options, self.waker, self.overhead_per_vm = options, waker, overhead_per_vm
         self.observers: list[Callable[[Event], None]] = []
         self.clients: dict[str, AgentClient] = {}
         self.t0_wall_s = 0.0
@@ -64,7 +65,7 @@ class LiveSession:
         self.cluster = RemoteCluster(self.clients, self._deliver, self.t0_wall_s, self.waker, self.options)
         self.loop: ControlLoop = build_loop(hosts, vms, placement, policy, self.cluster, sink, method,
                                            self.power_states, window_periods=window)
-        self.poller = StatsPoller(self.clients)
+        self.poller = StatsPoller(self.clients, self.overhead_per_vm)
         self.forwarder = EventForwarder(self.clients, self.t0_wall_s, self._deliver)
         await self.forwarder.start()
         return self

@@ -51,8 +51,10 @@ class Lab:
         self.root, self.net = root, net
         token = root / "token"
         write_token(token)
-        self.specs = {h.host: AgentSpec(h.host, h.address, 8700, root / h.host, token, netns=h.netns,
-                                        suspend_s=0.5, resume_s=0.5) for h in net.hosts}
+        port = 20000 + os.getpid() % 20000
+        self.specs = {h.host: AgentSpec(h.host, "127.0.0.1", port + i, root / h.host, token, netns=h.netns,
+                                        migration_host=h.address, suspend_s=0.5, resume_s=0.5)
+                      for i, h in enumerate(net.hosts)}
         self.pids: dict[str, int] = {}
 
     async def start(self, host: str) -> None:
@@ -136,7 +138,7 @@ def test_live_migration_between_two_agents(lab: Lab, method: str) -> None:
         await src.create_vm(VM)
         after = (await src.events(0)).next_seq - 1
         uri = await dst.prepare_incoming(VM)
-        assert uri.startswith(f"tcp:{lab.specs['pm1'].listen_host}:")
+        assert uri.startswith(f"tcp:{lab.specs['pm1'].migration_host}:")
         await src.migrate("vm0", MigrateBody(dst_uri=uri, dst_host="pm1", method=method,  # type: ignore[arg-type]
                                              max_bandwidth_bytes_per_s=120e6, timeout_s=60))
         done = await _finished(src, after)

@@ -1,1 +1,57 @@
-"""The live lab: a small cluster of host agents in network namespaces on this machine."""
+"""The live lab: a small cluster of host agents in network namespaces on this machine.
+
+``lab up`` makes it, ``lab run`` runs the scaled simple scenario live (paper policy, postcopy and
+precopy) beside the simulator's prediction, ``lab down`` removes everything it made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from consolidator.domain.types import MigrationMethod
+from consolidator.experiments.lab.compare import compare, to_markdown
+from consolidator.experiments.lab.experiment import run_live
+from consolidator.experiments.lab.lab import DEFAULT_DIR, LabState, lab_down, lab_up
+from consolidator.experiments.lab.scale import LabScale, host_names, scale_scenario
+from consolidator.experiments.runs import simulate
+from consolidator.sim.scenario import Scenario, load_scenario
+
+__all__ = ["DEFAULT_DIR", "LabScale", "lab_down", "lab_run", "lab_up", "lab_up_for"]
+log = logging.getLogger(__name__)
+
+
+def lab_up_for(folder: Path, scenario: Scenario, link_bytes_per_s: float) -> LabState:
+    """Bring up one lab host per host of the (scaled) scenario."""
+    h = scenario.hosts[0].power
+    return lab_up(folder, host_names(scenario), link_bytes_per_s, resume_s=h.resume_s, suspend_s=h.suspend_s)
+
+
+def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[MigrationMethod], scale: LabScale,
+            link_bytes_per_s: float, keep: bool) -> list[dict[str, Any]]:
+    """Run each method live and simulated; write OUT/{live,sim}/<method>/ and OUT/comparison.{json,md}.
+
+    Brings the lab up first if it is not, and down at the end unless ``keep`` (or it was already up).
+    """
+    sc = scale_scenario(load_scenario(scenario_name), scale)
+    state = LabState.load(folder)
+    made_here = state is None
+    if state is None:
+        state = lab_up_for(folder, sc, link_bytes_per_s)
+    comparisons = []
+    try:
+        for method in methods:
+            log.info("live %s run of %s (%.0f s)", method.value, sc.name, sc.duration_s)
+            live = asyncio.run(run_live(state, sc, scale, method, out / "live" / method.value))
+            sim = simulate(sc, "paper", method, out_dir=out / "sim" / method.value,
+                           policy_args=scale.policy_args())
+            comparisons.append(compare(live, sim, scale.time_scale))
+    finally:
+        if made_here and not keep:
+            lab_down(folder)
+    (out / "comparison.json").write_text(json.dumps(comparisons, indent=2) + "\n")
+    (out / "comparison.md").write_text(to_markdown(comparisons))
+    return comparisons

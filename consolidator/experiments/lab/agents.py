@@ -1,7 +1,11 @@
-"""Start and stop host-agent processes (optionally inside a network namespace) and wait for them.
+"""Start and stop host-agent processes and wait for them.
 
 Agents are started as ``python -m consolidator.cli.main agent --config host.toml`` with an argv
-list, in a session of their own so that they outlive nothing but are stopped by pid only.
+list, in a session of their own, and stopped by pid only. A lab agent runs in the root namespace
+(its API on the management address) and puts its QEMU processes in the host's network namespace
+(the driver's ``netns``), where they listen for incoming migrations on the host's migration
+address. Why not the agent in the namespace too: ``ip netns exec`` remounts /sys, which hides the
+cgroup tree that the driver needs for the VMs' CPU quotas.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ class AgentSpec:
     port: int
     state_dir: Path
     token_file: Path
-    netns: str | None = None
+    netns: str | None = None  # QEMU's network namespace
+    migration_host: str | None = None  # incoming migrations listen here (default: listen_host)
     emulated: bool = True
     cores: float = 1.0
     mem_mib: int = 4096
@@ -55,14 +60,16 @@ def write_token(path: Path) -> None:
 
 
 def write_config(spec: AgentSpec, path: Path) -> Path:
-    """The agent's host.toml (strings quoted by repr of str is TOML-compatible for plain paths)."""
+    """The agent's host.toml (names and paths here are ours: no quoting beyond plain TOML strings)."""
     lines = [
         f'name = "{spec.name}"', f'listen_host = "{spec.listen_host}"', f"port = {spec.port}",
         f'token_file = "{spec.token_file}"', f"emulated = {str(spec.emulated).lower()}",
-        f'migration_listen_host = "{spec.listen_host}"', f'state_dir = "{spec.state_dir}"',
+        f'migration_listen_host = "{spec.migration_host or spec.listen_host}"',
+        f'state_dir = "{spec.state_dir}"',
         f"cores = {spec.cores}", f"mem_mib = {spec.mem_mib}", "",
         "[power]", f"suspend_s = {spec.suspend_s}", f"resume_s = {spec.resume_s}", "",
-        "[driver]", f'accel = "{spec.accel}"', "",
+        "[driver]", f'accel = "{spec.accel}"',
+        *([f'netns = "{spec.netns}"'] if spec.netns else []), "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
@@ -72,8 +79,6 @@ def write_config(spec: AgentSpec, path: Path) -> Path:
 def start_agent(spec: AgentSpec, config: Path, log_file: Path) -> int:
     """Start the agent in the background; returns its pid (also written next to its log)."""
     argv = [sys.executable, "-m", "consolidator.cli.main", "agent", "--config", str(config)]
-    if spec.netns is not None:
-        argv = ["ip", "netns", "exec", spec.netns, *argv]
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -1,0 +1,77 @@
+"""Live against simulated: the timeline of each method (migrations, suspend/resume) side by side.
+
+Events are paired in order of occurrence per key — (vm, src, dst) for migrations, (host, state) for
+power events — so the k-th suspend of pm1 live is set against the k-th suspend of pm1 simulated.
+Differences are given in lab seconds and in the paper's seconds (divided by the time scale), and
+relative to the simulated time of the event.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from consolidator.experiments.runs import timeline
+from consolidator.sim.engine import RunResult
+
+
+def _keyed(items: list[tuple[tuple[str, ...], float]]) -> dict[tuple[str, ...], list[float]]:
+    out: dict[tuple[str, ...], list[float]] = defaultdict(list)
+    for key, t in items:
+        out[key].append(t)
+    return out
+
+
+def _marks(result: RunResult) -> list[tuple[tuple[str, ...], float]]:
+    line = timeline(result)
+    marks: list[tuple[tuple[str, ...], float]] = []
+    for m in line["migrations"]:  # type: ignore[union-attr]
+        marks.append((("migration start", m["vm"], m["src"], m["dst"]), float(m["start_s"])))
+        marks.append((("migration end", m["vm"], m["src"], m["dst"], m["outcome"]), float(m["end_s"])))
+    for e in line["power_events"]:  # type: ignore[union-attr]
+        marks.append((("host " + e["state"], e["host"]), float(e["t_s"])))
+    return marks
+
+
+def compare(live: RunResult, sim: RunResult, time_scale: float) -> dict[str, Any]:
+    """Rows of (event, live_s, sim_s, diff), plus energy and the worst relative difference."""
+    a, b = _keyed(_marks(live)), _keyed(_marks(sim))
+    rows = []
+    for key in sorted(set(a) | set(b), key=lambda k: min(a.get(k, []) + b.get(k, []) or [0.0])):
+        la, lb = a.get(key, []), b.get(key, [])
+        for k in range(max(len(la), len(lb))):
+            t_live = la[k] if k < len(la) else None
+            t_sim = lb[k] if k < len(lb) else None
+            row: dict[str, Any] = {"event": " ".join(key), "n": k + 1, "live_s": t_live, "sim_s": t_sim}
+            if t_live is not None and t_sim is not None:
+                row["diff_s"] = round(t_live - t_sim, 3)
+                row["diff_paper_s"] = round((t_live - t_sim) / time_scale, 2)
+                row["rel"] = round((t_live - t_sim) / t_sim, 4) if t_sim > 0 else None
+            rows.append(row)
+    rows.sort(key=lambda r: r["sim_s"] if r["sim_s"] is not None else r["live_s"])
+    rel = [abs(r["rel"]) for r in rows if r.get("rel") is not None]
+    unmatched = [r["event"] for r in rows if r["live_s"] is None or r["sim_s"] is None]
+    return {
+        "method": live.method.value, "time_scale": time_scale, "events": rows,
+        "max_rel_diff": max(rel) if rel else None, "unmatched": unmatched,
+        "energy_ws": {"live": round(live.summary["energy_ws"], 1), "sim": round(sim.summary["energy_ws"], 1)},
+        "unserved_cpu_pct": {"live": round(live.summary["unserved_cpu_pct"], 3),
+                             "sim": round(sim.summary["unserved_cpu_pct"], 3)},
+    }
+
+
+def to_markdown(comparisons: list[dict[str, Any]]) -> str:
+    lines = ["# Live lab against the simulator", ""]
+    for c in comparisons:
+        lines += [f"## {c['method']} (time scale {c['time_scale']:g})", "",
+                  "| event | # | live (s) | simulated (s) | live − sim (s) | in paper s | relative |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in c["events"]:
+            def f(v: Any, fmt: str = "{:.2f}") -> str:
+                return "—" if v is None else fmt.format(v)
+            lines.append(f"| {r['event']} | {r['n']} | {f(r['live_s'])} | {f(r['sim_s'])} | "
+                         f"{f(r.get('diff_s'))} | {f(r.get('diff_paper_s'))} | {f(r.get('rel'), '{:+.1%}')} |")
+        e, u = c["energy_ws"], c["unserved_cpu_pct"]
+        lines += ["", f"Energy: live {e['live']:.0f} Ws, simulated {e['sim']:.0f} Ws. "
+                      f"Unserved CPU: live {u['live']:.2f} %, simulated {u['sim']:.2f} %.", ""]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,138 @@
+"""``lab run``: the scaled scenario live on the lab's agents, once per migration method, each beside
+the simulator's prediction of the same scaled scenario, and a comparison of their timelines."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+from consolidator.agent.api.schemas import VmBody
+from consolidator.agent.hypervisor import OnTimeout
+from consolidator.domain.types import MIB, MigrationMethod, PowerState
+from consolidator.experiments.lab.lab import LabState
+from consolidator.experiments.lab.record import LabRecorder
+from consolidator.experiments.lab.scale import LabScale, load_at
+from consolidator.experiments.runs import write_run
+from consolidator.manager.client import AgentClient, AgentError
+from consolidator.manager.cluster import MigrationOptions
+from consolidator.manager.runner import LiveSession
+from consolidator.policies.registry import make_policy
+from consolidator.sim.engine import RunResult
+from consolidator.sim.scenario import Scenario
+from consolidator.storage import open_store
+
+log = logging.getLogger(__name__)
+SETTLE_TIMEOUT_S = 60.0
+
+
+def _vm_body(sc: Scenario, j: int, load: float, scale: LabScale) -> VmBody:
+    vm = sc.vms[j]
+    return VmBody(name=vm.name, mem_mib=vm.mem_mib, cpu_quota=scale.cpu_quota, load=load,
+                  dirty_mib_s=load * vm.dirty_bytes_per_s_at_full / MIB)
+
+
+async def _wait_power(clients: dict[str, AgentClient], want: dict[str, PowerState]) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_TIMEOUT_S
+    while True:
+        states = {h: (await clients[h].host_stats()).power_state for h in want}
+        if states == want:
+            return
+        if loop.time() > deadline:
+            raise RuntimeError(f"hosts did not settle: {states}, wanted {want}")
+        await asyncio.sleep(0.2)
+
+
+async def prepare(clients: dict[str, AgentClient], sc: Scenario, scale: LabScale) -> dict[str, PowerState]:
+    """Empty every host, wake the sleeping ones, boot the scenario's VMs where it places them, and
+    suspend the hosts left without VMs (the simulator starts them suspended)."""
+    for client in clients.values():
+        for vm in await client.list_vms():
+            await client.destroy_vm(vm.name)
+        if (await client.host_stats()).power_state is PowerState.SUSPENDED:
+            await client.wake()
+    await _wait_power(clients, {h: PowerState.ON for h in clients})
+    await asyncio.gather(*(clients[sc.placement[v.name]].create_vm(_vm_body(sc, j, load_at(sc.schedules[j], 0.0),
+                                                                            scale))
+                           for j, v in enumerate(sc.vms)))
+    used = set(sc.placement.values())
+    states = {h: PowerState.ON if h in used else PowerState.SUSPENDED for h in clients}
+    for h, state in states.items():
+        if state is PowerState.SUSPENDED:
+            await clients[h].suspend()
+    await _wait_power(clients, states)
+    return states
+
+
+class LoadDriver:
+    """Applies the scenario's load schedule to the guests: a change is sent to the VM's current host
+    in the background (a slow guest must not delay a tick) and retried while the VM is moving."""
+
+    def __init__(self, session: LiveSession, sc: Scenario, scale: LabScale) -> None:
+        self.session, self.sc, self.scale = session, sc, scale
+        self.applied = [load_at(steps, 0.0) for steps in sc.schedules]
+        self.pending: set[asyncio.Task[None]] = set()
+
+    async def before_tick(self, now: float) -> None:
+        controller = self.session.loop.controller
+        for j, vm in enumerate(self.sc.vms):
+            want = load_at(self.sc.schedules[j], now)
+            if want == self.applied[j] or vm.name in self.session.cluster.in_flight:
+                continue
+            self.applied[j] = want
+            host = self.sc.hosts[int(controller.vm_at[j])].name
+            body = _vm_body(self.sc, j, want, self.scale)
+            task = asyncio.create_task(self._send(host, j, body))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+
+    async def _send(self, host: str, j: int, body: VmBody) -> None:
+        try:
+            await self.session.clients[host].set_load(body.name, body.load, body.dirty_mib_s)
+        except AgentError as exc:
+            log.warning("load of %s not set (%s); retrying next tick", body.name, exc)
+            self.applied[j] = -1.0
+
+
+async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: MigrationMethod,
+                   out_dir: Path) -> RunResult:
+    """One live run of ``sc`` with the paper policy and ``method``; writes its run folder."""
+    endpoints = state.endpoints()
+    clients = {h: AgentClient(ep, timeout_s=120) for h, ep in endpoints.items()}
+    try:
+        power_states = await prepare(clients, sc, scale)
+    finally:
+        for client in clients.values():
+            await client.close()
+    mig = sc.migration
+    options = MigrationOptions(max_bandwidth_bytes_per_s=mig.bandwidth_bytes_per_s,
+                               downtime_limit_s=mig.downtime_limit_s, timeout_s=mig.timeout_s,
+                               on_timeout=OnTimeout(mig.on_timeout.value), hybrid_precopy_rounds=mig.hybrid_rounds)
+    recorder = LabRecorder(sc, method, power_states)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "run.sqlite").unlink(missing_ok=True)
+    with open_store(out_dir / "run.sqlite") as store:
+        session = LiveSession(sc.hosts, sc.vms, sc.placement, make_policy("paper", **scale.policy_args()),
+                              endpoints, method, store, power_states=power_states, options=options,
+                              overhead_per_vm=sc.overhead_per_vm_cores if scale.overhead == "model" else None)
+        async with session:
+            session.observers.append(recorder.on_event)
+            loads = LoadDriver(session, sc, scale)
+            monitor, controller = session.loop.monitor, session.loop.controller
+
+            def after_tick(now: float, polled: Any, plan: Any) -> None:
+                recorder.tick(now, polled, controller.vm_at, monitor.vm_avg())
+
+            ticks = await session.run(sc.duration_s, sc.tick_s, loads.before_tick, after_tick)
+            errors = list(session.cluster.errors)
+            overruns = ticks
+        store.flush()
+    extra = {"params": {"lab": True, "time_scale": scale.time_scale, "cpu_quota": scale.cpu_quota,
+                        "vm_mem_mib": scale.vm_mem_mib, "overhead": scale.overhead,
+                        "link_bytes_per_s": state.link_bytes_per_s,
+                        "policy_args": scale.policy_args(), "ticks": overruns, "errors": errors}}
+    result = recorder.result("paper", extra)
+    write_run(result, out_dir)
+    return result

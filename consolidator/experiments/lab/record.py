@@ -1,0 +1,138 @@
+"""Records a live lab run in the simulator's run-folder format (docs/run-format.md).
+
+Per tick: each host's power state, CPU (demand = scheduled VM loads + measured overhead; served =
+measured), watts and VM count; each VM's host, scheduled demand, measured (guest) load and whether it
+is migrating. Watts: the emulated agents' power model on the measured load (the same model as the
+simulator), plus the simulator's migration extras (per endpoint during a move; dirty-page tracking
+at a precopy source), because lab hosts share one machine and have no meter of their own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
+from consolidator.domain.types import MigrationMethod, PowerState
+from consolidator.experiments.lab.scale import load_at
+from consolidator.manager.poller import PolledStats
+from consolidator.models.power import STATE_CODES, host_watts
+from consolidator.sim.engine import RunRecord, RunResult
+from consolidator.sim.scenario import Scenario
+
+
+@dataclass
+class _Rows:
+    t_s: list[float] = field(default_factory=list)
+    host: list[list[Any]] = field(default_factory=list)  # per tick: [state, demand, served, watts, n_vms]
+    vm: list[list[Any]] = field(default_factory=list)  # per tick: [host index, demand, served, avg, moving]
+
+
+class LabRecorder:
+    """Collects ticks and events of one live run; ``result()`` gives the simulator's RunResult."""
+
+    def __init__(self, scenario: Scenario, method: MigrationMethod, power_states: dict[str, PowerState]) -> None:
+        self.scenario = scenario
+        self.method = method
+        self.host_index = {h.name: i for i, h in enumerate(scenario.hosts)}
+        self.vm_index = {v.name: i for i, v in enumerate(scenario.vms)}
+        self.state = [power_states.get(h.name, PowerState.ON) for h in scenario.hosts]
+        self.moving: dict[str, MigrationStarted] = {}
+        self.migrations: list[MigrationFinished] = []
+        self.power_events: list[HostPowerChanged] = []
+        self.rows = _Rows()
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, HostPowerChanged):
+            self.state[self.host_index[event.host]] = event.state
+            self.power_events.append(event)
+        elif isinstance(event, MigrationStarted):
+            self.moving[event.vm] = event
+        elif isinstance(event, MigrationFinished):
+            self.moving.pop(event.vm, None)
+            self.migrations.append(event)
+
+    def _extra_watts(self) -> np.ndarray:
+        extra = np.zeros(len(self.scenario.hosts))
+        for move in self.moving.values():
+            src, dst = self.host_index[move.src], self.host_index[move.dst]
+            extra[src] += self.scenario.hosts[src].power.migration_watts
+            extra[dst] += self.scenario.hosts[dst].power.migration_watts
+            if move.method is MigrationMethod.PRECOPY:
+                extra[src] += self.scenario.hosts[src].power.dirty_tracking_watts
+        return extra
+
+    def tick(self, t_s: float, polled: dict[str, PolledStats], vm_host: np.ndarray, vm_avg: np.ndarray) -> None:
+        """One row per host and VM. ``vm_host``: the controller's host index of each VM."""
+        sc = self.scenario
+        scheduled = np.array([load_at(steps, t_s) for steps in sc.schedules])
+        measured = np.zeros(len(sc.vms))
+        running = np.full(len(sc.vms), -1)
+        host_load = np.zeros(len(sc.hosts))
+        for name, stats in polled.items():
+            h = self.host_index[name]
+            host_load[h] = stats.host.cpu_load
+            for vm in stats.vms:
+                j = self.vm_index.get(vm.vm)
+                if j is not None:
+                    measured[j] += vm.cpu_load
+                    running[j] = h
+        running = np.where(running >= 0, running, vm_host)
+        vm_sum = np.bincount(running, weights=measured, minlength=len(sc.hosts))
+        demand_h = np.bincount(running, weights=scheduled, minlength=len(sc.hosts)) + np.maximum(
+            0.0, host_load - vm_sum)
+        extra = self._extra_watts()
+        host_rows = []
+        for h, spec in enumerate(sc.hosts):
+            state = self.state[h]
+            served = host_load[h] if state is PowerState.ON else 0.0
+            watts = host_watts(spec.power, state, served, spec.cores) + extra[h]
+            host_rows.append([STATE_CODES[state], demand_h[h], served, watts, int(np.count_nonzero(running == h))])
+        self.rows.t_s.append(t_s)
+        self.rows.host.append(host_rows)
+        self.rows.vm.append([[int(running[j]), scheduled[j], min(measured[j], scheduled[j]) if scheduled[j] > 0
+                              else measured[j], float(vm_avg[j]), v.name in self.moving]
+                             for j, v in enumerate(sc.vms)])
+
+    def result(self, policy: str, extra_summary: dict[str, Any]) -> RunResult:
+        """The run as the simulator's RunResult (same arrays, same summary keys)."""
+        t = np.array(self.rows.t_s)
+        host = np.array(self.rows.host, dtype=float).reshape(len(t), len(self.scenario.hosts), 5)
+        vm = np.array(self.rows.vm, dtype=float).reshape(len(t), len(self.scenario.vms), 5)
+        record = RunRecord(
+            t_s=t, host_state=host[:, :, 0].astype(np.int8), host_demand=host[:, :, 1],
+            host_served=host[:, :, 2], host_watts=host[:, :, 3], host_vms=host[:, :, 4].astype(np.int32),
+            vm_host=vm[:, :, 0].astype(np.int32), vm_demand=vm[:, :, 1], vm_served=vm[:, :, 2],
+            vm_load_avg=vm[:, :, 3], vm_migrating=vm[:, :, 4].astype(bool),
+            migrations=list(self.migrations), power_events=list(self.power_events),
+        )
+        return RunResult(self.scenario, policy, self.method, 0, self._summary(record, policy, extra_summary),
+                         record)
+
+    def _summary(self, rec: RunRecord, policy: str, extra: dict[str, Any]) -> dict[str, Any]:
+        t = rec.t_s
+        dt = np.diff(np.append(t, t[-1] + self.scenario.tick_s)) if t.size else np.zeros(0)
+        energy = (rec.host_watts * dt[:, None]).sum(axis=0)
+        demand = float((rec.vm_demand * dt[:, None]).sum()) if rec.vm_demand is not None else 0.0
+        served = float((np.minimum(rec.vm_served, rec.vm_demand) * dt[:, None]).sum()) \
+            if rec.vm_served is not None and rec.vm_demand is not None else 0.0
+        cores = np.array([h.cores for h in self.scenario.hosts])
+        done = [m for m in rec.migrations if m.outcome.value == "completed"]
+        return {
+            "scenario": self.scenario.name, "policy": policy, "migration": self.method.value, "seed": 0,
+            "duration_s": float(t[-1] + self.scenario.tick_s) if t.size else 0.0,
+            "tick_s": self.scenario.tick_s, "energy_ws": float(energy.sum()),
+            "energy_ws_by_host": {h.name: float(e) for h, e in zip(self.scenario.hosts, energy, strict=True)},
+            "demand_core_s": demand, "unserved_core_s": max(0.0, demand - served),
+            "unserved_cpu_pct": 100.0 * max(0.0, demand - served) / demand if demand > 0 else 0.0,
+            "overload_s": float(((rec.host_demand > cores + 1e-9) * dt[:, None]).sum()),
+            "migrations": len(done),
+            "migrations_cancelled": sum(1 for m in rec.migrations if m.outcome.value == "cancelled"),
+            "migration_s_total": float(sum(m.t_s - m.start_s for m in rec.migrations)),
+            "suspends": sum(1 for e in rec.power_events if e.state is PowerState.SUSPENDED),
+            "wakes": sum(1 for e in rec.power_events if e.state is PowerState.ON),
+            "active_host_s": float(((rec.host_state != STATE_CODES[PowerState.SUSPENDED]) * dt[:, None]).sum()),
+            **extra,
+        }
