@@ -63,9 +63,7 @@ def _cpu_panel(ax: Axes, run: Run, host: str, vm_colours: dict[str, str]) -> flo
     p.shade_suspended(ax, series)
     base = np.zeros_like(times)
     for name, cpu in _vm_cpu_on(run, host, times).items():
-        ax.fill_between(
-            times, base, base + cpu, step="post", color=vm_colours[name], alpha=0.85, lw=0, zorder=2
-        )
+        ax.fill_between(times, base, base + cpu, step="post", color=vm_colours[name], alpha=0.85, lw=0, zorder=2)
         base = base + cpu
     ax.step(times, series.cpu_demand, where="post", color="black", lw=1.0, zorder=3)
     if series.cpu_unserved.any():
@@ -101,7 +99,7 @@ def cpu_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     handles: list[Artist] = [Patch(color=vm_colours[v], label=v) for v in vm_names]
     handles.append(Line2D([], [], color="black", label="host CPU demand (VMs + overhead)"))
     handles += p.legend_extras(_any_cancelled(runs))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=p.legend_columns(fig, len(handles)), frameon=False)
     if left_out:
         title += f"\n({left_out})"
     fig.suptitle(title, fontsize=13)
@@ -146,7 +144,7 @@ def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     handles: list[Artist] = [Patch(color=colours[h], label=h) for h in hosts]
     handles.append(Line2D([], [], color="black", label="total"))
     handles += [h for h in p.legend_extras(_any_cancelled(runs)) if "S3" not in str(h.get_label())]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 10), frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=p.legend_columns(fig, len(handles)), frameon=False)
     fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
 
@@ -189,9 +187,7 @@ def _comparison_figure(runs: Mapping[str, Run], what: str, path: Path, title: st
             if ref in runs and ref != variant:
                 t, y = _series(runs[ref], what)
                 label = ref if what == "active" else f"{ref} ({runs[ref].summary.energy_ws:,.0f} Ws)"
-                ax.step(
-                    t, y, where="post", color=p.variant_colour(ref), ls=style, lw=1.3, zorder=3, label=label
-                )
+                ax.step(t, y, where="post", color=p.variant_colour(ref), ls=style, lw=1.3, zorder=3, label=label)
         t, y = _series(run, what)
         label = variant if what == "active" else f"{variant} ({run.summary.energy_ws:,.0f} Ws)"
         ax.step(t, y, where="post", color=p.variant_colour(variant, i), lw=2, zorder=4, label=label)
@@ -209,12 +205,8 @@ def _comparison_figure(runs: Mapping[str, Run], what: str, path: Path, title: st
     else:
         axes[0].set_ylabel("total power (W)")
         axes[0].set_ylim(0, top * 1.15)
-    extras = [
-        h
-        for h in p.legend_extras(_any_cancelled(runs[v] for v in variants))
-        if "S3" not in str(h.get_label())
-    ]
-    fig.legend(handles=extras, loc="outside lower center", ncol=len(extras), frameon=False)
+    extras = [h for h in p.legend_extras(_any_cancelled(runs[v] for v in variants)) if "S3" not in str(h.get_label())]
+    fig.legend(handles=extras, loc="outside lower center", ncol=p.legend_columns(fig, len(extras)), frameon=False)
     fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
 
@@ -262,9 +254,7 @@ def energy_by_seed_figure(
     saved = {n: v for n, v in saved.items() if v}
     if saved:
         _strip(right, list(saved), saved, "{:.1f} %", colours)
-        stars = [
-            (i, paper_saved_pct[n]) for i, n in enumerate(saved) if paper_saved_pct and n in paper_saved_pct
-        ]
+        stars = [(i, paper_saved_pct[n]) for i, n in enumerate(saved) if paper_saved_pct and n in paper_saved_pct]
         if stars:
             xs, ys = zip(*stars, strict=True)
             right.scatter(
@@ -276,9 +266,7 @@ def energy_by_seed_figure(
         right.set_title("energy saved against no consolidation, paired by seed")
     else:
         right.set_axis_off()
-        right.text(
-            0.5, 0.5, "no `none` runs to compare with", ha="center", va="center", transform=right.transAxes
-        )
+        right.text(0.5, 0.5, "no `none` runs to compare with", ha="center", va="center", transform=right.transAxes)
     fig.suptitle(title, fontsize=13)
     return p.save(fig, path)
 

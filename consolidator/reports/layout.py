@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consolidator.domain.errors import UserError
+from consolidator.reports.runs import read_json
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +84,29 @@ def find_experiment(scenario_dir: Path) -> Experiment | None:
     )
 
 
+def single_run(run_dir: Path) -> Experiment:
+    """A lone run folder (``consolidator simulate --out DIR``) as a one-variant, one-seed experiment."""
+    summary = read_json(run_dir / "summary.json")
+    if not isinstance(summary, dict):
+        raise UserError("expected a JSON object", source=str(run_dir / "summary.json"))
+    policy, migration = str(summary.get("policy", "run")), str(summary.get("migration", ""))
+    variant = migration if policy == "paper" and migration else policy
+    seed = summary.get("seed")
+    return Experiment(
+        scenario=str(summary.get("scenario", run_dir.name)),
+        path=run_dir,
+        runs={variant: {seed if isinstance(seed, int) else 0: run_dir}},
+        table_path=None,
+    )
+
+
 def find_experiments(out_dir: Path) -> list[Experiment]:
-    """Every experiment under ``out_dir``; none at all is a UserError saying what was expected."""
+    """Every experiment under ``out_dir`` (or ``out_dir`` itself if it is one run folder); none at all
+    is a UserError saying what was expected."""
     if not out_dir.is_dir():
         raise UserError("output folder is missing", source=str(out_dir))
+    if (out_dir / "summary.json").exists():
+        return [single_run(out_dir)]
     found = []
     for child in sorted(out_dir.iterdir(), key=lambda p: _scenario_key(p.name)):
         if child.is_dir() and child.name != "figures":
@@ -95,8 +115,7 @@ def find_experiments(out_dir: Path) -> list[Experiment]:
                 found.append(experiment)
     if not found:
         raise UserError(
-            "no experiment found (expected <scenario>/<variant>/seed-<n>/ run folders "
-            "or <scenario>/table.json)",
+            "no experiment found (expected <scenario>/<variant>/seed-<n>/ run folders or <scenario>/table.json)",
             source=str(out_dir),
         )
     log.debug("found experiments: %s", [e.scenario for e in found])

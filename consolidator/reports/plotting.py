@@ -87,6 +87,11 @@ def new_figure(width_in: float, height_in: float) -> Figure:
     return Figure(figsize=(width_in, height_in), dpi=DPI, layout="constrained")
 
 
+def legend_columns(fig: Figure, entries: int) -> int:
+    """As many legend columns as fit the figure's width (≈ 1.9 in per entry at 9 pt), at least one."""
+    return max(1, min(entries, int(fig.get_figwidth() / 1.9)))
+
+
 def save(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=DPI, facecolor="white")

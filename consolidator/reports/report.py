@@ -97,9 +97,7 @@ def _md_table(rows: tuple[tuple[str, ...], ...]) -> list[str]:
     def line(cells: tuple[str, ...]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
-    return [line(rows[0]), "|" + "|".join([":---"] + ["---:"] * (len(rows[0]) - 1)) + "|"] + [
-        line(r) for r in rows[1:]
-    ]
+    return [line(rows[0]), "|" + "|".join([":---"] + ["---:"] * (len(rows[0]) - 1)) + "|"] + [line(r) for r in rows[1:]]
 
 
 def render_markdown(sections: list[Section], out_dir: Path, built: str) -> str:

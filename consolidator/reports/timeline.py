@@ -36,9 +36,7 @@ def migration_rows(runs: dict[str, Run]) -> tuple[tuple[str, ...], ...]:
         for m in sorted(run.migrations, key=lambda m: m.start_s):
             end = f"{m.end_s:.1f}" if m.end_s is not None else "running"
             duration = f"{m.end_s - m.start_s:.1f}" if m.end_s is not None else DASH
-            rows.append(
-                (variant, m.vm, f"{m.src} → {m.dst}", m.method, f"{m.start_s:.1f}", end, duration, m.outcome)
-            )
+            rows.append((variant, m.vm, f"{m.src} → {m.dst}", m.method, f"{m.start_s:.1f}", end, duration, m.outcome))
     return tuple(rows)
 
 
@@ -49,9 +47,7 @@ def first_consolidation(run: Run) -> Consolidation | None:
     if not moves:
         return None
     move = moves[0]
-    events = sorted(
-        (e for e in run.power_events if e.host == move.src and e.t_s >= move.start_s), key=lambda e: e.t_s
-    )
+    events = sorted((e for e in run.power_events if e.host == move.src and e.t_s >= move.start_s), key=lambda e: e.t_s)
     down = next((e.t_s for e in events if e.state == "suspended"), None)
     if down is None:
         return Consolidation(move, None, None)

@@ -121,9 +121,7 @@ def write_run(folder: Path, scenario: str, variant: str, seed: int, duration_s: 
         ["t_s", "host", "role", "state", "cpu_demand", "cpu_served", "cpu_unserved", "watts", "n_vms"],
         host_rows,
     )
-    _write_csv(
-        folder / "vms.csv", ["t_s", "vm", "host", "demand", "served", "load_avg", "migrating"], vm_rows
-    )
+    _write_csv(folder / "vms.csv", ["t_s", "vm", "host", "demand", "served", "load_avg", "migrating"], vm_rows)
     _write_csv(
         folder / "migrations.csv",
         ["vm", "src", "dst", "method", "start_s", "end_s", "outcome", "bytes_sent", "downtime_s", "rounds"],
@@ -175,17 +173,11 @@ def write_experiment(out: Path, scenario: str, seeds: tuple[int, ...], duration_
     for variant in ("none", "ideal", "postcopy", "precopy"):
         for seed in seeds:
             folder = write_run(out / scenario / variant / f"seed-{seed}", scenario, variant, seed, duration_s)
-            energies.setdefault(variant, []).append(
-                json.loads((folder / "summary.json").read_text())["energy_ws"]
-            )
+            energies.setdefault(variant, []).append(json.loads((folder / "summary.json").read_text())["energy_ws"])
     mean = {k: sum(v) / len(v) for k, v in energies.items()}
     rows = {}
     for name, values in energies.items():
-        sd = (
-            (sum((x - mean[name]) ** 2 for x in values) / (len(values) - 1)) ** 0.5
-            if len(values) > 1
-            else 0.0
-        )
+        sd = (sum((x - mean[name]) ** 2 for x in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
         saved = 100 * (mean["none"] - mean[name]) / mean["none"]
         gap = 100 * (mean["none"] - mean[name]) / (mean["none"] - mean["ideal"])
         rows[name] = {

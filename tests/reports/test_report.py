@@ -36,9 +36,7 @@ def test_writes_html_markdown_and_figures(built: Path, experiment_dir: Path) -> 
 def test_markdown_links_every_figure(built: Path, experiment_dir: Path) -> None:
     text = (experiment_dir / "report.md").read_text()
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
-    on_disk = sorted(
-        p.relative_to(experiment_dir).as_posix() for p in (experiment_dir / "figures").glob("*.png")
-    )
+    on_disk = sorted(p.relative_to(experiment_dir).as_posix() for p in (experiment_dir / "figures").glob("*.png"))
     assert sorted(links) == on_disk
     assert text.count("*How to read this:*") == len(on_disk)
 
@@ -68,13 +66,9 @@ def test_without_table_json_the_table_comes_from_the_summaries(tmp_path: Path) -
     out = report_fixtures.write_experiment(tmp_path / "out", "simple", (0, 1), duration_s=120)
     (out / "simple" / "table.json").unlink()
     text = build_report(out).read_text()
-    assert (
-        "computed by the report from the runs&#39; summary.json" in text or "computed by the report" in text
-    )
+    assert "computed by the report from the runs&#39; summary.json" in text or "computed by the report" in text
     none = [
-        report_fixtures.json.loads((out / "simple" / "none" / f"seed-{s}" / "summary.json").read_text())[
-            "energy_ws"
-        ]
+        report_fixtures.json.loads((out / "simple" / "none" / f"seed-{s}" / "summary.json").read_text())["energy_ws"]
         for s in (0, 1)
     ]
     assert f"{sum(none) / 2:,.0f}" in text
@@ -98,9 +92,7 @@ def test_names_from_run_folders_are_escaped(tmp_path: Path) -> None:
     ],
     ids=["missing-csv", "bad-json", "bad-header", "bad-table"],
 )
-def test_bad_run_folder_raises_user_error_naming_the_file(
-    tmp_path: Path, experiment_dir: Path, damage, named
-) -> None:
+def test_bad_run_folder_raises_user_error_naming_the_file(tmp_path: Path, experiment_dir: Path, damage, named) -> None:
     out = tmp_path / "out"
     shutil.copytree(experiment_dir / "simple", out / "simple")
     damage(out / "simple" / "postcopy" / "seed-0")
@@ -138,3 +130,16 @@ def test_cli_bad_folder_exits_2_with_one_line(tmp_path: Path, case: str) -> None
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and len(result.stderr.strip().splitlines()) == 1
     assert "Traceback" not in result.stderr and str(out) in result.stderr
+
+
+def test_a_single_run_folder_gets_a_report_too(tmp_path: Path) -> None:
+    """`consolidator simulate --out DIR` writes one run folder; `consolidator report DIR` draws it."""
+    run = report_fixtures.write_run(tmp_path / "run", "simple", "precopy", 4, duration_s=120)
+    html = build_report(run).read_text()
+    assert "simple scenario" in html and "seed 4" in html
+    assert sorted(p.name for p in (run / "figures").glob("*.png")) == [
+        "simple-active.png",
+        "simple-cpu.png",
+        "simple-power.png",
+        "simple-total.png",
+    ]

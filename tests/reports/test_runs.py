@@ -50,9 +50,7 @@ def test_active_hosts_counts_powered_hosts(run_dir: Path) -> None:
     assert set(count[asleep]) == {1}
 
 
-@pytest.mark.parametrize(
-    "name", ["summary.json", "hosts.csv", "vms.csv", "migrations.csv", "power_events.csv"]
-)
+@pytest.mark.parametrize("name", ["summary.json", "hosts.csv", "vms.csv", "migrations.csv", "power_events.csv"])
 def test_missing_file_is_named(run_dir: Path, name: str) -> None:
     (run_dir / name).unlink()
     with pytest.raises(UserError, match=f"{name}: file is missing"):
@@ -100,8 +98,7 @@ def test_short_row_is_an_error_not_a_crash(run_dir: Path) -> None:
         (b"\x89PNG\r\n\x1a\n\x00\x00", "cannot read"),
         (b'{"scenario": "simple"}', "policy: Field required"),
         (
-            b'{"scenario": "s", "policy": "p", "migration": "m", "seed": "x", '
-            b'"duration_s": 1, "energy_ws": 1}',
+            b'{"scenario": "s", "policy": "p", "migration": "m", "seed": "x", "duration_s": 1, "energy_ws": 1}',
             "seed: Input should be a valid integer",
         ),
     ],

@@ -88,9 +88,7 @@ def test_paper_columns_and_derived_gap() -> None:
 
 
 def test_rows_in_paper_order_then_extras_in_file_order() -> None:
-    rows = {
-        name: {"energy_ws": 1.0} for name in ("precopy", "hybrid", "postcopy", "ideal@1.5", "none", "ideal")
-    }
+    rows = {name: {"energy_ws": 1.0} for name in ("precopy", "hybrid", "postcopy", "ideal@1.5", "none", "ideal")}
     view = table_view(_table([0], **rows))
     assert [r[0] for r in view.rows] == ["none", "ideal", "postcopy", "precopy", "hybrid", "ideal@1.5"]
     assert _cells(view.rows)["hybrid"][2] == "—"  # no paper value for an extra row
@@ -185,16 +183,12 @@ def test_bad_table_json_is_named(tmp_path: Path, content: str, message: str) -> 
 
 def test_extra_keys_are_kept(tmp_path: Path) -> None:
     path = tmp_path / "table.json"
-    path.write_text(
-        json.dumps({"scenario": "s", "rows": {"none": {"energy_ws": 5, "overload_s": 3}}, "capacity": 1.0})
-    )
+    path.write_text(json.dumps({"scenario": "s", "rows": {"none": {"energy_ws": 5, "overload_s": 3}}, "capacity": 1.0}))
     table = load_table(path)
     assert table.rows["none"].model_extra == {"overload_s": 3}
 
 
 def test_paper_gap_given_in_the_file_wins_over_the_derived_one() -> None:
     paper = {**PAPER, "postcopy": {"energy_ws": 344204, "saved_pct": 11.8, "gap_removed_pct": 50.0}}
-    table = TableFile.model_validate(
-        {"scenario": "c", "rows": {"postcopy": {"energy_ws": 1}}, "paper": paper}
-    )
+    table = TableFile.model_validate({"scenario": "c", "rows": {"postcopy": {"energy_ws": 1}}, "paper": paper})
     assert _cells(table_view(table).rows)["postcopy"][6] == "50"

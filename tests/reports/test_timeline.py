@@ -22,9 +22,7 @@ from consolidator.reports.timeline import (
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     root = tmp_path_factory.mktemp("timeline")
-    return {
-        v: load_run(report_fixtures.write_run(root / v, "simple", v, seed=0)) for v in ("postcopy", "precopy")
-    }
+    return {v: load_run(report_fixtures.write_run(root / v, "simple", v, seed=0)) for v in ("postcopy", "precopy")}
 
 
 def test_first_consolidation_reads_the_events(runs: dict[str, Run]) -> None:
