@@ -1,0 +1,116 @@
+"""A Redfish BMC on loopback: sushy-emulator (fake driver, basic auth, own state dir) with a power resource.
+
+Starts ``consolidator.power.emulators.redfish_power`` (the stock emulator plus Chassis/Power) in a
+subprocess. The system starts powered Off; resets apply after ``reset_delay_s`` (None: the fake
+driver's own random 1-11 s).
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import bcrypt
+import httpx
+
+SYSTEM_UUID = "27946b59-9e44-4fa7-8e91-f3527a1ef094"
+SYSTEM_NAME = "host0"
+
+
+def _free_tcp_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SushyEmulator:
+    """One sushy-emulator process on 127.0.0.1:``port`` requiring ``username``/``password``."""
+
+    def __init__(self, username: str = "admin", password: str = "secret", watts: float | None = 70.0,
+                 reset_delay_s: int | None = 1) -> None:
+        self.username = username
+        self.password = password
+        self.dir = Path(tempfile.mkdtemp(prefix="consolidator-redfish-"))
+        self.port = _free_tcp_port()
+        self.reset_delay_s = reset_delay_s
+        self._proc: subprocess.Popen[bytes] | None = None
+        if watts is not None:
+            self.set_watts(watts)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def set_watts(self, watts: float) -> None:
+        tmp = self.dir / "watts.tmp"
+        tmp.write_text(f"{watts}\n")
+        tmp.replace(self.dir / "watts")
+
+    def _write_config(self) -> Path:
+        digest = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()
+        (self.dir / "htpasswd").write_text(f"{self.username}:{digest}\n")
+        cfg = self.dir / "emulator.conf"
+        systems = [{"uuid": SYSTEM_UUID, "name": SYSTEM_NAME, "power_state": "Off", "external_notifier": False,
+                    "nics": [{"mac": "52:54:00:12:34:56", "ip": "127.0.0.2"}]}]
+        lines = [
+            "SUSHY_EMULATOR_FAKE_DRIVER = True",
+            f"SUSHY_EMULATOR_FAKE_SYSTEMS = {systems!r}",
+            f"SUSHY_EMULATOR_AUTH_FILE = {str(self.dir / 'htpasswd')!r}",
+            f"SUSHY_EMULATOR_STATE_DIR = {str(self.dir / 'state')!r}",
+            "SUSHY_EMULATOR_LISTEN_IP = '127.0.0.1'",
+            f"SUSHY_EMULATOR_LISTEN_PORT = {self.port}",
+            f"CONSOLIDATOR_WATTS_FILE = {str(self.dir / 'watts')!r}",
+        ]
+        if self.reset_delay_s is not None:
+            lines.append(f"CONSOLIDATOR_RESET_DELAY_S = {int(self.reset_delay_s)}")
+        cfg.write_text("\n".join(lines) + "\n")
+        return cfg
+
+    def start(self, timeout_s: float = 30.0) -> SushyEmulator:
+        """Start the emulator and wait until an authenticated GET of the system succeeds."""
+        cfg = self._write_config()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "consolidator.power.emulators.redfish_power", "--config", str(cfg)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.dir / "emulator.log", "wb"))
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"sushy-emulator exited: {(self.dir / 'emulator.log').read_text()[-800:]}")
+            try:
+                r = httpx.get(f"{self.url}/redfish/v1/Systems/{SYSTEM_UUID}",
+                              auth=(self.username, self.password), timeout=1.0)
+                if r.status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"sushy-emulator on {self.url} did not answer within {timeout_s} s")
+
+    def power_state(self) -> str:
+        """The system's PowerState as the emulator reports it ("On"/"Off")."""
+        r = httpx.get(f"{self.url}/redfish/v1/Systems/{SYSTEM_UUID}", auth=(self.username, self.password),
+                      timeout=5.0)
+        r.raise_for_status()
+        return str(r.json()["PowerState"])
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> SushyEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
