@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # QEMU area: QEMU 10 from bookworm-backports (7.2's TCG loses dirty pages in precopy, DESIGN §5),
-# the tools to build the guest (busybox-static, cpio, gcc static libc) and to shape links (iproute2).
+# the tools to build the guest (busybox-static, gcc and the static libc) and to shape links (iproute2).
 # Idempotent and quiet; returns at once when everything is already installed.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -10,7 +10,7 @@ qemu_major() {
 }
 
 need=()
-for pkg in busybox-static cpio gcc libc6-dev iproute2 zstd; do
+for pkg in busybox-static gcc libc6-dev iproute2; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 major="$(qemu_major || true)"
