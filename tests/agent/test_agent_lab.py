@@ -1,0 +1,153 @@
+"""The lab's pieces that need no QEMU: scenario scaling, the network (real namespaces, veth, tbf),
+the recorder's run folder, the timeline comparison, and the CLI's handling of bad arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from consolidator.control.ports import HostSample, VmSample
+from consolidator.domain.errors import UserError
+from consolidator.domain.events import HostPowerChanged, MigrationFinished, MigrationStarted
+from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
+from consolidator.experiments.lab.compare import compare, to_markdown
+from consolidator.experiments.lab.network import LabNetwork
+from consolidator.experiments.lab.record import LabRecorder
+from consolidator.experiments.lab.scale import LabScale, load_at, scale_scenario
+from consolidator.experiments.runs import simulate, write_run
+from consolidator.manager.poller import PolledStats
+from consolidator.sim.scenario import load_scenario
+
+
+def test_scaling_keeps_the_story_and_shrinks_time_and_memory() -> None:
+    base = load_scenario("simple")
+    lab = scale_scenario(base, LabScale(time_scale=0.25))
+    assert lab.duration_s == base.duration_s * 0.25 and lab.tick_s == base.tick_s * 0.25
+    assert [v.mem_mib for v in lab.vms] == [256] * 5
+    assert [h.name for h in lab.hosts] == ["pm0", "pm1", "pm2", "pm3", "pm4", "pm5"]
+    assert lab.placement["vm0"] == "pm1" and lab.placement["vm1"] == "pm0"
+    assert lab.schedules[0] == ((0.0, 0.8), (75 * 0.25, 0.4))
+    assert lab.hosts[0].power.suspend_s == base.hosts[0].power.suspend_s * 0.25
+    assert LabScale(time_scale=0.25).policy_args() == {"hold_s": 5.0}
+    assert load_at(lab.schedules[0], 18.0) == 0.8 and load_at(lab.schedules[0], 18.75) == 0.4
+
+
+@pytest.mark.parametrize("args", [{"time_scale": 0.5}, {"time_scale": 0}, {"cpu_quota": 2.0},
+                                  {"overhead": "guess"}])
+def test_bad_lab_scale_is_user_error(args: dict[str, object]) -> None:
+    with pytest.raises(UserError):
+        LabScale(**args)  # type: ignore[arg-type]
+
+
+def test_simulated_lab_scenario_tells_the_papers_story_faster() -> None:
+    """The scaled scenario in the simulator: same decisions as the paper's, at 1/4 of the times."""
+    lab = scale_scenario(load_scenario("simple"), LabScale())
+    result = simulate(lab, "paper", MigrationMethod.POSTCOPY, policy_args=LabScale().policy_args())
+    moves = [(m.vm, m.src, m.dst) for m in result.record.migrations]
+    assert moves[:2] == [("vm0", "pm1", "pm0"), ("vm0", "pm0", "pm1")]
+    first = result.record.migrations[0]
+    assert 75 * 0.25 < first.start_s < 100 * 0.25  # paper: decision at 85 s
+
+
+def _recorded(tmp_path: Path) -> Path:
+    sc = scale_scenario(load_scenario("simple"), LabScale())
+    rec = LabRecorder(sc, MigrationMethod.POSTCOPY, {"pm0": PowerState.ON, "pm1": PowerState.ON})
+    vm_host = np.array([1, 0, 0, 0, 0])
+    for k in range(8):
+        t = k * sc.tick_s
+        if k == 3:
+            rec.on_event(MigrationStarted(t, "vm0", "pm1", "pm0", MigrationMethod.POSTCOPY))
+        if k == 5:
+            rec.on_event(MigrationFinished(t, "vm0", "pm1", "pm0", MigrationMethod.POSTCOPY,
+                                           MigrationOutcome.COMPLETED, 0.75, 2.7e8))
+            rec.on_event(HostPowerChanged(t, "pm1", PowerState.SUSPENDED))
+            vm_host = np.array([0, 0, 0, 0, 0])
+        polled = {}
+        for h in ("pm0", "pm1"):
+            idx = {"pm0": 0, "pm1": 1}[h]
+            vms = tuple(VmSample(t, f"vm{j}", h, 0.8 if j == 0 else 0.0005) for j in range(5) if vm_host[j] == idx)
+            polled[h] = PolledStats(HostSample(t, h, sum(v.cpu_load for v in vms) + 0.05 * len(vms)), vms,
+                                    None)  # type: ignore[arg-type]
+        rec.tick(t, polled, vm_host, np.zeros(5))
+    result = rec.result("paper", {"params": {"lab": True}})
+    write_run(result, tmp_path)
+    return tmp_path
+
+
+def test_recorder_writes_the_simulators_run_folder(tmp_path: Path) -> None:
+    folder = _recorded(tmp_path)
+    header = (folder / "hosts.csv").read_text().splitlines()[0]
+    assert header == "t_s,host,role,state,cpu_demand,cpu_served,cpu_unserved,watts,n_vms"
+    assert (folder / "vms.csv").read_text().splitlines()[0] == "t_s,vm,host,demand,served,load_avg,migrating"
+    migrations = (folder / "migrations.csv").read_text().splitlines()
+    assert migrations[1].startswith("vm0,pm1,pm0,postcopy,0.750,1.250,completed")
+    assert (folder / "power_events.csv").read_text().splitlines()[1] == "1.250,pm1,suspended"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["migrations"] == 1 and summary["suspends"] == 1 and summary["params"] == {"lab": True}
+    pm1 = [r.split(",") for r in (folder / "hosts.csv").read_text().splitlines()[1:] if ",pm1," in r]
+    assert float(pm1[0][7]) == pytest.approx(53 + 47 * 0.85)  # the paper's linear model, L = 0.8 + 0.05
+    assert float(pm1[4][7]) == pytest.approx(53 + 47 * 0.85 + 3)  # + 3 W while a migration runs
+    assert pm1[-1][3] == "suspended" and float(pm1[-1][7]) == 7.0
+
+
+def test_comparison_pairs_events_in_order() -> None:
+    lab = scale_scenario(load_scenario("simple"), LabScale())
+    sim = simulate(lab, "paper", MigrationMethod.POSTCOPY, policy_args=LabScale().policy_args())
+    same = compare(sim, sim, 0.25)
+    assert same["max_rel_diff"] == 0.0 and same["unmatched"] == []
+    assert "| migration start vm0 pm1 pm0 | 1 |" in to_markdown([same])
+
+
+def _why_no_netns() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root for network namespaces"
+    if shutil.which("ip") is None or shutil.which("tc") is None:
+        return "iproute2 (ip, tc) is not installed"
+    return None
+
+
+def test_network_setup_shapes_links_and_teardown_removes_everything() -> None:
+    reason = _why_no_netns()
+    if reason:
+        pytest.skip(reason)
+    prefix = f"cn{os.getpid() % 10000}"
+    net = LabNetwork.plan(["pm0", "pm1"], 30e6, prefix)
+    try:
+        net.setup()
+        qdisc = subprocess.run(["ip", "netns", "exec", f"{prefix}-pm0", "tc", "qdisc", "show", "dev", "eth0"],
+                               capture_output=True, text=True, check=True).stdout
+        assert "tbf" in qdisc and "240Mbit" in qdisc  # 30 MB/s
+        root_side = subprocess.run(["tc", "qdisc", "show", "dev", f"{prefix}-pm1"], capture_output=True,
+                                   text=True, check=True).stdout
+        assert "tbf" in root_side
+    finally:
+        removed = net.teardown()
+    assert f"netns {prefix}-pm0" in removed and f"bridge {prefix}-br" in removed
+    assert net.teardown() == []
+    names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    assert prefix not in names
+
+
+def test_lab_down_without_a_lab_removes_nothing(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "consolidator.cli.main", "lab", "down", "--dir", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "nothing to remove"
+
+
+@pytest.mark.parametrize("args", [["lab", "run", "--out", "x", "--methods", "teleport"],
+                                  ["lab", "run", "--out", "x", "--time-scale", "0.5"],
+                                  ["lab", "run", "--out", "x", "--link-mb-s", "0"],
+                                  ["lab", "up", "--scenario", "no-such-scenario"]])
+def test_lab_cli_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "consolidator.cli.main", *args, "--dir", str(tmp_path)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "lab.json").exists()
