@@ -1,0 +1,16 @@
+"""Fixtures of the literature tests: the shared PlanetLab traces (read in place, never copied)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+PLANETLAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "planetlab"
+
+
+@pytest.fixture(scope="session")
+def planetlab_root() -> Path:
+    if not (PLANETLAB / "20110303").is_dir():
+        pytest.skip(f"PlanetLab traces not found at {PLANETLAB} (the shared data folder)")
+    return PLANETLAB
