@@ -55,6 +55,29 @@ HOW_TO_READ = {
 }
 
 
+TABLE_HOW_TO_READ = (
+    "Energy is the whole cluster's over the run, in watt-seconds (mean ± sample sd over seeds). Saved "
+    "is against no consolidation; gap to ideal removed = (E_none − E_x) / (E_none − E_ideal): 100 % "
+    "matches the ideal bound, 0 % is no better than not consolidating, below 0 is worse. Unserved CPU "
+    "is the share of the VMs' CPU demand no host could serve (more demand than cores): a method can "
+    "look frugal by overloading a host, so read it beside the energy. The paper's columns are its "
+    "Table IV, measured once on its testbed."
+)
+SENSITIVITY_NOTE = (
+    " Rows {rows} repeat a baseline with another packing capacity (the number after @, in cores per "
+    "host): the paper does not say which capacity its First-Fit used, so these show how far the ideal "
+    "bound, and with it every gap-removed figure, moves with that choice."
+)
+
+
+def table_reading(table: TableFile | None) -> str:
+    """How to read the table, plus a note on sensitivity rows (``name@value``) when there are any."""
+    if table is None:
+        return ""
+    extra = [name for name in table.rows if "@" in name]
+    return TABLE_HOW_TO_READ + (SENSITIVITY_NOTE.format(rows=", ".join(extra)) if extra else "")
+
+
 @dataclass(frozen=True)
 class FigureRef:
     key: str
@@ -77,6 +100,7 @@ class Section:
     migrations: tuple[tuple[str, ...], ...] = ()
     timeline: tuple[tuple[str, ...], ...] = ()  # simple scenario: ours beside the paper's (Sec. IV-B)
     cluster: str = ""
+    table_reading: str = ""
 
 
 def seed_energies(experiment: Experiment) -> dict[str, dict[int, float]]:
@@ -239,6 +263,7 @@ def build_section(experiment: Experiment, fig_dir: Path) -> Section:
         migrations=migration_rows({v: r for v, r in runs.items() if not figures.is_reference(r)}),
         timeline=simple_timeline_rows(runs) if experiment.scenario == "simple" else (),
         cluster=_cluster_text(runs, experiment),
+        table_reading=table_reading(table),
     )
 
 

@@ -65,7 +65,8 @@ nav a { margin-right: 1rem; }
 <section id="{{ s.scenario }}">
 <h2>{{ s.scenario }} scenario</h2>
 <p>{{ s.cluster }}</p>
-{% if s.table %}{{ table_html[s.scenario] | safe }}<p class="meta">Source: {{ s.table_source }}</p>{% endif %}
+{% if s.table %}{{ table_html[s.scenario] | safe }}<p class="meta">Source: {{ s.table_source }}</p>
+<p class="read"><b>How to read this:</b> {{ s.table_reading }}</p>{% endif %}
 {% if s.timeline %}{{ grid(s.timeline, "Timeline beside the paper's (seed %s)" % s.figure_seed) }}
 <p class="meta">{{ timeline_note }}</p>{% endif %}
 {% for f in s.figures %}
@@ -107,6 +108,7 @@ def render_markdown(sections: list[Section], out_dir: Path, built: str) -> str:
         lines += [f"## {s.scenario} scenario", "", s.cluster, ""]
         if s.table is not None:
             lines += [to_markdown(s.table), f"Source: {s.table_source}", ""]
+            lines += [f"*How to read this:* {s.table_reading}", ""]
         if s.timeline:
             lines += [f"**Timeline beside the paper's (seed {s.figure_seed})**", ""] + _md_table(s.timeline)
             lines += ["", TIMELINE_NOTE, ""]

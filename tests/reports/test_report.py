@@ -38,7 +38,9 @@ def test_markdown_links_every_figure(built: Path, experiment_dir: Path) -> None:
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     on_disk = sorted(p.relative_to(experiment_dir).as_posix() for p in (experiment_dir / "figures").glob("*.png"))
     assert sorted(links) == on_disk
-    assert text.count("*How to read this:*") == len(on_disk)
+    # every figure and every table (one per scenario) says how to read it
+    assert text.count("*How to read this:*") == len(on_disk) + 2
+    assert "Rows " not in text  # no sensitivity note without name@value rows
 
 
 def test_html_embeds_every_figure_as_a_valid_png(built: Path, experiment_dir: Path) -> None:

@@ -192,3 +192,12 @@ def test_paper_gap_given_in_the_file_wins_over_the_derived_one() -> None:
     paper = {**PAPER, "postcopy": {"energy_ws": 344204, "saved_pct": 11.8, "gap_removed_pct": 50.0}}
     table = TableFile.model_validate({"scenario": "c", "rows": {"postcopy": {"energy_ws": 1}}, "paper": paper})
     assert _cells(table_view(table).rows)["postcopy"][6] == "50"
+
+
+def test_table_reading_explains_sensitivity_rows_only_when_present() -> None:
+    from consolidator.reports.content import table_reading
+
+    plain = _table([0], none={"energy_ws": 1.0}, ideal={"energy_ws": 1.0})
+    assert "gap to ideal removed" in table_reading(plain) and "@" not in table_reading(plain)
+    extra = _table([0], ideal={"energy_ws": 1.0}, **{"ideal@1.5": {"energy_ws": 1.0}})
+    assert "Rows ideal@1.5 repeat a baseline" in table_reading(extra)
