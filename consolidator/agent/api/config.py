@@ -105,7 +105,8 @@ def parse_config(data: dict[str, Any], source: str) -> AgentConfig:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
-        raise UserError(first["msg"], source=source, field=field) from None
+        message = first["msg"].removeprefix("Value error, ")
+        raise UserError(message, source=source, field=field) from None
 
 
 def load_config(path: Path) -> AgentConfig:
