@@ -119,10 +119,11 @@ def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | No
     return np.asarray(acc)
 
 
-def run_cloudsim(trace: Trace, policy: LiteraturePolicy, day: str, seed: int = 1) -> RunResult:
+def run_cloudsim(trace: Trace, policy: LiteraturePolicy, day: str, seed: int = 1,
+                 setup: CloudSimSetup | None = None) -> RunResult:
     """One day under CloudSim 3.0.3's model: the figures its PlanetLab examples print."""
     started = time.perf_counter()
-    acc = run_policy(trace, policy, seed=seed)
+    acc = run_policy(trace, policy, setup, seed=seed)
     return make_result(acc, trace, policy, day, "cloudsim", "cloudsim", acc[state.ENERGY_WS],
                        time.perf_counter() - started)
 

@@ -1,0 +1,82 @@
+"""The CloudSim-compatible engine on small hand-checkable clusters, and the realistic profile."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from consolidator.domain.types import MigrationMethod
+from consolidator.literature.cloudsim import CloudSimSetup, run_cloudsim
+from consolidator.literature.realistic import run_realistic
+from consolidator.literature.traces import Trace
+from consolidator.policies.literature.power import HP_ML110_G5_WATTS, spec_power
+from consolidator.policies.literature.registry import parse_policy
+
+
+def _trace(*rows: list[float]) -> Trace:
+    return Trace(tuple(f"vm{i}" for i in range(len(rows))), np.array(rows, dtype=float), 300.0, "synthetic")
+
+
+def test_one_constant_vm_energy_is_its_host_power_over_the_counted_intervals() -> None:
+    # One VM is type 0 (2500 MIPS): too big for a G4 core, so it lands on host 1 (G5, 5320 MIPS).
+    result = run_cloudsim(_trace([50.0] * 6), parse_policy("thr-mmt-0.8"), "synthetic",
+                          setup=CloudSimSetup(hosts=2))
+    watts = spec_power(np.array(HP_ML110_G5_WATTS), 1250.0 / 5320.0)
+    # Updates at 300.1 ... 1500.1; the first interval starts idle and counts nothing: 4 intervals.
+    assert result.energy_kwh * 3.6e6 == pytest.approx(4 * 300 * watts)
+    assert result.migrations == 0 and result.slatah_pct == 0.0 and result.pdm_pct == 0.0
+    assert result.host_shutdowns == 1  # host 0 never used: its first entry is inactive
+
+
+def test_a_vm_whose_demand_reaches_zero_is_removed_for_good() -> None:
+    result = run_cloudsim(_trace([50.0, 0.0, 0.0, 0.0, 50.0, 50.0]), parse_policy("thr-mmt-0.8"), "s",
+                          setup=CloudSimSetup(hosts=2))
+    assert result.vms_finished == 1
+    assert result.energy_kwh == 0.0  # removed at 300.1, before any interval could count
+
+
+def test_underload_consolidates_two_light_vms() -> None:
+    # VM0 (2500 MIPS) on host 1, VM1 (2000 MIPS) on host 3; at 10 % host 3 is the least used and
+    # its VM fits on host 1: one migration of 1740 MB lasting 27.84 s, target at 10 % meanwhile.
+    result = run_cloudsim(_trace([10.0] * 6, [10.0] * 6), parse_policy("thr-mmt-0.8"), "s",
+                          setup=CloudSimSetup(hosts=4))
+    assert result.migrations == 1
+    assert result.host_shutdowns == 3  # hosts 0 and 2 never used, host 3 emptied
+    assert result.slatah_pct > 0.0 and result.pdm_pct > 0.0
+
+
+def test_overload_evicts_the_smallest_vm() -> None:
+    # Four VMs of 2500/2000/1000/500 MIPS; loads rise until host 1 exceeds 80 %.
+    rows = [[20.0, 20.0, 100.0, 100.0, 100.0, 100.0]] * 4
+    result = run_cloudsim(_trace(*rows), parse_policy("thr-mmt-0.8"), "s", setup=CloudSimSetup(hosts=8))
+    assert result.migrations >= 1
+
+
+@pytest.mark.parametrize("policy", ["iqr-mmt-1.5", "mad-mu-2.5", "lr-mc-1.2", "lrr-rs-1.2", "thr-rs-0.8"])
+def test_every_detector_and_selector_runs(policy: str) -> None:
+    rng = np.random.default_rng(5)
+    rows = rng.integers(0, 100, size=(12, 40)).astype(float)
+    result = run_cloudsim(_trace(*rows), parse_policy(policy), "s", setup=CloudSimSetup(hosts=10))
+    assert result.energy_kwh > 0.0 and result.migrations >= 0
+
+
+def test_rs_is_seeded() -> None:
+    rows = np.random.default_rng(9).integers(0, 100, size=(12, 40)).astype(float)
+    runs = [run_cloudsim(_trace(*rows), parse_policy("thr-rs-0.5"), "s", seed=s, setup=CloudSimSetup(hosts=10))
+            for s in (1, 1)]
+    assert runs[0].energy_kwh == runs[1].energy_kwh and runs[0].migrations == runs[1].migrations
+
+
+def test_realistic_precopy_of_a_busy_vm_is_cancelled_postcopy_is_not() -> None:
+    # As in the underload test but at 90 % CPU: VM1 dirties 180 MB/s over a 62.5 MB/s link.
+    trace = _trace([90.0] * 6, [60.0] * 6)
+    setup = CloudSimSetup(hosts=4)
+    policy = parse_policy("thr-mmt-0.9")
+    cloudsim = run_cloudsim(trace, policy, "s", setup=setup)
+    pre = run_realistic(trace, policy, "s", MigrationMethod.PRECOPY, setup=setup)
+    post = run_realistic(trace, policy, "s", MigrationMethod.POSTCOPY, setup=setup)
+    assert cloudsim.migrations >= 1
+    assert pre.cancelled_migrations >= 1 and post.cancelled_migrations == 0
+    assert post.extra_energy_kwh > 0.0
+    # sleeping hosts draw S3 power instead of 0 W
+    assert post.energy_kwh > cloudsim.energy_kwh
