@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +40,12 @@ PasswordFile = Annotated[Path | None, typer.Option("--password-file", help="file
 AsJson = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 
 
+def _quiet() -> None:
+    """Keep stderr to the one result line: per-attempt warnings are in the JSON ``errors`` already."""
+    for name in ("sushy", "consolidator.power", "urllib3"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
 def _fail(message: str, payload: dict[str, Any] | None, as_json: bool) -> None:
     if as_json and payload is not None:
         typer.echo(json.dumps(payload))
@@ -62,6 +69,7 @@ def power_read(
     from consolidator.power.cli_support import build_meter, read_once
     from consolidator.power.meters import MeterError
 
+    _quiet()
     try:
         m = build_meter(meter.value, address, username, password_file, cpu_load, cores, timeout_s, not insecure)
         watts = read_once(m, timeout_s)
@@ -88,6 +96,7 @@ def power_wake(
     are verified only with --verify-tcp (otherwise a sent request counts)."""
     from consolidator.power.cli_support import build_waker
 
+    _quiet()
     waker = build_waker(method.value, address, mac, username, password_file, attempts, verify_tcp,
                         verify_timeout_s, backoff_s, not insecure)
     result = asyncio.run(waker.wake())

@@ -44,7 +44,10 @@ class _Service:
                 if self._root is None:
                     auth = BasicAuth(username=self.creds.username, password=self.creds.password)
                     self._root = sushy.Sushy(f"{self.url}/redfish/v1", auth=auth, verify=self.verify,
-                                             server_side_retries=0, read_timeout=self.timeout_s,
+                                             # 1, not 0: sushy treats 0 as "use 3" (and retries
+                                             # refused connections with 2 s pauses); we retry ourselves
+                                             server_side_retries=1, server_side_retries_delay=0,
+                                             read_timeout=self.timeout_s,
                                              connect_timeout=self.timeout_s)
                 return fn(self._root)
             except sushy_exc.AccessError as exc:

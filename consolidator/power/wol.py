@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from wakeonlan import create_magic_packet, send_magic_packet
+from wakeonlan import create_magic_packet, wake
 
 from consolidator.domain.errors import UserError
 
@@ -40,7 +40,7 @@ class WolWake:
         self.host, self.port, self.interface = host, port, interface
 
     def send(self) -> None:
-        send_magic_packet(self.mac, ip_address=self.host, port=self.port, interface=self.interface)
+        wake(self.mac, host=self.host, port=self.port, interface=self.interface)
 
     def describe(self) -> str:
         return f"Wake-on-LAN {self.mac} to {self.host}:{self.port}"
