@@ -172,97 +172,105 @@ def read_json(path: Path) -> Any:
         raise UserError(f"not valid JSON (line {exc.lineno}: {exc.msg})", source=str(path)) from exc
 
 
-def read_csv(path: Path, required: tuple[str, ...]) -> list[dict[str, str]]:
-    """Rows of a CSV file as dicts; checks the header has every required column."""
+@dataclass(frozen=True)
+class CsvColumns:
+    """A CSV file read column-wise (one tuple of strings per column); errors name file, line, column."""
+
+    path: Path
+    columns: dict[str, tuple[str, ...]]
+    rows: int
+
+    def text(self, column: str) -> StrArray:
+        return np.array(self.columns[column], dtype=np.str_)
+
+    def numbers(self, column: str) -> FloatArray:
+        """A numeric column: vectorised parse, then a row-by-row pass only to name a bad value."""
+        try:
+            array = np.array(self.columns[column], dtype=np.float64)
+        except (ValueError, TypeError):
+            array = np.array([np.nan])
+        if not np.all(np.isfinite(array)):
+            for i in range(self.rows):
+                self.number(i, column)  # raises on the first bad row
+        return array
+
+    def number(self, i: int, column: str) -> float:
+        raw = self.columns[column][i]
+        line = i + 2  # the header is line 1
+        if raw.strip() == "":
+            raise UserError(f"line {line}: missing value", source=str(self.path), field=column)
+        try:
+            value = float(raw)
+        except ValueError:
+            value = float("nan")
+        if not np.isfinite(value):
+            raise UserError(f"line {line}: {raw!r} is not a finite number", source=str(self.path), field=column)
+        return value
+
+    def optional_number(self, i: int, column: str) -> float | None:
+        return None if self.columns[column][i].strip() == "" else self.number(i, column)
+
+    def groups(self, key: str) -> dict[str, npt.NDArray[np.intp]]:
+        """Row indices per name in ``key``, each in time order (by ``t_s``)."""
+        names = self.text(key)
+        empty = np.flatnonzero(np.char.strip(names) == "")
+        if empty.size:
+            raise UserError(f"line {empty[0] + 2}: empty name", source=str(self.path), field=key)
+        if self.rows == 0:
+            raise UserError("no rows", source=str(self.path))
+        unique, inverse = np.unique(names, return_inverse=True)
+        order = np.lexsort((self.numbers("t_s"), inverse))
+        bounds = np.cumsum(np.bincount(inverse, minlength=len(unique)))[:-1]
+        return {str(name): idx for name, idx in zip(unique, np.split(order, bounds), strict=True)}
+
+
+def read_csv(path: Path, required: tuple[str, ...]) -> CsvColumns:
+    """The required columns of a CSV file; checks the header and that every row has all its fields."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames or []
+            reader = csv.reader(handle)
+            header = next(reader, [])
             missing = [c for c in required if c not in header]
             if missing:
                 raise UserError(f"missing column(s) {', '.join(missing)}", source=str(path))
-            return list(reader)
+            rows = list(reader)
     except FileNotFoundError as exc:
         raise UserError("file is missing", source=str(path)) from exc
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise UserError(f"cannot read: {exc}", source=str(path)) from exc
-
-
-def _number(path: Path, line: int, row: dict[str, str], column: str) -> float:
-    raw = row.get(column)
-    if raw is None or raw.strip() == "":
-        raise UserError(f"line {line}: missing value", source=str(path), field=column)
-    try:
-        value = float(raw) if raw is not None else float("nan")
-    except ValueError:
-        value = float("nan")
-    if not np.isfinite(value):
-        raise UserError(f"line {line}: {raw!r} is not a finite number", source=str(path), field=column)
-    return value
-
-
-def _optional_number(path: Path, line: int, row: dict[str, str], column: str) -> float | None:
-    if (row.get(column) or "").strip() == "":
-        return None
-    return _number(path, line, row, column)
-
-
-def _columns(path: Path, rows: list[dict[str, str]], numeric: tuple[str, ...]) -> dict[str, FloatArray]:
-    """Numeric columns as arrays: vectorised parse, then a row-by-row pass only to name a bad value."""
-    values = {}
-    for column in numeric:
-        try:
-            array = np.array([row[column] for row in rows], dtype=np.float64)
-        except (ValueError, TypeError):
-            array = np.array([np.nan])
-        if not np.all(np.isfinite(array)):
-            for i, row in enumerate(rows):
-                _number(path, i + 2, row, column)  # +2: the header is line 1; raises on the bad row
-        values[column] = array
-    return values
-
-
-def _group_rows(path: Path, rows: list[dict[str, str]], key: str) -> dict[str, list[int]]:
-    groups: dict[str, list[int]] = {}
-    for i, row in enumerate(rows):
-        name = (row.get(key) or "").strip()
-        if not name:
-            raise UserError(f"line {i + 2}: empty name", source=str(path), field=key)
-        groups.setdefault(name, []).append(i)
-    if not groups:
-        raise UserError("no rows", source=str(path))
-    return groups
+    width = len(header)
+    bad = next((i for i, row in enumerate(rows) if len(row) != width), None)
+    if bad is not None:
+        message = f"line {bad + 2}: {len(rows[bad])} fields, the header has {width}"
+        raise UserError(message, source=str(path))
+    transposed = list(zip(*rows, strict=True)) if rows else [() for _ in header]
+    columns = {name: transposed[header.index(name)] for name in required}
+    return CsvColumns(path=path, columns=columns, rows=len(rows))
 
 
 def load_hosts(path: Path) -> dict[str, HostSeries]:
-    rows = read_csv(path, HOST_COLUMNS)
+    table = read_csv(path, HOST_COLUMNS)
     numeric = ("t_s", "cpu_demand", "cpu_served", "cpu_unserved", "watts", "n_vms")
-    cols = _columns(path, rows, numeric)
-    text = {c: np.array([r[c] for r in rows], dtype=np.str_) for c in ("state", "role")}
-    hosts = {}
-    for name, index in _group_rows(path, rows, "host").items():
-        idx = np.array(index)
-        idx = idx[np.argsort(cols["t_s"][idx], kind="stable")]
-        hosts[name] = HostSeries(
+    cols = {c: table.numbers(c) for c in numeric}
+    state, role = table.text("state"), table.text("role")
+    return {
+        name: HostSeries(
             name=name,
-            role=str(text["role"][idx[0]]),
+            role=str(role[idx[0]]),
             t_s=cols["t_s"][idx],
-            state=text["state"][idx],
+            state=state[idx],
             **{c: cols[c][idx] for c in numeric if c != "t_s"},
         )
-    return hosts
+        for name, idx in table.groups("host").items()
+    }
 
 
 def load_vms(path: Path) -> dict[str, VmSeries]:
-    rows = read_csv(path, VM_COLUMNS)
-    numeric = ("t_s", "demand", "served", "load_avg", "migrating")
-    cols = _columns(path, rows, numeric)
-    where = np.array([r["host"] for r in rows], dtype=np.str_)
-    vms = {}
-    for name, index in _group_rows(path, rows, "vm").items():
-        idx = np.array(index)
-        idx = idx[np.argsort(cols["t_s"][idx], kind="stable")]
-        vms[name] = VmSeries(
+    table = read_csv(path, VM_COLUMNS)
+    cols = {c: table.numbers(c) for c in ("t_s", "demand", "served", "load_avg", "migrating")}
+    where = table.text("host")
+    return {
+        name: VmSeries(
             name=name,
             t_s=cols["t_s"][idx],
             host=where[idx],
@@ -271,32 +279,32 @@ def load_vms(path: Path) -> dict[str, VmSeries]:
             load_avg=cols["load_avg"][idx],
             migrating=cols["migrating"][idx] != 0,
         )
-    return vms
+        for name, idx in table.groups("vm").items()
+    }
 
 
 def load_migrations(path: Path) -> tuple[MigrationRecord, ...]:
-    rows = read_csv(path, MIGRATION_COLUMNS)
-    records = []
-    for i, row in enumerate(rows):
-        records.append(
-            MigrationRecord(
-                vm=row["vm"],
-                src=row["src"],
-                dst=row["dst"],
-                method=row["method"],
-                start_s=_number(path, i + 2, row, "start_s"),
-                end_s=_optional_number(path, i + 2, row, "end_s"),
-                outcome=row["outcome"],
-            )
+    table = read_csv(path, MIGRATION_COLUMNS)
+    c = table.columns
+    return tuple(
+        MigrationRecord(
+            vm=c["vm"][i],
+            src=c["src"][i],
+            dst=c["dst"][i],
+            method=c["method"][i],
+            start_s=table.number(i, "start_s"),
+            end_s=table.optional_number(i, "end_s"),
+            outcome=c["outcome"][i],
         )
-    return tuple(records)
+        for i in range(table.rows)
+    )
 
 
 def load_power_events(path: Path) -> tuple[PowerEvent, ...]:
-    rows = read_csv(path, POWER_EVENT_COLUMNS)
+    table = read_csv(path, POWER_EVENT_COLUMNS)
+    c = table.columns
     return tuple(
-        PowerEvent(t_s=_number(path, i + 2, row, "t_s"), host=row["host"], state=row["state"])
-        for i, row in enumerate(rows)
+        PowerEvent(t_s=table.number(i, "t_s"), host=c["host"][i], state=c["state"][i]) for i in range(table.rows)
     )
 
 

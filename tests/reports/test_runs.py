@@ -87,7 +87,7 @@ def test_bad_number_names_file_line_and_column(run_dir: Path) -> None:
 def test_short_row_is_an_error_not_a_crash(run_dir: Path) -> None:
     with (run_dir / "hosts.csv").open("a") as handle:
         handle.write("300,PM0,warehouse\n")
-    with pytest.raises(UserError, match=r"hosts\.csv: cpu_demand: line 1202: missing value"):
+    with pytest.raises(UserError, match=r"hosts\.csv: line 1202: 3 fields, the header has 9"):
         load_run(run_dir)
 
 
@@ -131,3 +131,25 @@ def test_figure_seed_prefers_a_seed_every_variant_has(tmp_path: Path, experiment
     shutil.copytree(experiment_dir / "complex", out / "complex")
     shutil.rmtree(out / "complex" / "precopy" / "seed-0")
     assert find_experiments(out)[0].figure_seed() == 1
+
+
+def test_blank_cell_and_empty_name_are_named(run_dir: Path) -> None:
+    lines = (run_dir / "hosts.csv").read_text().splitlines()
+    fields = lines[5].split(",")
+    fields[7] = ""  # watts
+    lines[5] = ",".join(fields)
+    (run_dir / "hosts.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"hosts\.csv: watts: line 6: missing value"):
+        load_run(run_dir)
+    fields[7], fields[1] = "60", " "
+    lines[5] = ",".join(fields)
+    (run_dir / "hosts.csv").write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=r"hosts\.csv: host: line 6: empty name"):
+        load_run(run_dir)
+
+
+def test_rows_out_of_time_order_are_sorted(run_dir: Path) -> None:
+    lines = (run_dir / "vms.csv").read_text().splitlines()
+    (run_dir / "vms.csv").write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    vm0 = load_run(run_dir).vms["VM0"]
+    assert list(vm0.t_s) == sorted(vm0.t_s) and vm0.host[0] == "PM0"
