@@ -49,6 +49,7 @@ class LiveSession:
         waker: Waker | None = None,
         window_periods: int = 10,
         overhead_per_vm: float | None = None,
+        warmup_s: float = 0.0,
     ) -> None:
         self._args = (hosts, vms, placement, policy, method, sink, window_periods)
         self.endpoints = dict(endpoints)
@@ -57,10 +58,11 @@ class LiveSession:
         self.observers: list[Callable[[Event], None]] = []
         self.clients: dict[str, AgentClient] = {}
         self.t0_wall_s = 0.0
+        self.warmup_s = warmup_s
 
     async def __aenter__(self) -> LiveSession:
         hosts, vms, placement, policy, method, sink, window = self._args
-        self.t0_wall_s = time.time()
+        self.t0_wall_s = time.time() + self.warmup_s  # warm-up periods run at negative times
         self.clients = {name: AgentClient(ep) for name, ep in self.endpoints.items()}
         self.cluster = RemoteCluster(self.clients, self._deliver, self.t0_wall_s, self.waker, self.options)
         self.loop: ControlLoop = build_loop(hosts, vms, placement, policy, self.cluster, sink, method,
@@ -84,11 +86,28 @@ class LiveSession:
         now = self.now()
         polled = await self.poller.poll(now)
         for stats in polled.values():
-            self.loop.monitor.record_host(stats.host)
-            for vm in stats.vms:
-                if vm.vm in self.loop.monitor.vm_index:
-                    self.loop.monitor.record_vm(vm)
+            self._record(stats)
         return now, polled, self.loop.tick(now)
+
+    async def warm_up(self, period_s: float = 1.0) -> int:
+        """Until run time 0: poll and record every period, without planning, so that the Load
+        Monitor's averaging window holds measurements (not zeros) when the first plan is made."""
+        periods = 0
+        while self.now() < -period_s / 2:
+            now = self.now()
+            for stats in (await self.poller.poll(now)).values():
+                self._record(stats)
+            self.loop.monitor.close_period(now)
+            periods += 1
+            await asyncio.sleep(max(0.0, min(period_s, -self.now())))
+        await asyncio.sleep(max(0.0, -self.now()))
+        return periods
+
+    def _record(self, stats: PolledStats) -> None:
+        self.loop.monitor.record_host(stats.host)
+        for vm in stats.vms:
+            if vm.vm in self.loop.monitor.vm_index:
+                self.loop.monitor.record_vm(vm)
 
     async def run(self, duration_s: float, period_s: float = 1.0,
                   before_tick: BeforeTick | None = None, after_tick: AfterTick | None = None) -> int:

@@ -25,6 +25,10 @@ from consolidator.storage import open_store
 
 log = logging.getLogger(__name__)
 SETTLE_TIMEOUT_S = 60.0
+# The simulator's monitor knows the loads from t = 0; the live one is given one averaging window
+# (10 periods) of real samples before t = 0, and the guests a few seconds after boot to settle.
+WARMUP_PERIODS = 10
+BOOT_SETTLE_S = 3.0
 
 
 def _vm_body(sc: Scenario, j: int, load: float, scale: LabScale) -> VmBody:
@@ -63,6 +67,7 @@ async def prepare(clients: dict[str, AgentClient], sc: Scenario, scale: LabScale
         if state is PowerState.SUSPENDED:
             await clients[h].suspend()
     await _wait_power(clients, states)
+    await asyncio.sleep(BOOT_SETTLE_S)
     return states
 
 
@@ -116,7 +121,8 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
     with open_store(out_dir / "run.sqlite") as store:
         session = LiveSession(sc.hosts, sc.vms, sc.placement, make_policy("paper", **scale.policy_args()),
                               endpoints, method, store, power_states=power_states, options=options,
-                              overhead_per_vm=sc.overhead_per_vm_cores if scale.overhead == "model" else None)
+                              overhead_per_vm=sc.overhead_per_vm_cores if scale.overhead == "model" else None,
+                              warmup_s=WARMUP_PERIODS * sc.tick_s)
         async with session:
             session.observers.append(recorder.on_event)
             loads = LoadDriver(session, sc, scale)
@@ -125,6 +131,7 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
             def after_tick(now: float, polled: Any, plan: Any) -> None:
                 recorder.tick(now, polled, controller.vm_at, monitor.vm_avg())
 
+            await session.warm_up(sc.tick_s)
             ticks = await session.run(sc.duration_s, sc.tick_s, loads.before_tick, after_tick)
             errors = list(session.cluster.errors)
             overruns = ticks
