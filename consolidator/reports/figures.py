@@ -21,6 +21,7 @@ from consolidator.reports.runs import FloatArray, Run
 
 MAX_HOST_PANELS = 12  # beyond this a per-host grid is unreadable; the busiest hosts are drawn
 REFERENCES = ("ideal", "none")
+MAX_VMS_IN_LEGEND = 12
 
 
 def _vm_cpu_on(run: Run, host: str, times: FloatArray) -> dict[str, FloatArray]:
@@ -43,12 +44,16 @@ def _idle_throughout(runs: Sequence[Run], host: str) -> bool:
     return True
 
 
+def _name_list(names: list[str], most: int = 6) -> str:
+    return ", ".join(names) if len(names) <= most else f"{len(names)} hosts ({', '.join(names[:3])}, …)"
+
+
 def _hosts_to_draw(runs: Sequence[Run]) -> tuple[list[str], str]:
     """(hosts that get a panel, a note naming the hosts left out and why)."""
     order = p.host_order(runs[0])
     idle = [h for h in order if _idle_throughout(runs, h)]
     busy = [h for h in order if h not in idle] or order[:1]
-    notes = [f"asleep with no VM throughout: {', '.join(idle)}"] if idle else []
+    notes = [f"asleep with no VM throughout: {_name_list(idle)}"] if idle else []
     if len(busy) > MAX_HOST_PANELS:
         demand = {h: sum(float(r.hosts[h].cpu_demand.sum()) for r in runs if h in r.hosts) for h in busy}
         keep = set(sorted(busy, key=lambda h: -demand[h])[:MAX_HOST_PANELS])
@@ -96,7 +101,10 @@ def cpu_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
         axes[-1][col].set_xlabel("time (s)")
     for row, host in enumerate(hosts):
         axes[row][0].set_ylim(0, max(top[host], 0.1) * 1.4)  # headroom for the migration labels
-    handles: list[Artist] = [Patch(color=vm_colours[v], label=v) for v in vm_names]
+    if len(vm_names) <= MAX_VMS_IN_LEGEND:
+        handles: list[Artist] = [Patch(color=vm_colours[v], label=v) for v in vm_names]
+    else:  # a thousand swatches help nobody; the colours still tell neighbouring VMs apart
+        handles = [Patch(color=vm_colours[vm_names[0]], label=f"one colour per VM ({len(vm_names)} VMs)")]
     handles.append(Line2D([], [], color="black", label="host CPU demand (VMs + overhead)"))
     handles += p.legend_extras(_any_cancelled(runs))
     fig.legend(handles=handles, loc="outside lower center", ncol=p.legend_columns(fig, len(handles)), frameon=False)
@@ -106,33 +114,50 @@ def cpu_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     return p.save(fig, path)
 
 
+def _power_bands(runs: Sequence[Run]) -> list[tuple[str, list[str]]]:
+    """(label, hosts) per stacked band: every host, or with many hosts the biggest few and "others"."""
+    order = p.host_order(runs[0])
+    if len(order) <= MAX_HOST_PANELS:
+        return [(h, [h]) for h in order]
+    energy = {h: sum(float(r.hosts[h].watts.sum()) for r in runs if h in r.hosts) for h in order}
+    top = set(sorted(order, key=lambda h: -energy[h])[: MAX_HOST_PANELS - 1])
+    rest = [h for h in order if h not in top]
+    return [(h, [h]) for h in order if h in top] + [(f"other {len(rest)} hosts", rest)]
+
+
+def _band_watts(run: Run, hosts: list[str], times: FloatArray) -> FloatArray:
+    total = np.zeros_like(times)
+    for host in hosts:
+        if host in run.hosts:
+            series = run.hosts[host]
+            total += np.interp(times, series.t_s, series.watts)
+    return total
+
+
 @p.styled
 def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
     """Fig. 7: per-host power stacked (the top edge is the total), one panel per run."""
-    hosts = p.host_order(runs[0])
-    colours = p.palette(hosts)
+    bands = _power_bands(runs)
+    colours = p.palette([label for label, _ in bands])
     fig = p.new_figure(6.2 * len(runs) + 0.6, 4.8)
     axes = fig.subplots(1, len(runs), sharey=True, squeeze=False)[0]
     for ax, run in zip(axes, runs, strict=True):
-        base = None
-        for host in hosts:
-            series = run.hosts.get(host)
-            if series is None:
-                continue
-            lower = np.zeros_like(series.watts) if base is None else base
+        times, total = run.total_watts()
+        base = np.zeros_like(times)
+        for label, hosts in bands:
+            watts = _band_watts(run, hosts, times)
             ax.fill_between(
-                series.t_s,
-                lower,
-                lower + series.watts,
+                times,
+                base,
+                base + watts,
                 step="post",
-                color=colours[host],
+                color=colours[label],
                 alpha=0.8,
                 lw=0.3,
                 edgecolor="white",
                 zorder=2,
             )
-            base = lower + series.watts
-        times, total = run.total_watts()
+            base = base + watts
         ax.step(times, total, where="post", color="black", lw=1.2, zorder=3)
         p.migration_spans(ax, run.migrations, run.summary.duration_s, label=len(run.migrations) <= 6)
         p.power_markers(ax, run.power_events, names=len(run.power_events) <= 12)
@@ -141,7 +166,7 @@ def power_figure(runs: Sequence[Run], path: Path, title: str) -> Path:
         ax.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel("power (W)")
     axes[0].set_ylim(0, max(float(r.total_watts()[1].max(initial=0.0)) for r in runs) * 1.2)
-    handles: list[Artist] = [Patch(color=colours[h], label=h) for h in hosts]
+    handles: list[Artist] = [Patch(color=colours[label], label=label) for label, _ in bands]
     handles.append(Line2D([], [], color="black", label="total"))
     handles += [h for h in p.legend_extras(_any_cancelled(runs)) if "S3" not in str(h.get_label())]
     fig.legend(handles=handles, loc="outside lower center", ncol=p.legend_columns(fig, len(handles)), frameon=False)
