@@ -303,11 +303,17 @@ def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     """One optimizeAllocation; fills ``out_vm``/``out_dst`` with the migrations in CloudSim's order."""
     n_hosts = hs.n.shape[0]
     tmp = np.empty(hs.hist.shape[1])
-    for h in range(n_hosts):
-        refresh(hs, vs, h)
-        hs.watts_before[h] = spec_power(hs.table[h], clamp_utilisation(hs.util[h] / hs.total[h]))
     over = np.zeros(n_hosts, np.bool_)
     for h in range(n_hosts):
+        hs.watts_before[h] = spec_power(hs.table[h], clamp_utilisation(hs.util[h] / hs.total[h]))
+        if hs.n[h] == 0:  # an empty host: nothing requested, no history, never overloaded
+            hs.req_sum[h] = 0.0
+            hs.alloc_sum[h] = 0.0
+            hs.avail[h] = hs.total[h]
+            hs.hist[h, :] = 0.0
+            hs.hlen[h] = 0
+            continue
+        refresh(hs, vs, h)
         over[h] = overloaded(hs, vs, h, kind, param, mig_rate, interval)
     saved_n = hs.n.copy()
     saved = np.empty(int(np.sum(saved_n)), np.int32)
