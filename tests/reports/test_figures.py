@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import report_fixtures
 from PIL import Image
 
 from consolidator.reports import figures
@@ -101,3 +102,16 @@ def test_drawing_leaves_global_matplotlib_state_alone(runs: dict[str, Run], tmp_
     before = dict(matplotlib.rcParams)
     figures.power_figure([runs["postcopy"]], tmp_path / "p.png", "state")
     assert dict(matplotlib.rcParams) == before
+
+
+def test_many_hosts_and_vms_stay_readable(tmp_path: Path) -> None:
+    """30 hosts, 40 VMs: Fig. 6 draws at most 12 host rows, Fig. 7 stacks 11 hosts and 'others'."""
+    run = load_run(report_fixtures.write_wide_run(tmp_path / "wide"))
+    width, height = check_png(figures.cpu_figure([run], tmp_path / "cpu.png", "wide"), (600, 600))
+    assert height <= 12 * 160 + 400  # 12 rows at 1.55 in, plus title and legend
+    hosts, note = figures._hosts_to_draw([run])
+    assert len(hosts) == figures.MAX_HOST_PANELS and "less busy hosts not drawn" in note
+    bands = figures._power_bands([run])
+    assert len(bands) == figures.MAX_HOST_PANELS and bands[-1][0] == "other 19 hosts"
+    assert sorted(h for _, hs in bands for h in hs) == sorted(run.hosts)  # every host in exactly one band
+    check_png(figures.power_figure([run], tmp_path / "power.png", "wide"), (600, 350))
