@@ -11,7 +11,10 @@ from rich.console import Console
 
 def report(
     out_dir: Annotated[
-        Path, typer.Argument(help="Output folder of `consolidator reproduce` (holds <scenario>/...).")
+        Path,
+        typer.Argument(
+            help="Output folder of `consolidator reproduce`, or one run folder of `consolidator simulate --out`."
+        ),
     ],
     show_tables: Annotated[
         bool, typer.Option("--tables/--no-tables", help="Print each Table IV in the terminal.")
