@@ -37,7 +37,7 @@ HTML_TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>Consolidator report</title>
 <style>
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1320px;
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1720px;
        padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { margin-bottom: .2rem; } .meta { color: #666; margin-top: 0; }
 h2 { border-bottom: 2px solid #ddd; padding-bottom: .2rem; margin-top: 2.5rem; }
@@ -50,7 +50,7 @@ table.results tbody tr:nth-child(even) { background: #fafafa; }
 figure { margin: 1.5rem 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-weight: 600; margin-bottom: .3rem; } .read { color: #444; max-width: 80ch; }
 ul.notes { color: #555; font-size: .92rem; } details { margin: .8rem 0; } summary { cursor: pointer; }
-nav a { margin-right: 1rem; }
+nav a { margin-right: 1rem; } p { max-width: 110ch; }
 </style></head>
 <body>
 {% macro grid(rows, caption) %}<table>{% if caption %}<caption>{{ caption }}</caption>{% endif %}
