@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import HostSpec, PowerProfile, Role, VmSpec
-from consolidator.models.migration import MigrationParams, OnTimeoutPolicy
+from consolidator.models.migration import DirtyModel, MigrationParams, OnTimeoutPolicy
 from consolidator.sim.workload import RandomModes, StepLoads
 
 NonNeg = Annotated[float, Field(ge=0)]
@@ -81,15 +81,20 @@ class RandomIn(_Strict):
     idle: tuple[NonNeg, NonNeg] = (0.0, 0.3)
 
 
+_MP = MigrationParams()  # the model's calibrated defaults (docs/calibration.md)
+
+
 class MigrationIn(_Strict):
-    bandwidth_mb_s: Pos = 120.0
-    downtime_limit_s: NonNeg = 0.3
-    setup_s: NonNeg = 0.0
-    switch_downtime_s: NonNeg = 0.03
-    timeout_s: Pos = 60.0
+    bandwidth_mb_s: Pos = _MP.bandwidth_bytes_per_s / 1e6
+    link_efficiency: Annotated[float, Field(gt=0, le=1)] = _MP.link_efficiency
+    downtime_limit_s: NonNeg = _MP.downtime_limit_s
+    setup_s: NonNeg = _MP.setup_s
+    switch_downtime_s: NonNeg = _MP.switch_downtime_s
+    timeout_s: Pos = _MP.timeout_s
     on_timeout: Literal["cancel", "postcopy"] = "cancel"
-    hybrid_rounds: Annotated[int, Field(ge=1)] = 1
-    postcopy_fault_s: NonNeg = 0.010
+    hybrid_rounds: Annotated[int, Field(ge=1)] = _MP.hybrid_rounds
+    postcopy_fault_s: NonNeg = _MP.postcopy_fault_s
+    dirty_model: Literal["uniform", "linear"] = _MP.dirty_model.value
     shared_link_mb_s: Pos | None = None  # a cap on all concurrent migrations together
 
 
@@ -209,7 +214,8 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
     _unique([v.name for v in vms], "vms", source)
     mig = m.migration
     params = MigrationParams(
-        bandwidth_bytes_per_s=mig.bandwidth_mb_s * 1e6, downtime_limit_s=mig.downtime_limit_s,
+        bandwidth_bytes_per_s=mig.bandwidth_mb_s * 1e6, link_efficiency=mig.link_efficiency,
+        dirty_model=DirtyModel(mig.dirty_model), downtime_limit_s=mig.downtime_limit_s,
         setup_s=mig.setup_s, switch_downtime_s=mig.switch_downtime_s, timeout_s=mig.timeout_s,
         on_timeout=OnTimeoutPolicy(mig.on_timeout), hybrid_rounds=mig.hybrid_rounds,
         postcopy_fault_s=mig.postcopy_fault_s,
