@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
         scale = LabScale(time_scale, cpu_quota, overhead)
         comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep)
         for c in comparisons:
-            typer.echo(json.dumps({k: c[k] for k in ("method", "max_rel_diff", "unmatched", "energy_ws")}))
+            typer.echo(json.dumps({k: c[k] for k in ("method", "against", "max_rel_diff", "unmatched", "energy_ws")}))
         typer.echo(f"wrote {out}/comparison.md")
 
     @lab_app.command("down")

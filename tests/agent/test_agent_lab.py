@@ -78,6 +78,8 @@ def _recorded(tmp_path: Path) -> Path:
         rec.tick(t, polled, vm_host, np.zeros(5))
     result = rec.result("paper", {"params": {"lab": True}})
     write_run(result, tmp_path)
+    replay = rec.measured_schedules()
+    assert len(replay) == 5 and len(replay[0]) == 8 and replay[0][0] == (0.0, 0.8)
     return tmp_path
 
 

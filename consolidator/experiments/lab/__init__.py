@@ -7,6 +7,7 @@ precopy) beside the simulator's prediction, ``lab down`` removes everything it m
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -32,7 +33,8 @@ def lab_up_for(folder: Path, scenario: Scenario, link_bytes_per_s: float) -> Lab
 
 def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[MigrationMethod], scale: LabScale,
             link_bytes_per_s: float, keep: bool) -> list[dict[str, Any]]:
-    """Run each method live and simulated; write OUT/{live,sim}/<method>/ and OUT/comparison.{json,md}.
+    """Run each method live and simulated (on the scenario's loads, and on the loads measured live);
+    write OUT/{live,sim,replay}/<method>/ and OUT/comparison.{json,md}.
 
     Brings the lab up first if it is not, and down at the end unless ``keep`` (or it was already up).
     """
@@ -45,10 +47,16 @@ def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[Migration
     try:
         for method in methods:
             log.info("live %s run of %s (%.0f s)", method.value, sc.name, sc.duration_s)
-            live = asyncio.run(run_live(state, sc, scale, method, out / "live" / method.value))
+            live, recorder = asyncio.run(run_live(state, sc, scale, method, out / "live" / method.value))
             sim = simulate(sc, "paper", method, out_dir=out / "sim" / method.value,
                            policy_args=scale.policy_args())
+            # the same scenario with the loads the guests really ran (measured live): separates what
+            # the loads did to the timeline from what the migration and power models do
+            replayed = dataclasses.replace(sc, schedules=recorder.measured_schedules())
+            replay = simulate(replayed, "paper", method, out_dir=out / "replay" / method.value,
+                              policy_args=scale.policy_args())
             comparisons.append(compare(live, sim, scale.time_scale))
+            comparisons.append(compare(live, replay, scale.time_scale, against="simulated, measured loads"))
     finally:
         if made_here and not keep:
             lab_down(folder)

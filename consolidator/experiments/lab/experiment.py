@@ -102,7 +102,7 @@ class LoadDriver:
 
 
 async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: MigrationMethod,
-                   out_dir: Path) -> RunResult:
+                   out_dir: Path) -> tuple[RunResult, LabRecorder]:
     """One live run of ``sc`` with the paper policy and ``method``; writes its run folder."""
     endpoints = state.endpoints()
     clients = {h: AgentClient(ep, timeout_s=120) for h, ep in endpoints.items()}
@@ -142,4 +142,4 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
                         "policy_args": scale.policy_args(), "ticks": overruns, "errors": errors}}
     result = recorder.result("paper", extra)
     write_run(result, out_dir)
-    return result
+    return result, recorder

@@ -28,6 +28,7 @@ class _Rows:
     t_s: list[float] = field(default_factory=list)
     host: list[list[Any]] = field(default_factory=list)  # per tick: [state, demand, served, watts, n_vms]
     vm: list[list[Any]] = field(default_factory=list)  # per tick: [host index, demand, served, avg, moving]
+    vm_measured: list[list[float]] = field(default_factory=list)  # per tick: each VM's measured load
 
 
 class LabRecorder:
@@ -92,9 +93,16 @@ class LabRecorder:
             host_rows.append([STATE_CODES[state], demand_h[h], served, watts, int(np.count_nonzero(running == h))])
         self.rows.t_s.append(t_s)
         self.rows.host.append(host_rows)
+        self.rows.vm_measured.append([float(x) for x in measured])
         self.rows.vm.append([[int(running[j]), scheduled[j], min(measured[j], scheduled[j]) if scheduled[j] > 0
                               else measured[j], float(vm_avg[j]), v.name in self.moving]
                              for j, v in enumerate(sc.vms)])
+
+    def measured_schedules(self) -> tuple[tuple[tuple[float, float], ...], ...]:
+        """Each VM's measured load as a step schedule: the live run's loads, to replay in the simulator."""
+        t = self.rows.t_s
+        return tuple(tuple((t[k], row[j]) for k, row in enumerate(self.rows.vm_measured))
+                     for j in range(len(self.scenario.vms)))
 
     def result(self, policy: str, extra_summary: dict[str, Any]) -> RunResult:
         """The run as the simulator's RunResult (same arrays, same summary keys)."""
