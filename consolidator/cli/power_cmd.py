@@ -72,7 +72,7 @@ def power_read(
     _quiet()
     try:
         m = build_meter(meter.value, address, username, password_file, cpu_load, cores, timeout_s, not insecure)
-        watts = read_once(m, timeout_s)
+        watts = read_once(m, timeout_s + 2.0)  # the meter's own timeout names the peer; this is a backstop
     except MeterError as exc:
         _fail(str(exc), None, as_json)
     typer.echo(json.dumps({"watts": watts, "meter": meter.value}) if as_json else f"{watts:.1f} W")
@@ -101,7 +101,8 @@ def power_wake(
                         verify_timeout_s, backoff_s, not insecure)
     result = asyncio.run(waker.wake())
     payload = {"ok": result.ok, "attempts": len(result.attempts), "method": result.method,
-               "state": result.state.value, "errors": [a.error for a in result.attempts if a.error]}
+               "state": result.state.value, "verified": waker.verify is not None,
+               "errors": [a.error for a in result.attempts if a.error]}
     if not result.ok:
         _fail(result.summary(), payload, as_json)
     typer.echo(json.dumps(payload) if as_json else result.summary())

@@ -49,7 +49,7 @@ def build_meter(kind: str, address: str | None, username: str, password_file: Pa
     """The meter ``kind`` for one node, from CLI arguments (bad ones raise UserError)."""
     if kind == "ipmi":
         host, port = split_address(_need(address, "--meter ipmi"), IPMI_PORT)
-        return IpmiMeter(host, credentials(username, password_file), port)
+        return IpmiMeter(host, credentials(username, password_file), port, timeout_s=timeout_s)
     if kind == "redfish":
         return RedfishMeter(_need(address, "--meter redfish"), credentials(username, password_file),
                             timeout_s=timeout_s, verify=verify_tls)
