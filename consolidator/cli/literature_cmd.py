@@ -45,11 +45,13 @@ def _console() -> Console:
 
 def _table(results: list[RunResult], title: str) -> Table:
     table = Table(title=title)
-    for col in ("day", "policy", "profile", "migration", "energy kWh", "migrations", "cancelled",
+    for col in ("day", "policy", "profile", "migration", "kWh", "sleep+mig kWh", "migrations", "cancelled",
                 "SLATAH %", "PDM %", "SLAV", "ESV", "shutdowns", "wall s"):
-        table.add_column(col, justify="right" if col not in ("day", "policy", "profile", "migration") else "left")
+        left = col in ("day", "policy", "profile", "migration")
+        table.add_column(col, justify="left" if left else "right", no_wrap=left)
     for r in results:
-        table.add_row(r.day, r.policy, r.profile, r.migration, f"{r.energy_kwh:.2f}", f"{r.migrations:,}",
+        table.add_row(r.day, r.policy, r.profile, r.migration, f"{r.energy_kwh:.2f}",
+                      f"{r.sleep_energy_kwh + r.extra_energy_kwh:.2f}", f"{r.migrations:,}",
                       f"{r.cancelled_migrations:,}", f"{r.slatah_pct:.2f}", f"{r.pdm_pct:.3f}", f"{r.slav:.3e}",
                       f"{r.esv:.3e}", f"{r.host_shutdowns:,}", f"{r.wall_s:.2f}")
     return table

@@ -97,7 +97,7 @@ def run_realistic(trace: Trace, policy: LiteraturePolicy, day: str, method: Migr
     _, ram, _ = vm_arrays(setup, trace)
     costs = migration_costs(profile, ram)
     acc = run_policy(trace, policy, setup, seed=seed, costs=costs, wake_s=profile.power.resume_s)
-    energy_ws = acc[state.ENERGY_WS] + acc[state.EXTRA_WS] + sleep_energy_ws(acc, setup, profile,
-                                                                              first_t=0.1 + trace.interval_s)
+    sleep_ws = sleep_energy_ws(acc, setup, profile, first_t=0.1 + trace.interval_s)
+    energy_ws = acc[state.ENERGY_WS] + acc[state.EXTRA_WS] + sleep_ws
     return make_result(acc, trace, policy, day, "realistic", method.value, energy_ws,
-                       time.perf_counter() - started)
+                       time.perf_counter() - started, sleep_ws)
