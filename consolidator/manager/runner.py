@@ -50,6 +50,7 @@ class LiveSession:
         window_periods: int = 10,
         overhead_per_vm: float | None = None,
         warmup_s: float = 0.0,
+        client_factory: Callable[[AgentEndpoint], AgentClient] = AgentClient,
     ) -> None:
         self._args = (hosts, vms, placement, policy, method, sink, window_periods)
         self.endpoints = dict(endpoints)
@@ -59,11 +60,13 @@ class LiveSession:
         self.clients: dict[str, AgentClient] = {}
         self.t0_wall_s = 0.0
         self.warmup_s = warmup_s
+        self._client_factory = client_factory
+        self.step_s: list[float] = []  # wall time of each poll-and-tick, for the run's record
 
     async def __aenter__(self) -> LiveSession:
         hosts, vms, placement, policy, method, sink, window = self._args
         self.t0_wall_s = time.time() + self.warmup_s  # warm-up periods run at negative times
-        self.clients = {name: AgentClient(ep) for name, ep in self.endpoints.items()}
+        self.clients = {name: self._client_factory(ep) for name, ep in self.endpoints.items()}
         self.cluster = RemoteCluster(self.clients, self._deliver, self.t0_wall_s, self.waker, self.options)
         self.loop: ControlLoop = build_loop(hosts, vms, placement, policy, self.cluster, sink, method,
                                            self.power_states, window_periods=window)
@@ -87,7 +90,9 @@ class LiveSession:
         polled = await self.poller.poll(now)
         for stats in polled.values():
             self._record(stats)
-        return now, polled, self.loop.tick(now)
+        plan = self.loop.tick(now)
+        self.step_s.append(self.now() - now)
+        return now, polled, plan
 
     async def warm_up(self, period_s: float = 1.0) -> int:
         """Until run time 0: poll and record every period, without planning, so that the Load

@@ -39,12 +39,14 @@ def _session(tmp_path: Path, fabric: dict[str, RecordingHypervisor]) -> tuple[Li
     for i, name in enumerate(("pm0", "pm1")):
         driver = RecordingHypervisor(fabric=fabric, port=49152 + i)
         agents[name] = make_agent(tmp_path / name, driver, name=name)
+    transports = {h: httpx.ASGITransport(app=create_app(a, TOKEN, adopt=False)) for h, a in agents.items()}
     hosts = [HostSpec("pm0", Role.WAREHOUSE, cores=1.0, mem_mib=4096),
              HostSpec("pm1", Role.SERVER, cores=1.0, mem_mib=4096)]
     session = LiveSession(
         hosts, [VmSpec("vm0", mem_mib=256)], {"vm0": "pm0"}, make_policy("paper", hold_s=0.5),
         {h: AgentEndpoint(h, "http://agent", TOKEN) for h in agents}, MigrationMethod.POSTCOPY, NullSink(),
-        window_periods=3,
+        window_periods=3, warmup_s=1.0,
+        client_factory=lambda ep: AgentClient(ep, transport=transports[ep.host]),
     )
     return session, agents
 
@@ -55,25 +57,19 @@ def test_remote_cluster_drives_the_control_loop(tmp_path: Path) -> None:
     seen: list[object] = []
 
     async def main() -> None:
-        real_client = AgentClient
-        transports = {h: httpx.ASGITransport(app=create_app(a, TOKEN, adopt=False))
-                      for h, a in agents.items()}
-        import consolidator.manager.runner as runner
-
-        runner.AgentClient = lambda ep: real_client(ep, transport=transports[ep.host])  # type: ignore[misc]
-        try:
-            async with session:
-                session.observers.append(seen.append)
-                pm0, pm1 = session.clients["pm0"], session.clients["pm1"]
-                await pm0.create_vm(VmBody(name="vm0", mem_mib=256, load=0.1))
-                await session.run(1.0, period_s=0.1)  # pm1 empty -> suspended
-                await pm0.set_load("vm0", 1.0, 0.0)
-                await session.run(4.0, period_s=0.1)  # pm0 overloaded -> wake pm1, vm0 moves, pm0 sleeps
-                assert [v.name for v in await pm1.list_vms()] == ["vm0"]
-                await pm1.set_load("vm0", 0.1, 0.0)
-                await session.run(9.0, period_s=0.1)  # vm0 idle -> wake pm0, vm0 returns, pm1 sleeps
-        finally:
-            runner.AgentClient = real_client  # type: ignore[misc]
+        async with session:
+            session.observers.append(seen.append)
+            pm0, pm1 = session.clients["pm0"], session.clients["pm1"]
+            await pm0.create_vm(VmBody(name="vm0", mem_mib=256, load=0.1))
+            assert await session.warm_up(0.1) >= 3  # periods recorded before t = 0, no plan made
+            assert session.loop.plans == 0 and session.loop.monitor.average_host("pm0") > 0
+            await session.run(1.0, period_s=0.1)  # pm1 empty -> suspended
+            await pm0.set_load("vm0", 1.0, 0.0)
+            await session.run(4.0, period_s=0.1)  # pm0 overloaded -> wake pm1, vm0 moves, pm0 sleeps
+            assert [v.name for v in await pm1.list_vms()] == ["vm0"]
+            await pm1.set_load("vm0", 0.1, 0.0)
+            await session.run(9.0, period_s=0.1)  # vm0 idle -> wake pm0, vm0 returns, pm1 sleeps
+            assert len(session.step_s) == session.loop.plans
 
     asyncio.run(main())
     moves = [(e.vm, e.src, e.dst, e.outcome) for e in seen if isinstance(e, MigrationFinished)]
