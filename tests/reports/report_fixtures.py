@@ -3,6 +3,7 @@
 These are NOT simulator output: a tiny scripted world (fixed VM loads, scripted migrations and host
 power states, the paper's linear power model) writes the files of docs/run-format.md so the report can
 be tested without the simulator. Tests on the simulator's real output live in test_real_runs.py.
+Also ``check_png``, the shared check that a figure is a real, readable image.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
+from PIL import Image
 
 HOSTS = ("PM0", "PM1", "PM2", "PM3", "PM4", "PM5")
 VMS = ("VM0", "VM1", "VM2", "VM3", "VM4")
@@ -250,3 +254,18 @@ def write_wide_run(folder: Path, hosts: int = 30, vms: int = 40, duration_s: int
     }
     (folder / "summary.json").write_text(json.dumps(summary))
     return folder
+
+
+def check_png(path: Path, min_size: tuple[int, int] = (600, 300)) -> tuple[int, int]:
+    """A valid PNG, at least ``min_size`` and at most 2,600 px a side, and not a blank canvas."""
+    assert path.exists() and path.stat().st_size > 5_000
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG"
+        width, height = image.size
+        pixels = np.asarray(image.convert("L"), dtype=float)
+    assert min_size[0] <= width <= 2600 and min_size[1] <= height <= 2600, (width, height)
+    # A blank or nearly blank canvas has almost no dark pixels; a figure with axes, text and data has many.
+    assert (pixels < 128).mean() > 0.01
+    return width, height

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import report_fixtures
 from PIL import Image
+from report_fixtures import check_png
 
 from consolidator.reports import figures
 from consolidator.reports.runs import Run, load_run
@@ -21,21 +22,6 @@ VARIANTS = ("none", "ideal", "postcopy", "precopy")
 @pytest.fixture(scope="module")
 def runs(experiment_dir: Path) -> dict[str, Run]:
     return {v: load_run(experiment_dir / "simple" / v / "seed-0") for v in VARIANTS}
-
-
-def check_png(path: Path, min_size: tuple[int, int] = (600, 300)) -> tuple[int, int]:
-    """A valid PNG, at least ``min_size`` and at most 2,600 px a side, and not a blank canvas."""
-    assert path.exists() and path.stat().st_size > 5_000
-    with Image.open(path) as image:
-        image.verify()
-    with Image.open(path) as image:
-        assert image.format == "PNG"
-        width, height = image.size
-        pixels = np.asarray(image.convert("L"), dtype=float)
-    assert min_size[0] <= width <= 2600 and min_size[1] <= height <= 2600, (width, height)
-    # A blank or nearly blank canvas has almost no dark pixels; a figure with axes, text and data has many.
-    assert (pixels < 128).mean() > 0.01
-    return width, height
 
 
 def test_cpu_figure_has_one_row_per_busy_host(runs: dict[str, Run], tmp_path: Path) -> None:

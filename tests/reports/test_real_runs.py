@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_figures import check_png
+from report_fixtures import check_png
 
 from consolidator.reports.layout import find_experiments
 from consolidator.reports.runs import load_run
