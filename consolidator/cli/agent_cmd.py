@@ -50,11 +50,16 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Make the namespaces, veths, shaped links and one agent per host."""
         from consolidator.experiments.lab import LabScale, lab_up_for, scale_scenario
+        from consolidator.experiments.lab.network import LabNetworkError
         from consolidator.sim.scenario import load_scenario
 
         _positive(link_mb_s, "--link-mb-s")
         sc = scale_scenario(load_scenario(scenario), LabScale(time_scale=time_scale))
-        state = lab_up_for(folder, sc, link_mb_s * 1e6)
+        try:
+            state = lab_up_for(folder, sc, link_mb_s * 1e6)
+        except (LabNetworkError, RuntimeError) as exc:
+            typer.echo(f"error: lab up failed: {exc} (undo with 'consolidator lab down')", err=True)
+            raise typer.Exit(1) from None
         endpoints = state.endpoints()
         for host in state.hosts:
             typer.echo(f"{host}  agent {endpoints[host].base_url} (pid {state.pids[host]})  "
@@ -75,11 +80,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the scaled scenario live (paper policy) and simulated; print the timeline comparison."""
         from consolidator.experiments.lab import LabScale, lab_run
+        from consolidator.experiments.lab.network import LabNetworkError
+        from consolidator.manager.client import AgentError
 
         _positive(link_mb_s, "--link-mb-s")
         found = _methods(methods)
         scale = LabScale(time_scale, cpu_quota, overhead)
-        comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep)
+        try:
+            comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep)
+        except (AgentError, LabNetworkError, RuntimeError) as exc:  # the lab failed, not the input
+            typer.echo(f"error: lab run failed: {exc}", err=True)
+            raise typer.Exit(1) from None
         for c in comparisons:
             typer.echo(json.dumps({k: c[k] for k in ("method", "against", "max_rel_diff", "unmatched", "energy_ws")}))
         typer.echo(f"wrote {out}/comparison.md")

@@ -58,8 +58,7 @@ async def prepare(clients: dict[str, AgentClient], sc: Scenario, scale: LabScale
         if (await client.host_stats()).power_state is PowerState.SUSPENDED:
             await client.wake()
     await _wait_power(clients, {h: PowerState.ON for h in clients})
-    await asyncio.gather(*(clients[sc.placement[v.name]].create_vm(_vm_body(sc, j, load_at(sc.schedules[j], 0.0),
-                                                                            scale))
+    await asyncio.gather(*(_create(clients[sc.placement[v.name]], _vm_body(sc, j, load_at(sc.schedules[j], 0.0), scale))
                            for j, v in enumerate(sc.vms)))
     used = set(sc.placement.values())
     states = {h: PowerState.ON if h in used else PowerState.SUSPENDED for h in clients}
@@ -69,6 +68,19 @@ async def prepare(clients: dict[str, AgentClient], sc: Scenario, scale: LabScale
     await _wait_power(clients, states)
     await asyncio.sleep(BOOT_SETTLE_S)
     return states
+
+
+async def _create(client: AgentClient, body: VmBody, attempts: int = 2) -> None:
+    """Boot a VM; one retry, because a TCG guest kernel can fail its boot-time timer check when
+    the machine is very busy (seen at a load average of 14 on two cores)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await client.create_vm(body)
+            return
+        except AgentError as exc:
+            if attempt == attempts or exc.status != 502:
+                raise
+            log.warning("booting %s failed, retrying: %s", body.name, exc.detail[:200])
 
 
 class LoadDriver:
