@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,14 +20,14 @@ db_app = typer.Typer(help="Run databases: export to CSV, inspect, downsample.", 
 bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
 
 
-class MeterKind(str, Enum):
+class MeterKind(StrEnum):
     ipmi = "ipmi"
     redfish = "redfish"
     model = "model"
     rapl = "rapl"
 
 
-class WakeKind(str, Enum):
+class WakeKind(StrEnum):
     ipmi = "ipmi"
     redfish = "redfish"
     wol = "wol"
@@ -117,8 +117,8 @@ def db_export(
 ) -> None:
     """Export a run database to CSV, one file per table."""
     from consolidator.storage import open_store
-    from consolidator.storage.export import export_csv
     from consolidator.storage.engine import parse_target
+    from consolidator.storage.export import export_csv
 
     _must_exist(database)
     with open_store(database) as store:

@@ -27,13 +27,13 @@ _CHASSIS = re.compile(r"^/redfish/v1/Chassis/([^/]+)/?$")
 def _watts() -> float | None:
     path = app.config.get("CONSOLIDATOR_WATTS_FILE")
     try:
-        with open(path) as fh:  # type: ignore[arg-type]
+        with open(str(path)) as fh:
             return float(fh.read().strip())
     except (OSError, TypeError, ValueError):
         return None
 
 
-@api_utils.returns_json
+@api_utils.returns_json  # type: ignore[untyped-decorator]
 def power_resource(identity: str) -> tuple[str, int]:
     """DMTF Power.v1_5_0 with one PowerControl entry: the chassis' consumed watts."""
     app.chassis.uuid(identity)  # 404 for an unknown chassis, as the emulator does elsewhere
@@ -58,7 +58,7 @@ app.add_url_rule("/redfish/v1/Chassis/<identity>/Power", "consolidator_power", p
                  methods=["GET"])
 
 
-@app.after_request
+@app.after_request  # type: ignore[untyped-decorator]
 def link_power(response: flask.Response) -> flask.Response:
     """Add the ``Power`` link to Chassis resources so clients (sushy's ``chassis.power``) find it."""
     match = _CHASSIS.match(flask.request.path)
@@ -72,7 +72,7 @@ def link_power(response: flask.Response) -> flask.Response:
 def _pin_reset_delay() -> None:
     delay = app.config.get("CONSOLIDATOR_RESET_DELAY_S")
     if delay is not None:
-        fakedriver.random = types.SimpleNamespace(randint=lambda _a, _b: int(delay))  # type: ignore[attr-defined]
+        fakedriver.random = types.SimpleNamespace(randint=lambda _a, _b: int(delay))
 
 
 if __name__ == "__main__":

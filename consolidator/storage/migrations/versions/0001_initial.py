@@ -18,7 +18,7 @@ depends_on = None
 RowId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _id() -> sa.Column:
+def _id() -> sa.Column[int]:
     return sa.Column("id", RowId, primary_key=True, autoincrement=True)
 
 
