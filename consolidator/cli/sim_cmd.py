@@ -53,7 +53,7 @@ def reproduce(
     if experiment in (Experiment.all, Experiment.simple):
         methods = (MigrationMethod(migration.value),) if migration else (MigrationMethod.POSTCOPY,
                                                                           MigrationMethod.PRECOPY)
-        simple = rep.run_simple(out, methods)
+        simple = rep.run_simple(out, methods, baselines=not as_json)
         result["simple"] = simple
         if not as_json:
             _print_simple(console, simple)

@@ -54,13 +54,26 @@ EXTRA_VARIANTS = (
 Progress = Callable[[str], None]
 
 
-def run_simple(out: Path | None, methods: tuple[MigrationMethod, ...], scenario: Scenario | None = None
-               ) -> dict[str, dict[str, Any]]:
+def run_simple(out: Path | None, methods: tuple[MigrationMethod, ...], scenario: Scenario | None = None,
+               baselines: bool = True) -> dict[str, dict[str, Any]]:
+    """The simple scenario's timelines per method; with ``baselines``, also ``none`` and ``ideal`` and,
+    with ``out``, a one-seed table.json beside the runs."""
     sc = scenario or load_scenario("simple")
     results: dict[str, dict[str, Any]] = {}
-    for method in methods:
-        folder = out / sc.name / method.value / "seed-0" if out else None
-        results[method.value] = timeline(simulate(sc, "paper", method, out_dir=folder))
+    summaries: dict[str, list[dict[str, Any]]] = {}
+    variants = [v for v in MAIN_VARIANTS if baselines or v.policy == "paper"]
+    for v in variants:
+        if v.policy == "paper" and v.method not in methods:
+            continue
+        folder = out / sc.name / _folder(v.name) / "seed-0" if out else None
+        result = simulate(sc, v.policy, v.method, out_dir=folder)
+        summaries[v.name] = [result.summary]
+        if v.policy == "paper":
+            results[v.method.value] = timeline(result)
+    if out and baselines:
+        table = build_table(sc.name, [sc.seed], summaries, tuple(v for v in variants if v.name in summaries))
+        table["paper"] = {}
+        (out / sc.name / "table.json").write_text(json.dumps(table, indent=2) + "\n")
     return results
 
 
