@@ -135,3 +135,26 @@ def test_migrations_create_exactly_the_declared_schema(tmp_path: Path) -> None:
     with open_store(tmp_path / "run.sqlite") as store, store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
     assert diff == []
+
+
+def test_a_database_from_a_newer_program_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    open_store(path).close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with pytest.raises(StoreError, match=r"run\.sqlite.*revision '9999' is newer than this program"):
+        open_store(path)
+
+
+def test_opening_a_locked_file_fails_clearly(tmp_path: Path) -> None:
+    path = tmp_path / "run.sqlite"
+    open_store(path).close()
+    locker = sqlite3.connect(path, isolation_level=None)
+    locker.execute("PRAGMA journal_mode=DELETE")  # an old-style writer holding an exclusive lock
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(StoreError, match=r"run\.sqlite.*locked by another process"):
+            open_store(path)
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
