@@ -25,7 +25,7 @@ def test_wrong_password_fails_at_once_as_an_auth_error(bmc: IpmiSimBmc) -> None:
     start = time.monotonic()
     with pytest.raises(MeterAuthError, match="credentials refused"):
         meter.read_watts()
-    assert time.monotonic() - start < 3.0
+    assert time.monotonic() - start < 5.0  # refused at once, not after retries
     with pytest.raises(MeterAuthError):
         IpmiMeter("127.0.0.1", Credentials("nobody", bmc.password), bmc.port).read_watts()
     # a refused login leaves nothing behind: the right password works at once afterwards

@@ -77,7 +77,7 @@ def test_a_hanging_meter_does_not_stall_the_others() -> None:
 
     durations, reports = asyncio.run(two_periods())
     monitor.close()
-    assert max(durations) < 0.6
+    assert max(durations) < 1.5  # bounded by the 0.2 s timeout (plus scheduling), not the 2 s hang
     first, second = reports
     assert first.watts == {"pm0": 76.5, "pm1": None}  # type: ignore[attr-defined]
     assert first.errors == {"pm1": "no reading within 0.2 s"}  # type: ignore[attr-defined]
@@ -145,7 +145,7 @@ def test_real_meters_side_by_side_with_a_dead_one(bmc: IpmiSimBmc, redfish: Sush
     meters = {"pm0": IpmiMeter("127.0.0.1", creds, bmc.port), "pm1": RedfishMeter(redfish.url, creds),
               "pm2": IpmiMeter("127.0.0.1", creds, 9)}  # nothing answers there
     redfish.set_watts(91.5)
-    monitor = PowerMonitor(meters, clock, timeout_s=1.0)
+    monitor = PowerMonitor(meters, clock, timeout_s=3.0)
 
     async def one() -> tuple[object, float]:
         start = time.monotonic()
@@ -156,4 +156,4 @@ def test_real_meters_side_by_side_with_a_dead_one(bmc: IpmiSimBmc, redfish: Sush
     monitor.close()
     assert report.watts == {"pm0": 77.0, "pm1": 91.5, "pm2": None}  # type: ignore[attr-defined]
     assert report.total_watts == 77.0 + 91.5  # type: ignore[attr-defined]
-    assert elapsed < 1.5
+    assert elapsed < 4.5  # the dead BMC's ipmitool would take ~6 s; the monitor stops waiting at 3 s
