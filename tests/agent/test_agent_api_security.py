@@ -187,3 +187,14 @@ def test_real_suspend_runs_systemctl_as_argv_list(tmp_path: Path, monkeypatch: p
         events = c.get("/v1/events", params={"after": 0, "timeout_s": 0}).json()["events"]
     assert seen == [("systemctl", "suspend")]
     assert [e["power_state"] for e in events][:1] == ["suspending"]
+
+
+def test_openapi_schema_declares_bearer_auth_and_bounds(agent: HostAgent) -> None:
+    schema = create_app(agent, TOKEN).openapi()
+    assert schema["components"]["securitySchemes"]["HTTPBearer"] == {"type": "http", "scheme": "bearer"}
+    vm = schema["components"]["schemas"]["VmBody"]["properties"]
+    assert vm["name"]["pattern"] == "^[a-z0-9][a-z0-9-]{0,31}$"
+    assert (vm["mem_mib"]["minimum"], vm["mem_mib"]["maximum"]) == (16, 1 << 20)
+    for path, ops in schema["paths"].items():
+        for op in ops.values():
+            assert {"HTTPBearer": []} in op.get("security", []), path
