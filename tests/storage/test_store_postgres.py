@@ -8,6 +8,7 @@ import threading
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from storage_restart import check_kill_and_resume  # tests/storage/storage_restart.py
 
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.events import HostPowerChanged
@@ -34,6 +35,10 @@ def test_round_trip_and_resume(postgres_url: str) -> None:
         assert state.power_states == {"pm1": PowerState.FAILED}
         assert state.meta == {"policy": "paper"}
         assert store.power_window("pm0", 0, 5) == [PowerSample(1.0, "pm0", "ipmi", 77.0)]
+
+
+def test_a_killed_manager_loses_no_stored_sample_and_resumes(postgres_url: str) -> None:
+    check_kill_and_resume(postgres_url)
 
 
 def test_migrations_create_exactly_the_declared_schema(postgres_url: str) -> None:

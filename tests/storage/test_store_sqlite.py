@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from storage_restart import check_kill_and_resume  # tests/storage/storage_restart.py
 
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.errors import UserError
@@ -68,35 +66,9 @@ def test_latest_values_are_in_memory_and_survive_a_reopen(tmp_path: Path) -> Non
         assert state.meta == {"seed": "7"}
 
 
-WRITER = textwrap.dedent("""
-    import sys
-    from consolidator.control.ports import HostSample
-    from consolidator.storage import open_store
-    store = open_store(sys.argv[1])
-    start = int(float(store.resume_state().last_t_s or -1)) + 1
-    for t in range(start, start + 100000):
-        store.write_host_samples([HostSample(float(t), f"pm{i}", 0.5) for i in range(50)])
-        store.flush()
-        print(t, flush=True)
-""")
-
-
 def test_a_killed_manager_loses_no_stored_sample_and_resumes(tmp_path: Path) -> None:
-    """SIGKILL a writer mid-run: every tick it reported as flushed is in the file; a new one resumes."""
-    path = tmp_path / "run.sqlite"
-    last_flushed = -1
-    for _ in range(2):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(path)], stdout=subprocess.PIPE, text=True)
-        assert proc.stdout is not None
-        for _ in range(40):
-            last_flushed = int(proc.stdout.readline())
-        proc.kill()
-        proc.wait()
-    with open_store(path) as store:
-        assert store.resume_state().last_t_s is not None
-        ticks = {s.t_s for s in store.host_window("pm49", 0.0, 1e9)}
-        assert set(range(last_flushed + 1)) <= ticks  # no gap, nothing lost across the restart
-        assert store.count("host_samples") == 50 * len(ticks)  # and nothing written twice
+    """SIGKILL a writer mid-run, twice: every tick it reported flushed is stored; the next resumes."""
+    check_kill_and_resume(str(tmp_path / "run.sqlite"))
 
 
 def test_corrupt_file_is_a_clear_error_naming_it(tmp_path: Path) -> None:
