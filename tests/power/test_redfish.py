@@ -7,9 +7,11 @@ consolidator/power/emulators/redfish_power.py); everything else is sushy-tools' 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
+import sushy
 
 from consolidator.power.emulators.sushy import SushyEmulator
 from consolidator.power.meters import Credentials, MeterAuthError, MeterError
@@ -51,3 +53,25 @@ def test_address_forms() -> None:
     assert redfish_url("bmc.example") == "https://bmc.example:443"
     assert redfish_url("127.0.0.1:8000") == "http://127.0.0.1:8000"
     assert redfish_url("https://10.0.0.1:8443/") == "https://10.0.0.1:8443"
+
+
+def test_a_dead_bmc_falls_back_to_redfish(redfish: SushyEmulator, creds: Credentials) -> None:
+    """IPMI's peer is down (nothing on the port): after its attempts the waker falls back to Redfish."""
+    from consolidator.power.ipmi import IpmiWake
+
+    off = RedfishWake(redfish.url, creds)
+    off._svc.call("off", lambda root: root.get_system_collection().get_members()[0]
+                  .reset_system(sushy.ResetType.FORCE_OFF))
+    deadline = time.monotonic() + 20
+    while redfish.power_state() != "Off" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert redfish.power_state() == "Off"
+    wake = RedfishWake(redfish.url, creds)
+    dead = IpmiWake("127.0.0.1", creds, 9, timeout_s=1.0)
+    waker = HostWaker("host0", [dead, wake], in_thread(wake.powered_on),
+                      RetryPolicy(attempts_per_method=2, backoff_s=0.05, verify_timeout_s=20.0, verify_poll_s=0.3))
+    result = asyncio.run(waker.wake())
+    assert result.ok and [(a.method, a.ok) for a in result.attempts] == [
+        ("ipmi", False), ("ipmi", False), ("redfish", True)]
+    assert "no answer" in (result.attempts[0].error or "")
+    assert redfish.power_state() == "On"
