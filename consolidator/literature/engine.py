@@ -23,7 +23,7 @@ from consolidator.literature.state import (
     list_append,
     list_remove,
     update_all,
-    update_host,
+    update_hosts,
 )
 from consolidator.policies.literature._compile import jit
 from consolidator.policies.literature.detectors import is_overloaded
@@ -71,8 +71,7 @@ def _start(hs: Hosts, vs: Vms, v: int, dst: int, t: float, interval: float, acc:
     """Host.addMigratingInVm: the VM appears at the target (10 %), both ends are updated at once."""
     vs.mig[v] = True
     list_append(hs, dst, v)
-    update_host(hs, vs, dst, t, acc)
-    update_host(hs, vs, vs.host[v], t, acc)
+    update_hosts(hs, vs, np.array([dst, vs.host[v]]), t, 0.0, acc)
     acc[MIGRATIONS] += 1.0
 
 

@@ -14,24 +14,24 @@ from typing import NamedTuple
 import numpy as np
 
 from consolidator.literature.state import F8, I8, RAND_POS, Hosts, Vms, list_append, list_remove
-from consolidator.policies.literature._compile import jit
+from consolidator.policies.literature._compile import jit, jit_inline
 from consolidator.policies.literature.detectors import LR, LRR, is_overloaded, trimmed_length
 from consolidator.policies.literature.power import clamp_utilisation, power_increase, spec_power
 from consolidator.policies.literature.selectors import MC, MMT, MU, select_mc, select_mmt, select_mu, select_rs
 
 
-@jit
-def refresh(hs: Hosts, vs: Vms, h: int) -> None:
-    """Planning aggregates of one host from its current VM list (no migration is in flight here)."""
+@jit_inline
+def _refresh(n: I8, vms: np.ndarray, pe_mips: F8, total: F8, demand: F8, mips: F8, vhist: F8, vhlen: I8,
+             req_sum: F8, alloc_sum: F8, avail_out: F8, hist: F8, hlen: I8, h: int) -> None:
     req = 0.0
     capped = 0.0
-    avail = hs.total[h]
+    avail = total[h]
     over = False
-    hs.hist[h, :] = 0.0
-    for i in range(hs.n[h]):
-        v = hs.vms[h, i]
-        d = vs.demand[v]
-        c = min(d, hs.pe_mips[h])
+    hist[h, :] = 0.0
+    for i in range(n[h]):
+        v = vms[h, i]
+        d = demand[v]
+        c = min(d, pe_mips[h])
         req += d
         capped += c
         if not over:
@@ -39,20 +39,47 @@ def refresh(hs: Hosts, vs: Vms, h: int) -> None:
                 avail -= c
             elif c > 0.0:
                 over = True
-        for j in range(vs.hlen[v]):
-            hs.hist[h, j] += vs.hist[v, j] * vs.mips[v] / hs.total[h]
+        for j in range(vhlen[v]):
+            hist[h, j] += vhist[v, j] * mips[v] / total[h]
     alloc = capped
     if over:
-        scale = hs.total[h] / capped
+        scale = total[h] / capped
         alloc = 0.0
-        for i in range(hs.n[h]):
-            v = hs.vms[h, i]
-            alloc += np.floor(min(vs.demand[v], hs.pe_mips[h]) * scale)
+        for i in range(n[h]):
+            alloc += np.floor(min(demand[vms[h, i]], pe_mips[h]) * scale)
         avail = 0.0
-    hs.req_sum[h] = req
-    hs.alloc_sum[h] = alloc
-    hs.avail[h] = avail
-    hs.hlen[h] = trimmed_length(hs.hist[h])
+    req_sum[h] = req
+    alloc_sum[h] = alloc
+    avail_out[h] = avail
+    k = hist.shape[1]
+    while k > 0 and hist[h, k - 1] == 0.0:
+        k -= 1
+    hlen[h] = k
+
+
+@jit
+def refresh(hs: Hosts, vs: Vms, h: int) -> None:
+    """Planning aggregates of one host from its current VM list (no migration is in flight here)."""
+    _refresh(hs.n, hs.vms, hs.pe_mips, hs.total, vs.demand, vs.mips, vs.hist, vs.hlen, hs.req_sum,
+             hs.alloc_sum, hs.avail, hs.hist, hs.hlen, h)
+
+
+@jit
+def refresh_all(hs: Hosts, vs: Vms) -> None:
+    """``refresh`` for every host, and the last update's power of each (PABFD's "before")."""
+    n, vms, pe_mips, total = hs.n, hs.vms, hs.pe_mips, hs.total
+    demand, mips, vhist, vhlen = vs.demand, vs.mips, vs.hist, vs.hlen
+    req_sum, alloc_sum, avail, hist, hlen = hs.req_sum, hs.alloc_sum, hs.avail, hs.hist, hs.hlen
+    for h in range(n.shape[0]):
+        hs.watts_before[h] = spec_power(hs.table[h], clamp_utilisation(hs.util[h] / total[h]))
+        if n[h] == 0:  # an empty host: nothing requested, no history
+            req_sum[h] = 0.0
+            alloc_sum[h] = 0.0
+            avail[h] = total[h]
+            hist[h, :] = 0.0
+            hlen[h] = 0
+        else:
+            _refresh(n, vms, pe_mips, total, demand, mips, vhist, vhlen, req_sum, alloc_sum, avail, hist, hlen, h)
 
 
 @jit
@@ -303,18 +330,11 @@ def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     """One optimizeAllocation; fills ``out_vm``/``out_dst`` with the migrations in CloudSim's order."""
     n_hosts = hs.n.shape[0]
     tmp = np.empty(hs.hist.shape[1])
+    refresh_all(hs, vs)
     over = np.zeros(n_hosts, np.bool_)
     for h in range(n_hosts):
-        hs.watts_before[h] = spec_power(hs.table[h], clamp_utilisation(hs.util[h] / hs.total[h]))
-        if hs.n[h] == 0:  # an empty host: nothing requested, no history, never overloaded
-            hs.req_sum[h] = 0.0
-            hs.alloc_sum[h] = 0.0
-            hs.avail[h] = hs.total[h]
-            hs.hist[h, :] = 0.0
-            hs.hlen[h] = 0
-            continue
-        refresh(hs, vs, h)
-        over[h] = overloaded(hs, vs, h, kind, param, mig_rate, interval)
+        if hs.n[h] > 0:  # an empty host requests nothing and has no history: never overloaded
+            over[h] = overloaded(hs, vs, h, kind, param, mig_rate, interval)
     saved_n = hs.n.copy()
     saved = np.empty(int(np.sum(saved_n)), np.int32)
     k = 0

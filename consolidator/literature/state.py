@@ -114,14 +114,9 @@ def list_append(hs: Hosts, h: int, v: int) -> None:
 
 
 @jit_inline
-def host_entry(hs: Hosts, h: int, t: float, alloc: float, req: float, acc: F8) -> None:
-    """HostDynamicWorkload.addStateHistoryEntry; integrates SLATAH and counts shutdowns on commit."""
-    _host_entry(hs.e_time, hs.e_alloc, hs.e_req, hs.e_active, hs.e_prev_active, h, t, alloc, req, acc)
-
-
-@jit_inline
 def _host_entry(e_time: F8, e_alloc: F8, e_req: F8, e_active: B1, e_prev_active: B1, h: int, t: float,
                 alloc: float, req: float, acc: F8) -> None:
+    """HostDynamicWorkload.addStateHistoryEntry; integrates SLATAH and counts shutdowns on commit."""
     if e_time[h] != t and e_time[h] >= 0.0:
         if e_active[h]:
             dt = t - e_time[h]
@@ -153,16 +148,17 @@ def vm_entry(e_time: F8, e_alloc: F8, e_req: F8, e_mig: B1, v: int, t: float, al
     e_mig[v] = mig
 
 
-@jit
-def _oversubscribed(hs: Hosts, vs: Vms, h: int) -> tuple[bool, float]:
+@jit_inline
+def _oversubscribed(n: I8, vms: np.ndarray, pe_mips: F8, total: F8, unow: F8, mips: F8, mig: B1, host: I8,
+                    h: int) -> tuple[bool, float]:
     """Whether the scheduler runs out of MIPS, and the sum of effective requests (for its scaling)."""
-    avail = hs.total[h]
+    avail = total[h]
     over = False
     total_r = 0.0
-    for i in range(hs.n[h]):
-        v = hs.vms[h, i]
-        c = min(vs.unow[v] * vs.mips[v], hs.pe_mips[h])
-        if vs.mig[v] and vs.host[v] != h:
+    for i in range(n[h]):
+        v = vms[h, i]
+        c = min(unow[v] * mips[v], pe_mips[h])
+        if mig[v] and host[v] != h:
             c *= 0.1
         total_r += c
         if not over:
@@ -174,39 +170,44 @@ def _oversubscribed(hs: Hosts, vs: Vms, h: int) -> tuple[bool, float]:
 
 
 @jit
-def update_host(hs: Hosts, vs: Vms, h: int, t: float, acc: F8) -> None:
-    """HostDynamicWorkload.updateVmsProcessing at ``t`` (``vs.unow`` already at ``t``): allocations,
-    utilisation, state entries."""
-    if hs.n[h] == 0:
-        hs.util[h] = 0.0
-        host_entry(hs, h, t, 0.0, 0.0, acc)
-        return
-    over, total_r = _oversubscribed(hs, vs, h)
-    scale = hs.total[h] / total_r if over else 1.0
-    util = 0.0
-    req_total = 0.0
-    for i in range(hs.n[h]):
-        v = hs.vms[h, i]
-        req = vs.unow[v] * vs.mips[v]
-        c = min(req, hs.pe_mips[h])
-        incoming = vs.mig[v] and vs.host[v] != h
-        if over:
-            if incoming:
-                alloc = np.floor(c * 0.1 * scale)
-            elif vs.mig[v]:
-                alloc = np.floor(c * scale * 0.9)
+def update_hosts(hs: Hosts, vs: Vms, ids: I8, t: float, dt: float, acc: F8) -> None:
+    """HostDynamicWorkload.updateVmsProcessing at ``t`` for hosts ``ids`` (``vs.unow`` already at ``t``):
+    allocations, utilisation, state entries, and the energy of the last ``dt`` seconds if ``dt > 0``.
+
+    One call handles many hosts: a call that passes the state arrays costs more than a host's work.
+    """
+    n, vms, pe_mips, total, util = hs.n, hs.vms, hs.pe_mips, hs.total, hs.util
+    unow, mips, mig, host = vs.unow, vs.mips, vs.mig, vs.host
+    for h in ids:
+        prev = clamp_utilisation(util[h] / total[h])
+        over, total_r = _oversubscribed(n, vms, pe_mips, total, unow, mips, mig, host, h)
+        scale = total[h] / total_r if over else 1.0
+        used = 0.0
+        req_total = 0.0
+        for i in range(n[h]):
+            v = vms[h, i]
+            req = unow[v] * mips[v]
+            c = min(req, pe_mips[h])
+            incoming = mig[v] and host[v] != h
+            if over:
+                if incoming:
+                    alloc = np.floor(c * 0.1 * scale)
+                elif mig[v]:
+                    alloc = np.floor(c * scale * 0.9)
+                else:
+                    alloc = np.floor(c * scale)
             else:
-                alloc = np.floor(c * scale)
-        else:
-            alloc = c * 0.1 if incoming else (c * 0.9 if vs.mig[v] else c)
-        if not incoming:
-            vm_entry(vs.e_time, vs.e_alloc, vs.e_req, vs.e_mig, v, t, alloc, req, vs.mig[v], acc)
-            if vs.mig[v]:
-                alloc /= 0.9
-        util += alloc
-        req_total += req
-    hs.util[h] = util
-    host_entry(hs, h, t, util, req_total, acc)
+                alloc = c * 0.1 if incoming else (c * 0.9 if mig[v] else c)
+            if not incoming:
+                vm_entry(vs.e_time, vs.e_alloc, vs.e_req, vs.e_mig, v, t, alloc, req, mig[v], acc)
+                if mig[v]:
+                    alloc /= 0.9
+            used += alloc
+            req_total += req
+        util[h] = used
+        _host_entry(hs.e_time, hs.e_alloc, hs.e_req, hs.e_active, hs.e_prev_active, h, t, used, req_total, acc)
+        if dt > 0.0:
+            acc[ENERGY_WS] += interval_energy_ws(hs.table[h], prev, clamp_utilisation(used / total[h]), dt)
 
 
 @jit
@@ -221,15 +222,14 @@ def update_all(hs: Hosts, vs: Vms, t: float, interval: float, tick: bool, acc: F
         if vs.alive[v]:
             vs.unow[v] = util_at(vs.data[v], t, interval)
     n = hs.n
+    ids = np.empty(n.shape[0], np.int64)
+    k = 0
     for h in range(n.shape[0]):
         if n[h] == 0 and hs.util[h] == 0.0 and hs.e_time[h] >= 0.0 and not hs.e_active[h]:
-            hs.prev_frac[h] = 0.0
             continue
-        hs.prev_frac[h] = clamp_utilisation(hs.util[h] / hs.total[h])
-        update_host(hs, vs, h, t, acc)
-        if dt > 0.0:
-            now = clamp_utilisation(hs.util[h] / hs.total[h])
-            acc[ENERGY_WS] += interval_energy_ws(hs.table[h], hs.prev_frac[h], now, dt)
+        ids[k] = h
+        k += 1
+    update_hosts(hs, vs, ids[:k], t, dt, acc)
     _finish_vms(hs, vs, tick, acc)
     acc[LAST_T] = t
 
