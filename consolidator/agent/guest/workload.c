@@ -14,6 +14,7 @@
  * Control channel, one line per command, one line per answer:
  *   ping -> pong | set load=X dirty=Y -> ok ... | check -> check bad=N pages=M
  *   stats -> stats pages= written= tasks= busy_s= uptime_s= memfree_kib=
+ *   scribble n=N -> scribbled n=N (test aid: corrupts N pages so that check must find them)
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,7 +39,7 @@ static uint64_t *g_mem;
 static uint32_t *g_expect;
 static size_t g_pages;
 static uint64_t g_written, g_tasks;
-static double g_busy_s, g_t0;
+static double g_busy_s, g_t0, g_next_arrival;
 
 static double now_s(void) {
     struct timespec ts;
@@ -147,11 +148,17 @@ static void command(int fd, char *line) {
     if (strncmp(line, "ping", 4) == 0) {
         snprintf(out, sizeof out, "pong\n");
     } else if (strncmp(line, "set", 3) == 0) {
-        g_load = param(line, "load", g_load);
+        double load = param(line, "load", g_load);
+        if (load != g_load && load > 0) g_next_arrival = now_s() + expo(g_task_s / load); /* new rate now */
+        g_load = load;
         g_dirty_mib_s = param(line, "dirty", g_dirty_mib_s);
         snprintf(out, sizeof out, "ok load=%.4f dirty=%.3f\n", g_load, g_dirty_mib_s);
     } else if (strncmp(line, "check", 5) == 0) {
         snprintf(out, sizeof out, "check bad=%zu pages=%zu\n", check_pages(), g_pages);
+    } else if (strncmp(line, "scribble", 8) == 0) { /* test aid: corrupt n pages behind check's back */
+        size_t n = (size_t)param(line, "n", 1), i;
+        for (i = 0; i < n && i < g_pages; i++) g_mem[i * WORDS + 1] ^= 0x5a5a5a5aull;
+        snprintf(out, sizeof out, "scribbled n=%zu\n", i);
     } else if (strncmp(line, "stats", 5) == 0) {
         snprintf(out, sizeof out,
                  "stats pages=%zu written=%llu tasks=%llu busy_s=%.3f uptime_s=%.3f memfree_kib=%zu\n",
@@ -180,9 +187,9 @@ static void read_ctl(int fd, char *buf, size_t *len, size_t cap) {
     }
 }
 
-int main(int argc, char **argv) {
-    static char cmdline[4096], ctl_path[128], ctl_buf[512];
-    size_t ctl_len = 0;
+/* Parameters from the kernel command line and argv; memory allocated and stamped; returns the ctl fd. */
+static int setup(int argc, char **argv) {
+    static char cmdline[4096], ctl_path[128];
     FILE *f = fopen("/proc/cmdline", "r");
     size_t n = f ? fread(cmdline, 1, sizeof cmdline - 1, f) : 0;
     if (f) fclose(f);
@@ -203,12 +210,65 @@ int main(int argc, char **argv) {
     g_expect = calloc(g_pages, sizeof *g_expect);
     if (g_mem == MAP_FAILED || !g_expect) {
         perror("workload: memory");
-        return 1;
+        exit(1);
     }
     for (size_t i = 0; i < g_pages; i++) stamp(i);
     int ctl = open_ctl(ctl_path);
     if (ctl < 0) perror("workload: control channel");
+    return ctl;
+}
 
+/* Memory: the page writes owed since the last pass; a long stall (pause, migration) is forgiven. */
+static void dirty_pages(double t, double *t_last, double *owed) {
+    *owed += (t - *t_last) * g_dirty_mib_s * 256.0;
+    *t_last = t;
+    if (*owed > g_dirty_mib_s * 256.0 * 0.1) *owed = g_dirty_mib_s * 256.0 * 0.1;
+    for (; *owed >= 1.0; *owed -= 1.0, g_written++) stamp((size_t)(rnd() % g_pages));
+}
+
+/* CPU: Poisson arrivals add work, served for up to 1 ms at a time; backlog beyond 5 s is unserved
+ * demand and dropped. Returns how long the main loop may wait for input (ms). */
+static int serve_tasks(double *backlog_s) {
+    double t = now_s();
+    while (g_load > 0 && g_next_arrival <= t) {
+        *backlog_s += expo(g_task_s);
+        g_tasks++;
+        g_next_arrival += expo(g_task_s / g_load);
+    }
+    if (*backlog_s > 5.0) *backlog_s = 5.0;
+    if (*backlog_s > 0) {
+        double end = t + (*backlog_s < 0.001 ? *backlog_s : 0.001), s;
+        while ((s = now_s()) < end) {}
+        g_busy_s += s - t;
+        *backlog_s -= s - t;
+        return 0;
+    }
+    if (g_dirty_mib_s > 0) return 1;
+    double gap = g_load > 0 ? g_next_arrival - t : 0.05;
+    return gap > 0.05 ? 50 : (int)(gap * 1000.0) + 1;
+}
+
+/* Wait up to wait_ms for commands; returns the fd, or -1 once the channel is gone. */
+static int poll_ctl(int ctl, int wait_ms, char *buf, size_t *len, size_t cap) {
+    if (ctl < 0) {
+        if (wait_ms > 0) usleep((useconds_t)wait_ms * 1000u);
+        return ctl;
+    }
+    struct pollfd pfd = {.fd = ctl, .events = POLLIN};
+    if (poll(&pfd, 1, wait_ms) > 0) {
+        if (pfd.revents & (POLLERR | POLLHUP | POLLNVAL)) { /* run on without it */
+            close(ctl);
+            return -1;
+        }
+        read_ctl(ctl, buf, len, cap);
+    }
+    return ctl;
+}
+
+int main(int argc, char **argv) {
+    static char ctl_buf[512];
+    size_t ctl_len = 0;
+    int ctl = setup(argc, argv);
     char hello[128];
     snprintf(hello, sizeof hello, "ready pages=%zu\n", g_pages);
     fputs(hello, stdout);
@@ -217,38 +277,10 @@ int main(int argc, char **argv) {
 
     g_t0 = now_s();
     double t_dirty = g_t0, owed_pages = 0, backlog_s = 0;
-    double next_arrival = g_t0 + (g_load > 0 ? expo(g_task_s / g_load) : 1.0);
+    g_next_arrival = g_t0 + (g_load > 0 ? expo(g_task_s / g_load) : 0.0);
     for (;;) {
-        double t = now_s();
-        /* memory: pages owed since the last pass; a long stall (pause, migration) is forgiven */
-        owed_pages += (t - t_dirty) * g_dirty_mib_s * 256.0;
-        t_dirty = t;
-        if (owed_pages > g_dirty_mib_s * 256.0 * 0.1) owed_pages = g_dirty_mib_s * 256.0 * 0.1;
-        for (; owed_pages >= 1.0; owed_pages -= 1.0, g_written++) stamp((size_t)(rnd() % g_pages));
-        /* CPU: Poisson arrivals add work; backlog beyond 5 s is unserved demand, dropped */
-        while (g_load > 0 && next_arrival <= t) {
-            backlog_s += expo(g_task_s);
-            g_tasks++;
-            next_arrival += expo(g_task_s / g_load);
-        }
-        if (g_load <= 0) next_arrival = t + 1.0;
-        if (backlog_s > 5.0) backlog_s = 5.0;
-        int wait_ms = 1;
-        if (backlog_s > 0) { /* serve for up to 1 ms, then look at the rest again */
-            double slice = backlog_s < 0.001 ? backlog_s : 0.001, end = t + slice, s;
-            while ((s = now_s()) < end) {}
-            g_busy_s += s - t;
-            backlog_s -= s - t;
-            wait_ms = 0;
-        } else if (g_dirty_mib_s <= 0) {
-            double gap = next_arrival - t;
-            wait_ms = gap > 0.05 ? 50 : (int)(gap * 1000.0) + 1;
-        }
-        if (ctl >= 0) {
-            struct pollfd pfd = {.fd = ctl, .events = POLLIN};
-            if (poll(&pfd, 1, wait_ms) > 0) read_ctl(ctl, ctl_buf, &ctl_len, sizeof ctl_buf);
-        } else if (wait_ms > 0) {
-            usleep((useconds_t)wait_ms * 1000u);
-        }
+        dirty_pages(now_s(), &t_dirty, &owed_pages);
+        int wait_ms = serve_tasks(&backlog_s);
+        ctl = poll_ctl(ctl, wait_ms, ctl_buf, &ctl_len, sizeof ctl_buf);
     }
 }
