@@ -14,7 +14,10 @@ for pkg in busybox-static gcc libc6-dev iproute2; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
 done
 major="$(qemu_major || true)"
+# `consolidator guest build` fetches the cloud kernel with apt-get download: it needs package lists
+kernel_known() { apt-cache policy linux-image-cloud-amd64 2>/dev/null | grep -q 'Candidate: [0-9]'; }
 if [[ ${#need[@]} -eq 0 && -n "$major" && "$major" -ge 8 ]]; then
+    kernel_known || apt-get -o DPkg::Lock::Timeout=600 update -qq
     exit 0
 fi
 
