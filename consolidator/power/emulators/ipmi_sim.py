@@ -12,8 +12,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from consolidator.power.emulators.process import stop_process, wait_until_ready
 
 log = logging.getLogger(__name__)
 
@@ -139,15 +140,13 @@ loadlib "{plugin}" "{self.dir / 'watts'}"
         self._proc = subprocess.Popen(
             ["ipmi_sim", "-c", str(conf), "-f", str(self.dir / "sim.emu"), "-n", "-s", str(self.dir / "state")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.dir / "ipmi_sim.log", "wb"))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"ipmi_sim exited: {(self.dir / 'ipmi_sim.log').read_text()[-500:]}")
-            if self._answers():
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"ipmi_sim on {self.address} did not answer within {timeout_s} s")
+        try:
+            wait_until_ready(self._proc, self._answers, self.dir / "ipmi_sim.log", f"ipmi_sim on {self.address}",
+                             timeout_s)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def _answers(self) -> bool:
         argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-N", "1", "-R", "1", "-H", "127.0.0.1",
@@ -158,13 +157,7 @@ loadlib "{plugin}" "{self.dir / 'watts'}"
 
     def stop(self) -> None:
         """Stop ipmi_sim (SIGTERM, then SIGKILL) and remove its folder."""
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> IpmiSimBmc:

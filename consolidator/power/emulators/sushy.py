@@ -12,11 +12,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import bcrypt
 import httpx
+
+from consolidator.power.emulators.process import stop_process, wait_until_ready
 
 SYSTEM_UUID = "27946b59-9e44-4fa7-8e91-f3527a1ef094"
 SYSTEM_NAME = "host0"
@@ -77,20 +78,21 @@ class SushyEmulator:
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "consolidator.power.emulators.redfish_power", "--config", str(cfg)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.dir / "emulator.log", "wb"))
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                raise RuntimeError(f"sushy-emulator exited: {(self.dir / 'emulator.log').read_text()[-800:]}")
-            try:
-                r = httpx.get(f"{self.url}/redfish/v1/Systems/{SYSTEM_UUID}",
-                              auth=(self.username, self.password), timeout=1.0)
-                if r.status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"sushy-emulator on {self.url} did not answer within {timeout_s} s")
+        try:
+            wait_until_ready(self._proc, self._answers, self.dir / "emulator.log", f"sushy-emulator on {self.url}",
+                             timeout_s)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            r = httpx.get(f"{self.url}/redfish/v1/Systems/{SYSTEM_UUID}", auth=(self.username, self.password),
+                          timeout=1.0)
+        except httpx.HTTPError:
+            return False
+        return r.status_code == 200
 
     def power_state(self) -> str:
         """The system's PowerState as the emulator reports it ("On"/"Off")."""
@@ -100,13 +102,7 @@ class SushyEmulator:
         return str(r.json()["PowerState"])
 
     def stop(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        stop_process(self._proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def __enter__(self) -> SushyEmulator:
