@@ -94,14 +94,18 @@ class LiveSession:
         self.step_s.append(self.now() - now)
         return now, polled, plan
 
-    async def warm_up(self, period_s: float = 1.0) -> int:
+    async def warm_up(self, period_s: float = 1.0,
+                      on_poll: Callable[[float, dict[str, PolledStats]], None] | None = None) -> int:
         """Until run time 0: poll and record every period, without planning, so that the Load
         Monitor's averaging window holds measurements (not zeros) when the first plan is made."""
         periods = 0
         while self.now() < -period_s / 2:
             now = self.now()
-            for stats in (await self.poller.poll(now)).values():
+            polled = await self.poller.poll(now)
+            for stats in polled.values():
                 self._record(stats)
+            if on_poll is not None:
+                on_poll(now, polled)
             self.loop.monitor.close_period(now)
             periods += 1
             await asyncio.sleep(max(0.0, min(period_s, -self.now())))

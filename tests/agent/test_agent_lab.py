@@ -80,6 +80,7 @@ def _recorded(tmp_path: Path) -> Path:
     write_run(result, tmp_path)
     replay = rec.measured_schedules()
     assert len(replay) == 5 and len(replay[0]) == 8 and replay[0][0] == (0.0, 0.8)
+    assert replay[0][1] == pytest.approx((0.25 - 0.25, 0.8))
     return tmp_path
 
 

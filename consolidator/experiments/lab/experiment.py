@@ -143,7 +143,7 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
             def after_tick(now: float, polled: Any, plan: Any) -> None:
                 recorder.tick(now, polled, controller.vm_at, monitor.vm_avg())
 
-            await session.warm_up(sc.tick_s)
+            await session.warm_up(sc.tick_s, lambda now, polled: recorder.warm(polled))
             ticks = await session.run(sc.duration_s, sc.tick_s, loads.before_tick, after_tick)
             errors = list(session.cluster.errors)
             overruns = ticks

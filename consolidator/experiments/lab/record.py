@@ -44,6 +44,8 @@ class LabRecorder:
         self.migrations: list[MigrationFinished] = []
         self.power_events: list[HostPowerChanged] = []
         self.rows = _Rows()
+        self.warm_sum = np.zeros(len(scenario.vms))  # measured loads during the warm-up
+        self.warm_n = 0
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, HostPowerChanged):
@@ -98,11 +100,28 @@ class LabRecorder:
                               else measured[j], float(vm_avg[j]), v.name in self.moving]
                              for j, v in enumerate(sc.vms)])
 
+    def warm(self, polled: dict[str, PolledStats]) -> None:
+        """A warm-up sample (before t = 0): kept only for the replay's starting loads."""
+        for stats in polled.values():
+            for vm in stats.vms:
+                if vm.vm in self.vm_index:
+                    self.warm_sum[self.vm_index[vm.vm]] += vm.cpu_load
+        self.warm_n += 1
+
     def measured_schedules(self) -> tuple[tuple[tuple[float, float], ...], ...]:
-        """Each VM's measured load as a step schedule: the live run's loads, to replay in the simulator."""
-        t = self.rows.t_s
-        return tuple(tuple((t[k], row[j]) for k, row in enumerate(self.rows.vm_measured))
-                     for j in range(len(self.scenario.vms)))
+        """Each VM's measured load as a step schedule, to replay the live run's loads in the simulator.
+
+        The sample taken live at t_k measured the period before it, so it becomes the demand from
+        t_k - tick on; the replay starts from the warm-up's mean (with the first sample), which is
+        what the live Load Monitor's window held at its first plan.
+        """
+        t, rows, dt = self.rows.t_s, self.rows.vm_measured, self.scenario.tick_s
+        schedules = []
+        for j in range(len(self.scenario.vms)):
+            first = (self.warm_sum[j] + rows[0][j]) / (self.warm_n + 1) if rows else 0.0
+            steps = [(0.0, float(first))] + [(max(0.0, t[k] - dt), rows[k][j]) for k in range(1, len(rows))]
+            schedules.append(tuple(steps))
+        return tuple(schedules)
 
     def result(self, policy: str, extra_summary: dict[str, Any]) -> RunResult:
         """The run as the simulator's RunResult (same arrays, same summary keys)."""
