@@ -17,7 +17,6 @@ from consolidator.domain.errors import UserError
 from consolidator.domain.types import MigrationMethod
 from consolidator.literature import runner
 from consolidator.literature.cloudsim import RunResult
-from consolidator.literature.traces import load_planetlab_day
 from consolidator.policies.literature.registry import parse_policy, policy_names
 
 REFERENCE_POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "lrr-mmt-1.2")
@@ -58,7 +57,8 @@ def _table(results: list[RunResult], title: str) -> Table:
 
 
 def planetlab(
-    day: Annotated[str, typer.Option(help="Day folder name (e.g. 20110303) or a path to one.")],
+    day: Annotated[str, typer.Option(
+        help="Day folder name (e.g. 20110303), a path to one, or a CSV file (timestamp,vm,cpu).")],
     policy: Annotated[str, typer.Option(help="<detector>-<selector>[-<param>], e.g. thr-mmt-0.8, lr-mmt-1.2.")],
     profile: Annotated[Profile, typer.Option(help="cloudsim: CloudSim 3.0.3's model; realistic: our costs.")]
     = Profile.cloudsim,
@@ -71,8 +71,7 @@ def planetlab(
     """Run one PlanetLab day under a literature policy (Beloglazov & Buyya, as CloudSim 3.0.3 runs it)."""
     parse_policy(policy)
     root = traces or runner.default_traces_root()
-    trace = load_planetlab_day(runner.day_folder(day, root))
-    name = Path(day).name
+    trace, name = runner.load_day(day, root)
     if profile is Profile.cloudsim:
         if migration is not None:
             raise UserError("--migration applies to --profile realistic only", field="--migration")
@@ -113,7 +112,8 @@ def planetlab_sweep(
         raise UserError("--migration applies to --profile realistic only", field="--migration")
     method = MigrationMethod(migration.value) if migration else None
     for d in day_list:
-        runner.day_folder(d, root)
+        if not d.lower().endswith(".csv"):
+            runner.day_folder(d, root)
     started = time.perf_counter()
     console = _console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

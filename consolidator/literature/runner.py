@@ -14,7 +14,7 @@ from consolidator.domain.errors import UserError
 from consolidator.domain.types import MigrationMethod
 from consolidator.literature.cloudsim import RunResult, run_cloudsim
 from consolidator.literature.realistic import run_realistic
-from consolidator.literature.traces import Trace, load_planetlab_day
+from consolidator.literature.traces import Trace, load_csv, load_planetlab_day
 from consolidator.policies.literature.registry import parse_policy
 
 log = logging.getLogger(__name__)
@@ -36,6 +36,15 @@ def day_folder(day: str, root: Path) -> Path:
     if not folder.is_dir():
         raise UserError(f"no trace folder for day {day!r} ({folder} does not exist)", field="--day")
     return folder
+
+
+def load_day(day: str, root: Path) -> tuple[Trace, str]:
+    """The trace of ``day``: a PlanetLab day folder (name under ``root`` or a path) or a ``.csv`` file
+    with columns timestamp, vm, cpu; returns it with the name to report."""
+    candidate = Path(day)
+    if candidate.suffix.lower() == ".csv":
+        return load_csv(candidate), candidate.stem
+    return load_planetlab_day(day_folder(day, root)), Path(day).name
 
 
 def list_days(root: Path) -> list[str]:
@@ -74,7 +83,7 @@ def sweep(root: Path, days: Sequence[str], policies: Sequence[str], profile: str
         parse_policy(name)  # fail before the first long run
     results: list[RunResult] = []
     for day in days:
-        trace = load_planetlab_day(day_folder(day, root))
+        trace, _ = load_day(day, root)
         for name in policies:
             result = run_one(trace, day, name, profile, method, seed)
             results.append(result)

@@ -57,3 +57,28 @@ def test_sweep_writes_results_and_plot(planetlab_root: Path, tmp_path: Path) -> 
     rows = json.loads(proc.stdout)
     assert [r["policy"] for r in rows] == ["thr-mmt-0.8", "mad-mmt-2.5"]
     assert (tmp_path / "results.csv").is_file() and (tmp_path / "comparison.png").stat().st_size > 1000
+
+
+def test_csv_trace_runs_and_bad_csv_is_named(tmp_path: Path) -> None:
+    good = tmp_path / "small.csv"
+    rows = ["timestamp,vm,cpu"] + [f"{k * 300},vm{v},{(7 * k + 13 * v) % 90 + 5}" for k in range(12) for v in range(6)]
+    good.write_text("\n".join(rows) + "\n")
+    proc = _cli("planetlab", "--day", str(good), "--policy", "thr-mmt-0.8", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["day"] == "small" and data["vms"] == 6 and data["energy_kwh"] > 0
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,vm,cpu\n0,a,50\n300,a,150\n600,a,1\n")
+    proc = _cli("planetlab", "--day", str(bad), "--policy", "thr-mmt-0.8")
+    assert proc.returncode == 2 and str(bad) in proc.stderr and "line 3" in proc.stderr
+
+
+@pytest.mark.slow
+def test_realistic_json_puts_methods_beside_cloudsim(planetlab_root: Path) -> None:
+    proc = _cli("planetlab", "--traces", str(planetlab_root), "--day", "20110306", "--policy", "thr-mmt-0.8",
+                "--profile", "realistic", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert set(data) == {"cloudsim", "postcopy", "precopy"}
+    assert data["postcopy"]["sleep_energy_kwh"] > 0 and data["cloudsim"]["sleep_energy_kwh"] == 0
+    assert data["precopy"]["cancelled_migrations"] > data["postcopy"]["cancelled_migrations"] == 0
