@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from consolidator.agent.api.schemas import VmBody
 from consolidator.agent.hypervisor import OnTimeout
@@ -128,6 +131,7 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
                                downtime_limit_s=mig.downtime_limit_s, timeout_s=mig.timeout_s,
                                on_timeout=OnTimeout(mig.on_timeout.value), hybrid_precopy_rounds=mig.hybrid_rounds)
     recorder = LabRecorder(sc, method, power_states)
+    load_before = os.getloadavg()[0]  # the machine is shared: its load explains starved guests
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "run.sqlite").unlink(missing_ok=True)
     with open_store(out_dir / "run.sqlite") as store:
@@ -146,12 +150,14 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
             await session.warm_up(sc.tick_s, lambda now, polled: recorder.warm(polled))
             ticks = await session.run(sc.duration_s, sc.tick_s, loads.before_tick, after_tick)
             errors = list(session.cluster.errors)
-            overruns = ticks
+            step_times = [float(x) for x in np.percentile(session.step_s, [50, 95])] if session.step_s else []
         store.flush()
     extra = {"params": {"lab": True, "time_scale": scale.time_scale, "cpu_quota": scale.cpu_quota,
                         "vm_mem_mib": scale.vm_mem_mib, "overhead": scale.overhead,
                         "link_bytes_per_s": state.link_bytes_per_s,
-                        "policy_args": scale.policy_args(), "ticks": overruns, "errors": errors}}
+                        "policy_args": scale.policy_args(), "ticks": ticks, "errors": errors,
+                        "machine_loadavg_1min": [load_before, os.getloadavg()[0]],
+                        "tick_wall_s_p50_p95": step_times}}
     result = recorder.result("paper", extra)
     write_run(result, out_dir)
     return result, recorder
