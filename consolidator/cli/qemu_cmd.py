@@ -123,9 +123,8 @@ def _print_summary(rows: list[CalibrationRow], spec: GridSpec) -> None:
                f"{s.fit.bandwidth_bytes_per_s / 1e6:.1f} MB/s, postcopy fault cost {fault}")
     typer.echo(f"model median relative error with the fitted parameters (in-sample): "
                f"{s.median_error_fitted:.1%}")
-    typer.echo(f"variant with uniformly random page writes (default parameters): "
-               f"{s.median_error_uniform:.1%}; by mode: "
-               + ", ".join(f"{m} {e:.1%}" for m, e in s.median_error_uniform_by_mode.items()))
+    typer.echo("the same model with the textbook linear dirty set, by mode: "
+               + ", ".join(f"{m} {e:.1%}" for m, e in s.median_error_linear_by_mode.items()))
     if s.postcopy_worst_ratio is not None:
         typer.echo(f"postcopy: worst real time / (touched RAM / link rate) = {s.postcopy_worst_ratio:.2f}")
 

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -18,7 +17,7 @@ import numpy as np
 
 from consolidator.domain.types import MIB, MigrationMethod
 from consolidator.experiments.calibrate import CalibrationRow, GridSpec, model_params
-from consolidator.models.migration import MigrationParams, estimate
+from consolidator.models.migration import DirtyModel, MigrationParams, estimate
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,8 +37,7 @@ class CalibrationSummary:
     median_error_by_mode: dict[str, float]
     fit: Fit
     median_error_fitted: float  # with the fitted parameters (in-sample)
-    median_error_uniform: float  # the uniform-writes variant with the model's default parameters
-    median_error_uniform_by_mode: dict[str, float]
+    median_error_linear_by_mode: dict[str, float]  # the same model with the textbook linear dirty set
     postcopy_worst_ratio: float | None  # max real_s / (touched RAM / link rate) over postcopy rows
 
 
@@ -78,40 +76,18 @@ def model_seconds(row: CalibrationRow, params: MigrationParams) -> float:
     return est.duration_s
 
 
-def uniform_writes_seconds(row: CalibrationRow, params: MigrationParams) -> float:
-    """A proposed variant of the model: the guest writes pages uniformly at random over its working set,
-    so after ``t`` s the set dirtied is ``wws · (1 − exp(−rate · t / wws))`` (not ``min(wws, rate · t)``).
-
-    Precopy rounds resend that set until it fits ``bandwidth × downtime_limit``; hybrid sends it by
-    postcopy after the first pass; postcopy sends the touched RAM once.
-    """
-    bw, wws = params.bandwidth_bytes_per_s, max(1.0, float(row.wws_bytes))
-    rate = row.dirty_measured_mib_s * MIB
-    t, left = params.setup_s, float(row.touched_bytes)
-    if row.mode == MigrationMethod.POSTCOPY.value:
-        return t + left / bw
-    for _ in range(1000):
-        round_s = left / bw
-        if row.mode == MigrationMethod.PRECOPY.value and t + round_s > params.timeout_s:
-            return params.timeout_s
-        t += round_s
-        dirty = wws * (1.0 - math.exp(-rate * round_s / wws))
-        if dirty <= bw * params.downtime_limit_s or row.mode == MigrationMethod.HYBRID.value:
-            return t + dirty / bw
-        left = dirty
-    return params.timeout_s
-
-
 def summarise(rows: Sequence[CalibrationRow], spec: GridSpec) -> CalibrationSummary:
     setup_s, bandwidth, points = fit_link(rows)
     fault_s = fit_fault_cost(rows)
     fit = Fit(setup_s, bandwidth, fault_s, points)
-    fitted = replace(model_params(spec), setup_s=max(0.0, setup_s), bandwidth_bytes_per_s=bandwidth)
+    # the fitted bandwidth is already what crossed the link: no further efficiency factor
+    fitted = replace(model_params(spec), setup_s=max(0.0, setup_s), bandwidth_bytes_per_s=bandwidth,
+                     link_efficiency=1.0)
     if fault_s is not None:
         fitted = replace(fitted, postcopy_fault_s=fault_s)
     by_mode = {m.value: _median([relative_error(r.real_s, r.model_s) for r in rows if r.mode == m.value])
                for m in spec.modes}
-    uniform = {r: relative_error(r.real_s, uniform_writes_seconds(r, model_params(spec))) for r in rows}
+    linear = replace(model_params(spec), dirty_model=DirtyModel.LINEAR)
     postcopy = [r.real_s / (r.touched_bytes / spec.link_bytes_per_s) for r in rows
                 if r.mode == MigrationMethod.POSTCOPY.value and r.touched_bytes > 0]
     return CalibrationSummary(
@@ -122,8 +98,8 @@ def summarise(rows: Sequence[CalibrationRow], spec: GridSpec) -> CalibrationSumm
         median_error_by_mode=by_mode,
         fit=fit,
         median_error_fitted=_median([relative_error(r.real_s, model_seconds(r, fitted)) for r in rows]),
-        median_error_uniform=_median(list(uniform.values())),
-        median_error_uniform_by_mode={m.value: _median([e for r, e in uniform.items() if r.mode == m.value])
-                                      for m in spec.modes},
+        median_error_linear_by_mode={
+            m.value: _median([relative_error(r.real_s, model_seconds(r, linear)) for r in rows if r.mode == m.value])
+            for m in spec.modes},
         postcopy_worst_ratio=max(postcopy) if postcopy else None,
     )

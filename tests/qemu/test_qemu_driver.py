@@ -43,6 +43,8 @@ def test_a_restarted_driver_adopts_running_vms(pair: Pair) -> None:
         await first.close()  # the agent stops; QEMU keeps running
         assert launch.pid_alive(info.pid or -1)
         second, _ = pair.drivers()
+        with pytest.raises(DriverError, match="adopt"):  # never a second QEMU for the same VM
+            await second.create_vm(VmConfig("ad1", mem_mib=128))
         adopted = await second.adopt()
         assert [(i.name, i.state, i.pid) for i in adopted] == [("ad1", VmRunState.RUNNING, info.pid)]
         assert adopted[0].config.dirty_mib_s == 10

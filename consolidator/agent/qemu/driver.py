@@ -89,8 +89,11 @@ class QemuDriver:
         if config.name in self._vms:
             raise DriverError(f"VM {config.name!r} already exists on this host")
         paths = launch.vm_paths(self.settings.state_dir, config.name)
+        old_pid = launch.read_pid(paths)
+        if old_pid is not None and launch.pid_alive(old_pid) and launch.is_qemu(old_pid):
+            raise DriverError(f"a QEMU for {config.name!r} still runs (pid {old_pid}): adopt() it first")
         if paths.folder.exists():
-            shutil.rmtree(paths.folder)  # leftovers of a VM that is gone (adopt() found no process)
+            shutil.rmtree(paths.folder)  # leftovers of a VM whose process is gone
         paths.folder.mkdir(parents=True)
         launch.save_config(paths, config)
         argv = launch.qemu_argv(self.settings.qemu_binary, config, await self._image(), paths, self.accel,
