@@ -28,7 +28,7 @@ def _configure_numba_cache() -> None:
         import numba.core.config as numba_config
     except ImportError:  # pragma: no cover - numba is a dependency; without it the engine runs slowly
         return
-    if numba_config.CACHE_DIR:
+    if getattr(numba_config, "CACHE_DIR", ""):
         return
     folder = _cache_dir()
     try:
@@ -36,7 +36,7 @@ def _configure_numba_cache() -> None:
     except OSError as exc:  # pragma: no cover
         log.warning("numba cache folder %s not writable (%s): compiling without the shared cache", folder, exc)
         return
-    numba_config.CACHE_DIR = str(folder)
+    setattr(numba_config, "CACHE_DIR", str(folder))  # noqa: B010 - not typed in numba's stubs
 
 
 _configure_numba_cache()

@@ -88,7 +88,7 @@ def steps_ahead(hs: Hosts, vs: Vms, h: int, extra_ram: float, mig_rate: float, i
     ram = extra_ram
     for i in range(hs.n[h]):
         ram = max(ram, vs.ram[hs.vms[h, i]])
-    return np.ceil(ram / mig_rate / interval)
+    return float(np.ceil(ram / mig_rate / interval))
 
 
 @jit
@@ -289,7 +289,7 @@ def _next_underloaded(hs: Hosts, order: np.ndarray, excluded: np.ndarray, start:
         if u >= 1.0:
             return -1
         if u > 0.0 and hs.n[h] > 0:
-            return h
+            return int(h)
     return -1
 
 

@@ -85,7 +85,7 @@ def sleep_energy_ws(acc: np.ndarray, setup: CloudSimSetup, profile: RealisticPro
     s3_watts = host_watts(profile.power, PowerState.SUSPENDED, 0.0, 1.0)
     idle_watts = float(np.mean([w[0] for w in setup.host_watts]))
     transition_s = profile.power.suspend_s + profile.power.resume_s
-    return asleep_s * s3_watts + acc[state.SHUTDOWNS] * transition_s * idle_watts
+    return float(asleep_s * s3_watts + acc[state.SHUTDOWNS] * transition_s * idle_watts)
 
 
 def run_realistic(trace: Trace, policy: LiteraturePolicy, day: str, method: MigrationMethod,

@@ -89,11 +89,11 @@ def new_vms(mips: F8, ram: F8, data: F8) -> Vms:
 def util_at(row: F8, t: float, interval: float) -> float:
     """UtilizationModelPlanetLabInMemory.getUtilization: the trace linearly interpolated at ``t``."""
     if np.fmod(t, interval) == 0.0:
-        return row[int(t) // int(interval)]
+        return float(row[int(t) // int(interval)])
     t1 = int(np.floor(t / interval))
     t2 = int(np.ceil(t / interval))
     delta = (row[t2] - row[t1]) / ((t2 - t1) * interval)
-    return row[t1] + delta * (t - t1 * interval)
+    return float(row[t1] + delta * (t - t1 * interval))
 
 
 @jit_inline

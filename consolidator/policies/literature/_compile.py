@@ -8,7 +8,7 @@ still run, only slowly, which keeps the table-driven tests independent of the co
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -17,12 +17,12 @@ try:  # pragma: no cover - exercised by whichever environment runs
 
     def jit(func: F) -> F:
         """Compile ``func`` in nopython mode, cached on disk next to its module."""
-        return _njit(cache=True, nogil=True)(func)  # type: ignore[no-any-return]
+        return cast(F, _njit(cache=True, nogil=True)(func))
 
     def jit_inline(func: F) -> F:
         """Compile and inline at every call site: for tiny helpers on hot paths, where a call that
         passes array tuples costs more than the work (reference counting of every array)."""
-        return _njit(cache=True, nogil=True, inline="always")(func)  # type: ignore[no-any-return]
+        return cast(F, _njit(cache=True, nogil=True, inline="always")(func))
 
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover

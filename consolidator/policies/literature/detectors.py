@@ -35,7 +35,7 @@ def trimmed_length(hist: npt.NDArray[np.float64]) -> int:
     n = hist.shape[0]
     while n > 0 and hist[n - 1] == 0.0:
         n -= 1
-    return n
+    return int(n)
 
 
 @jit
@@ -45,13 +45,13 @@ def median(data: npt.NDArray[np.float64]) -> float:
     s = np.sort(data)
     pos = 0.5 * (n + 1)
     if pos < 1.0:
-        return s[0]
+        return float(s[0])
     if pos >= n:
-        return s[n - 1]
+        return float(s[n - 1])
     fpos = math.floor(pos)
     lower = s[int(fpos) - 1]
     upper = s[int(fpos)]
-    return lower + (pos - fpos) * (upper - lower)
+    return float(lower + (pos - fpos) * (upper - lower))
 
 
 @jit
@@ -61,7 +61,7 @@ def iqr(data: npt.NDArray[np.float64]) -> float:
     n = s.shape[0]
     q1 = int(math.floor(0.25 * (n + 1) + 0.5)) - 1
     q3 = int(math.floor(0.75 * (n + 1) + 0.5)) - 1
-    return s[q3] - s[q1]
+    return float(s[q3] - s[q1])
 
 
 @jit

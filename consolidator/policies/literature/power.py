@@ -20,12 +20,12 @@ def spec_power(table: npt.NDArray[np.float64], utilisation: float) -> float:
     x = utilisation * 10
     # Java's ``utilization % 0.1 == 0`` (exact multiples of the double 0.1); fmod only near the grid.
     if abs(x - np.floor(x + 0.5)) < 1e-9 and np.fmod(utilisation, 0.1) == 0.0:
-        return table[int(x)]
+        return float(table[int(x)])
     u1 = int(math.floor(utilisation * 10))
     u2 = int(math.ceil(utilisation * 10))
     p1 = table[u1]
     delta = (table[u2] - p1) / 10
-    return p1 + delta * (utilisation - u1 / 10.0) * 100
+    return float(p1 + delta * (utilisation - u1 / 10.0) * 100)
 
 
 @jit

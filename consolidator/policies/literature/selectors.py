@@ -81,7 +81,9 @@ def r_squared(y: npt.NDArray[np.float64], x: npt.NDArray[np.float64]) -> float:
     ssr = np.sum(b[p:] ** 2)
     mean = np.sum(y) / m
     sst = np.sum((y - mean) ** 2)
-    return 1.0 - ssr / sst
+    if sst == 0.0:  # constant history: Java's 1 - SSR/0 is NaN or -Infinity, never the maximum
+        return np.nan
+    return float(1.0 - ssr / sst)
 
 
 @jit
