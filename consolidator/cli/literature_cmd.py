@@ -66,7 +66,7 @@ def planetlab(
         help="Realistic profile: this method only (default: postcopy and precopy side by side).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
     traces: TracesOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of the RS selector's generator.")] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the RS selector's generator.")] = 1,
 ) -> None:
     """Run one PlanetLab day under a literature policy (Beloglazov & Buyya, as CloudSim 3.0.3 runs it)."""
     parse_policy(policy)
@@ -98,7 +98,7 @@ def planetlab_sweep(
     out: Annotated[Path, typer.Option(help="Folder for results.csv, results.json and comparison.png.")]
     = Path("out/planetlab"),
     traces: TracesOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed of the RS selector's generator.")] = 1,
+    seed: Annotated[int, typer.Option(min=0, help="Seed of the RS selector's generator.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON, nothing else.")] = False,
 ) -> None:
     """Every policy on every day, with a progress bar; writes a table and a comparison plot."""

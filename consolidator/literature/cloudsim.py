@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from consolidator.domain.errors import UserError
 from consolidator.literature import state
 from consolidator.literature.engine import simulate
 from consolidator.literature.traces import Trace
@@ -111,6 +112,11 @@ def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | No
     if costs is None:
         empty_f = np.zeros((0, 101))
         costs = MigrationCosts(empty_f, empty_f, np.zeros((0, 101), np.bool_))
+    longest = float(costs.duration_s.max()) + wake_s if costs.duration_s.size else float(ram.max()) / (
+        setup.migration_mb_per_s)
+    if longest >= trace.interval_s:
+        raise UserError(f"a migration can take {longest:.1f} s, not shorter than the trace's {trace.interval_s:g} s "
+                        "interval: the model needs migrations to end before the next update", source=trace.source)
     init = np.array([setup.host_ram_mb, setup.host_bw_kbit_s, setup.vm_bw_kbit_s])
     kinds = host_kinds(pe, table)
     acc = simulate(hosts, vms, policy.detector_code, policy.parameter, policy.selector_code,

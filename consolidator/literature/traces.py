@@ -103,6 +103,9 @@ def load_csv(path: Path) -> Trace:
     steps = np.diff(stamps)
     if not np.allclose(steps, steps[0]) or steps[0] <= 0:
         raise UserError("timestamps must be equally spaced", source=str(path))
+    if steps[0] < 1 or steps[0] != int(steps[0]):
+        raise UserError(f"timestamps {steps[0]:g} s apart: the interval must be a whole number of seconds",
+                        source=str(path))
     names = sorted(series)
     cpu = np.empty((len(names), len(stamps)))
     for i, name in enumerate(names):

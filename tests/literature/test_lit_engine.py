@@ -80,3 +80,11 @@ def test_realistic_precopy_of_a_busy_vm_is_cancelled_postcopy_is_not() -> None:
     assert post.extra_energy_kwh > 0.0
     # sleeping hosts draw S3 power instead of 0 W
     assert post.energy_kwh > cloudsim.energy_kwh
+
+
+def test_an_interval_shorter_than_a_migration_is_refused() -> None:
+    from consolidator.domain.errors import UserError
+
+    trace = Trace(("a",), np.full((1, 5), 50.0), 10.0, "fast.csv")  # 870 MB take 13.9 s at 62.5 MB/s
+    with pytest.raises(UserError, match="not shorter than the trace's 10 s interval"):
+        run_cloudsim(trace, parse_policy("thr-mmt-0.8"), "s", setup=CloudSimSetup(hosts=2))

@@ -106,3 +106,10 @@ def test_csv_loader_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(UserError, match=message) as err:
         load_csv(path)
     assert err.value.source == str(path)
+
+
+def test_csv_interval_must_be_whole_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,vm,cpu\n0,a,1\n0.5,a,1\n1.0,a,1\n")
+    with pytest.raises(UserError, match="whole number of seconds"):
+        load_csv(path)
