@@ -53,8 +53,8 @@ def _spawn(day: str, traces: Path, policy: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--day", default="20110303")
-    parser.add_argument("--traces", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data"
-                        / "planetlab")
+    parser.add_argument("--traces", type=Path, default=Path(os.environ.get("CONSOLIDATOR_PLANETLAB") or (
+        Path(__file__).resolve().parents[2] / "shared" / "data" / "planetlab")))
     parser.add_argument("--policies", default=POLICIES)
     parser.add_argument("--child")
     args = parser.parse_args()

@@ -37,6 +37,21 @@ def _configure_numba_cache() -> None:
         log.warning("numba cache folder %s not writable (%s): compiling without the shared cache", folder, exc)
         return
     setattr(numba_config, "CACHE_DIR", str(folder))  # noqa: B010 - not typed in numba's stubs
+    _prune_old(folder)
+
+
+def _prune_old(current: Path, keep_days: float = 7.0) -> None:
+    """Remove caches of other engine versions untouched for ``keep_days`` (each is a few MB)."""
+    import shutil
+    import time
+
+    limit = time.time() - keep_days * 86400
+    for other in current.parent.iterdir():
+        try:
+            if other != current and other.is_dir() and other.stat().st_mtime < limit:
+                shutil.rmtree(other, ignore_errors=True)
+        except OSError:  # pragma: no cover - a concurrent prune
+            continue
 
 
 _configure_numba_cache()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
-PLANETLAB = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "planetlab"
+# ../shared from the repository (DESIGN: traces are read in place), or $CONSOLIDATOR_PLANETLAB.
+PLANETLAB = Path(os.environ.get("CONSOLIDATOR_PLANETLAB")
+                 or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "planetlab")
 
 
 @pytest.fixture(scope="session")
