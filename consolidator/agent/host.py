@@ -177,7 +177,10 @@ class HostAgent:
                     log.debug("no stats for %s: %s", info.name, exc)
                     continue
                 guest = await self._guest_load(info) if self.config.emulated else None
-                vms.append(VmStatsView.of(stats, info.config.cpu_quota, guest))
+                view = VmStatsView.of(stats, info.config.cpu_quota, guest)
+                if self.config.emulated and guest is None and hasattr(self.driver, "guest_stats"):
+                    view.load_pending = True
+                vms.append(view)
         if self.config.emulated:
             # lab hosts share one machine: a host's load is the CPU its VMs' QEMU processes used, each
             # quota counting as one core; above the guests' own busy share, that is the host's
@@ -211,10 +214,13 @@ class HostAgent:
         except (DriverError, TimeoutError) as exc:
             log.debug("no guest stats for %s: %s", info.name, exc)
             return last
-        busy0, up0 = self._guest_marks.get(info.name, (0.0, 0.0))  # first call: since boot
+        mark = self._guest_marks.get(info.name)
         self._guest_marks[info.name] = (stats.busy_s, stats.uptime_s)
-        if stats.uptime_s <= up0:
+        # first reading on this host (a new VM, or one that just arrived by migration): the counters
+        # cover the guest's whole life, not the last period, so there is no load to report yet
+        if mark is None or stats.uptime_s <= mark[1]:
             return last
+        busy0, up0 = mark
         load = max(0.0, min(1.0, (stats.busy_s - busy0) / (stats.uptime_s - up0)))
         self._guest_loads[info.name] = load
         return load

@@ -38,6 +38,7 @@ def samples_of(view: HostStatsView, t_s: float, overhead_per_vm: float | None = 
                  cpu_load=stats.lab_load if view.emulated else stats.cpu_load,
                  dirty_bytes_per_s=stats.dirty_bytes_per_s)
         for stats in view.vms
+        if not stats.load_pending  # the Load Monitor keeps the VM's previous value for this period
     )
     load = view.cpu_load
     if overhead_per_vm is not None:

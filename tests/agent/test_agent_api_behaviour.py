@@ -145,3 +145,34 @@ def test_token_file_is_read_and_checked(tmp_path: Path) -> None:
         load_config(path)
     token_file.write_text("0123456789abcdef-long-enough\n")
     assert load_config(path).read_token() == "0123456789abcdef-long-enough"
+
+
+class _GuestCounters(RecordingHypervisor):
+    """The recording double plus a guest whose counters advance 0.3 s busy per 1 s of uptime."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.uptime_s = 100.0
+
+    async def guest_stats(self, vm: str) -> object:
+        self.uptime_s += 1.0
+        return type("GuestStats", (), {"busy_s": 50.0 + 0.3 * (self.uptime_s - 100.0), "uptime_s": self.uptime_s})
+
+
+def test_guest_load_is_pending_until_a_second_reading(tmp_path: Path) -> None:
+    from conftest import TOKEN, make_agent
+
+    from consolidator.agent.api.app import create_app
+    from consolidator.agent.api.schemas import HostStatsView
+    from consolidator.manager.poller import samples_of
+
+    agent = make_agent(tmp_path, _GuestCounters())
+    with TestClient(create_app(agent, TOKEN), headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+        c.post("/v1/vms", json=VM)
+        first = HostStatsView.model_validate(c.get("/v1/host/stats").json())
+        second = HostStatsView.model_validate(c.get("/v1/host/stats").json())
+    # first reading covers the guest's whole life (0.5 busy share): not reported as a load
+    assert first.vms[0].load_pending and first.vms[0].guest_load is None
+    assert samples_of(first, 1.0).vms == ()
+    assert second.vms[0].guest_load == pytest.approx(0.3) and not second.vms[0].load_pending
+    assert [v.cpu_load for v in samples_of(second, 2.0).vms] == [pytest.approx(0.3)]

@@ -106,6 +106,8 @@ class VmStatsView(BaseModel):
     cpu_quota: float | None = Field(None, description="the VM's cgroup quota, cores: its '100 %'")
     quota_load: float | None = Field(None, description="cpu_load / cpu_quota")
     guest_load: float | None = Field(None, description="busy share seen inside the guest since the last call")
+    load_pending: bool = Field(False, description="emulated host: no guest reading yet (first one on this "
+                                                  "host); leave this VM out of this period's samples")
 
     @classmethod
     def of(cls, stats: VmStats, cpu_quota: float | None = None,
