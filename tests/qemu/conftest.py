@@ -8,32 +8,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from qemu_support import LINK_BYTES_PER_S, Pair, kill_leftovers, why_qemu_cannot_run
 
 from consolidator.agent.guest import GuestImage, build_guest
-from consolidator.agent.qemu import DriverSettings, QemuDriver, launch
 from consolidator.agent.qemu.netlink import ShapedLink
-
-LINK_BYTES_PER_S = 120e6  # the paper's GbE migration network (DESIGN §2)
-
-
-def _why_qemu_cannot_run() -> str | None:
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64 is not installed (scripts/setup.d/20-qemu.sh installs it)"
-    if os.geteuid() != 0:
-        return "needs root for network namespaces, tc and cgroups"
-    if shutil.which("ip") is None:
-        return "iproute2 ('ip') is not installed"
-    return None
 
 
 @pytest.fixture(scope="session")
-def guest(tmp_path_factory: pytest.TempPathFactory) -> GuestImage:
-    reason = _why_qemu_cannot_run()
+def guest() -> GuestImage:
+    reason = why_qemu_cannot_run()
     if reason:
         pytest.skip(reason)
     return build_guest()
@@ -45,32 +32,10 @@ def link(guest: GuestImage) -> Iterator[ShapedLink]:
         yield shaped
 
 
-class Pair:
-    """Settings for a source host (namespace A) and a destination host (namespace B)."""
-
-    def __init__(self, root: Path, link: ShapedLink, guest: GuestImage) -> None:
-        self.link = link
-        self.src_settings = DriverSettings(root / "a", netns=link.a.netns, guest=guest)
-        self.dst_settings = DriverSettings(root / "b", netns=link.b.netns, guest=guest)
-
-    def drivers(self) -> tuple[QemuDriver, QemuDriver]:
-        """New drivers; make them inside the test's event loop (QMP clients bind to it)."""
-        return QemuDriver(self.src_settings), QemuDriver(self.dst_settings)
-
-
 @pytest.fixture
 def pair(link: ShapedLink, guest: GuestImage) -> Iterator[Pair]:
-    # short root: unix socket paths must stay under 108 bytes
-    root = Path(f"/tmp/cq-{os.getpid()}")
+    root = Path(f"/tmp/cq-{os.getpid()}")  # short: unix socket paths must stay under 108 bytes
     shutil.rmtree(root, ignore_errors=True)
     yield Pair(root, link, guest)
-    _kill_leftovers(root)
+    kill_leftovers(root)
     shutil.rmtree(root, ignore_errors=True)
-
-
-def _kill_leftovers(root: Path) -> None:
-    """A failed test must not leave QEMU running: kill what its state folders record."""
-    for pidfile in root.glob("*/*/qemu.pid"):
-        pid = launch.read_pid(launch.VmPaths(pidfile.parent))
-        if pid is not None and launch.is_qemu(pid):
-            launch.kill(pid, signal.SIGKILL)

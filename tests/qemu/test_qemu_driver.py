@@ -6,7 +6,7 @@ import asyncio
 import os
 
 import pytest
-from conftest import Pair
+from qemu_support import Pair
 
 from consolidator.agent.hypervisor import DriverError, MigrationRequest, VmConfig, VmRunState
 from consolidator.agent.qemu import driver_from_config, launch

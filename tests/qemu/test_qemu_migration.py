@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from conftest import LINK_BYTES_PER_S, Pair
+from qemu_support import LINK_BYTES_PER_S, Pair
 
 from consolidator.agent.hypervisor import MigrationReport, MigrationRequest, OnTimeout, VmConfig, VmRunState
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
