@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 import pytest
 from qemu_support import Pair
@@ -141,3 +142,32 @@ def test_cancel_migration_stops_a_running_precopy(pair: Pair) -> None:
                 await driver.close()
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("layout", ["v2", "v1", "none"])
+def test_cpu_quota_writes_the_controller_this_host_has(tmp_path: Path, layout: str) -> None:
+    """The cgroup tree here is a plain-file stand-in: this machine has only the v1 cpu controller, so
+    the v2 branch cannot run for real (the v1 branch does, in the quota test above)."""
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    if layout == "v2":
+        (root / "cgroup.controllers").write_text("cpuset cpu io memory pids\n")
+        (root / "cgroup.subtree_control").write_text("")
+    elif layout == "v1":
+        (root / "cpu").mkdir()
+        (root / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    quota = launch.CpuQuota(tmp_path / "state", root=root)
+    group = quota.apply("vm1", 4242, 0.25)
+    if layout == "none":
+        assert group is None
+        return
+    assert group is not None and group.name.endswith("-vm1")
+    assert (group / "cgroup.procs").read_text() == "4242"
+    if layout == "v2":
+        assert (group / "cpu.max").read_text() == "25000 100000"
+        assert (root / "consolidator" / "cgroup.subtree_control").read_text() == "+cpu"
+    else:
+        assert (group / "cpu.cfs_quota_us").read_text() == "25000"
+        assert (group / "cpu.cfs_period_us").read_text() == "100000"
+    other = launch.CpuQuota(tmp_path / "other-state", root=root).apply("vm1", 4243, 1.0)
+    assert other is not None and other != group  # source and destination of one VM never share a group
