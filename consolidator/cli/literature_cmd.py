@@ -59,7 +59,8 @@ def _table(results: list[RunResult], title: str) -> Table:
 def planetlab(
     day: Annotated[str, typer.Option(
         help="Day folder name (e.g. 20110303), a path to one, or a CSV file (timestamp,vm,cpu).")],
-    policy: Annotated[str, typer.Option(help="<detector>-<selector>[-<param>], e.g. thr-mmt-0.8, lr-mmt-1.2.")],
+    policy: Annotated[str, typer.Option(
+        help="<detector>-<selector>[-<param>], e.g. thr-mmt-0.8, lr-mmt-1.2; or dvfs / npa (no migrations).")],
     profile: Annotated[Profile, typer.Option(help="cloudsim: CloudSim 3.0.3's model; realistic: our costs.")]
     = Profile.cloudsim,
     migration: Annotated[Method | None, typer.Option(

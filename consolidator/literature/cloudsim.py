@@ -18,7 +18,7 @@ from consolidator.literature import state
 from consolidator.literature.engine import simulate
 from consolidator.literature.traces import Trace
 from consolidator.policies.literature.power import HP_ML110_G4_WATTS, HP_ML110_G5_WATTS
-from consolidator.policies.literature.registry import LiteraturePolicy
+from consolidator.policies.literature.registry import Baseline, LiteraturePolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +122,7 @@ def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | No
     acc = simulate(hosts, vms, policy.detector_code, policy.parameter, policy.selector_code,
                    setup.migration_mb_per_s, trace.interval_s, trace.steps - 1, rand,
                    costs.duration_s, costs.extra_watts, costs.cancelled, init, kinds, int(kinds.max()) + 1,
-                   wake_s)
+                   wake_s, policy.baseline is None)
     return np.asarray(acc)
 
 
@@ -130,9 +130,14 @@ def run_cloudsim(trace: Trace, policy: LiteraturePolicy, day: str, seed: int = 1
                  setup: CloudSimSetup | None = None) -> RunResult:
     """One day under CloudSim 3.0.3's model: the figures its PlanetLab examples print."""
     started = time.perf_counter()
+    setup = setup or CloudSimSetup()
     acc = run_policy(trace, policy, setup, seed=seed)
-    return make_result(acc, trace, policy, day, "cloudsim", "cloudsim", acc[state.ENERGY_WS],
-                       time.perf_counter() - started)
+    energy_ws = acc[state.ENERGY_WS]
+    if policy.baseline is Baseline.NPA:
+        # PowerDatacenterNonPowerAware: every host at its full power from 0 s to the last update
+        _, table = host_arrays(setup)
+        energy_ws = float(table[:, -1].sum()) * acc[state.LAST_T]
+    return make_result(acc, trace, policy, day, "cloudsim", "cloudsim", energy_ws, time.perf_counter() - started)
 
 
 def make_result(acc: np.ndarray, trace: Trace, policy: LiteraturePolicy, day: str, profile: str,

@@ -34,8 +34,12 @@ START_T = 0.1
 
 @jit
 def initial_placement(hs: Hosts, vs: Vms, kind: int, param: float, ram_mb: float, bw_kbit: float,
-                      vm_bw_kbit: float) -> None:
-    """PABFD at VM creation: full MIPS/RAM/BW requested; already created VMs request nothing yet."""
+                      vm_bw_kbit: float, first_fit: bool) -> None:
+    """PABFD at VM creation: full MIPS/RAM/BW requested; already created VMs request nothing yet.
+
+    ``first_fit``: PowerVmAllocationPolicySimple instead (the first suitable host), as in the DVFS
+    and no-power-management runs.
+    """
     n_hosts = hs.n.shape[0]
     avail = hs.total.copy()
     alloc = np.zeros(n_hosts)
@@ -49,6 +53,9 @@ def initial_placement(hs: Hosts, vs: Vms, kind: int, param: float, ram_mb: float
         for h in range(n_hosts):
             if hs.pe_mips[h] < m or avail[h] < m or ram_free[h] < vs.ram[v] or bw_free[h] < vm_bw_kbit:
                 continue
+            if first_fit:
+                best = h
+                break
             diff = spec_power(hs.table[h], (alloc[h] + m) / hs.total[h]) - hs.table[h, 0]
             if diff < lowest:
                 if alloc[h] != 0.0 and is_overloaded(kind, param, m / hs.total[h], empty, 1.0):
@@ -111,16 +118,18 @@ def _run_events(hs: Hosts, vs: Vms, t: float, count: int, out_vm: I8, out_dst: I
 @jit
 def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rate: float,
              interval: float, n_updates: int, rand: F8, dur_table: F8, extra_table: F8,
-             cancel_table: np.ndarray, init: F8, kind_of: I8, n_kinds: int, wake_s: float) -> F8:
+             cancel_table: np.ndarray, init: F8, kind_of: I8, n_kinds: int, wake_s: float,
+             consolidate: bool) -> F8:
     """Run the whole trace; returns the accumulator array (energy, SLA integrals, counts).
 
     ``dur_table``/``extra_table``/``cancel_table`` (VM x 101 utilisation percent) give each migration's
     duration, extra energy (W over its duration) and whether it is cancelled; an empty ``dur_table``
     means CloudSim's RAM / ``mig_rate`` with no extra energy and no cancellation. ``wake_s`` is added
-    to a migration whose target was unused (asleep) when it started (0 in CloudSim).
+    to a migration whose target was unused (asleep) when it started (0 in CloudSim). Without
+    ``consolidate``: first-fit placement and no migrations (CloudSim's DVFS baseline).
     """
     acc = np.zeros(N_ACC)
-    initial_placement(hs, vs, kind, param, init[0], init[1], init[2])
+    initial_placement(hs, vs, kind, param, init[0], init[1], init[2], not consolidate)
     n_vms = vs.mips.shape[0]
     out_vm = np.empty(4 * n_vms + 16, np.int64)
     out_dst = np.empty(4 * n_vms + 16, np.int64)
@@ -131,8 +140,10 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
         for v in range(n_vms):
             if vs.alive[v]:
                 vs.demand[v] = vs.hist[v, 0] * vs.mips[v]
-        count = plan_moves(hs, vs, kind, param, selector, mig_rate, interval, rand, acc, out_vm, out_dst,
-                           kind_of, n_kinds)
+        count = 0
+        if consolidate:
+            count = plan_moves(hs, vs, kind, param, selector, mig_rate, interval, rand, acc, out_vm, out_dst,
+                               kind_of, n_kinds)
         dur = np.empty(count)
         extra = np.zeros(count)
         cancel = np.zeros(count, np.bool_)

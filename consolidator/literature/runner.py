@@ -63,6 +63,8 @@ def run_one(trace: Trace, day: str, policy: str, profile: str, method: Migration
                             "its own: RAM / 62.5 MB/s)", field="--migration")
         return run_cloudsim(trace, parsed, day, seed)
     if profile == "realistic":
+        if parsed.baseline is not None and parsed.baseline.value == "npa":
+            raise UserError("npa (every host at full power) has no realistic variant", field="--policy")
         return run_realistic(trace, parsed, day, method or MigrationMethod.POSTCOPY, seed)
     raise UserError(f"unknown profile {profile!r} (known: {', '.join(PROFILES)})", field="--profile")
 

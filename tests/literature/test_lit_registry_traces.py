@@ -39,6 +39,11 @@ def test_bad_policy_names(name: str, message: str) -> None:
     assert err.value.field == "--policy"
 
 
+def test_baselines_parse() -> None:
+    assert parse_policy("DVFS").name == "dvfs" and parse_policy("npa").baseline is not None
+    assert parse_policy("thr-mmt-0.8").baseline is None
+
+
 def test_every_listed_name_parses() -> None:
     assert len(policy_names()) == 20
     for name in policy_names():

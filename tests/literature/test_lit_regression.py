@@ -11,7 +11,8 @@ from consolidator.literature.traces import Trace, load_planetlab_day
 from consolidator.policies.literature.registry import parse_policy
 
 # CloudSim 3.0.3, day 20110303, 1052 VMs, files sorted by name (DESIGN §6).
-REFERENCE_KWH = {"thr-mmt-0.8": 192.62, "iqr-mmt-1.5": 189.98, "mad-mmt-2.5": 185.79, "lr-mmt-1.2": 163.48}
+REFERENCE_KWH = {"thr-mmt-0.8": 192.62, "iqr-mmt-1.5": 189.98, "mad-mmt-2.5": 185.79, "lr-mmt-1.2": 163.48,
+                 "dvfs": 802.75, "npa": 2410.80}
 REFERENCE_MIGRATIONS = {"thr-mmt-0.8": 26_711}
 
 
@@ -48,3 +49,11 @@ def test_thr_mmt_matches_cloudsim_in_detail(day: Trace) -> None:
 def test_lrr_equals_lr_as_in_cloudsim_3_0_3(day: Trace) -> None:
     lr, lrr = _run(day, "lr-mmt-1.2"), _run(day, "lrr-mmt-1.2")
     assert (lr.energy_kwh, lr.migrations) == (lrr.energy_kwh, lrr.migrations)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("name", "kwh"), [("dvfs", 802.75), ("npa", 2410.80)])
+def test_baselines_match_cloudsim_to_the_digit(day: Trace, name: str, kwh: float) -> None:
+    """First-fit placement, no migrations: checks energy accounting and VM removal on their own."""
+    result = _run(day, name)
+    assert round(result.energy_kwh, 2) == kwh and result.migrations == 0

@@ -22,6 +22,13 @@ class Detector(enum.Enum):
     LRR = "lrr"
 
 
+class Baseline(enum.Enum):
+    """CloudSim's reference runs without dynamic consolidation."""
+
+    DVFS = "dvfs"  # PowerVmAllocationPolicySimple: first fit, no migrations, power follows the load
+    NPA = "npa"  # no power management: every host draws its full power all the time
+
+
 class Selector(enum.Enum):
     MMT = "mmt"
     MU = "mu"
@@ -52,14 +59,20 @@ SELECTOR_CODES: dict[Selector, int] = {
 
 @dataclass(frozen=True, slots=True)
 class LiteraturePolicy:
-    """A validated policy: overload detector with its parameter, VM selector; PABFD placement."""
+    """A validated policy: overload detector with its parameter, VM selector; PABFD placement.
+
+    With ``baseline`` set the run has no migrations (and detector/selector are not used).
+    """
 
     detector: Detector
     selector: Selector
     parameter: float
+    baseline: Baseline | None = None
 
     @property
     def name(self) -> str:
+        if self.baseline is not None:
+            return self.baseline.value
         return f"{self.detector.value}-{self.selector.value}-{self.parameter:g}"
 
     @property
@@ -76,9 +89,19 @@ def policy_names() -> list[str]:
     return [f"{d.value}-{s.value}-{DETECTORS[d].default:g}" for d in Detector for s in Selector]
 
 
+def baseline_names() -> list[str]:
+    return [b.value for b in Baseline]
+
+
 def parse_policy(name: str) -> LiteraturePolicy:
-    """``thr-mmt-0.8`` -> LiteraturePolicy; a missing parameter takes the detector's default."""
-    parts = name.strip().lower().split("-")
+    """``thr-mmt-0.8`` -> LiteraturePolicy; a missing parameter takes the detector's default.
+
+    ``dvfs`` and ``npa`` are CloudSim's baselines without migrations.
+    """
+    key = name.strip().lower()
+    if key in baseline_names():
+        return LiteraturePolicy(Detector.THR, Selector.MMT, 1.0, Baseline(key))
+    parts = key.split("-")
     if len(parts) not in (2, 3):
         raise UserError(f"malformed policy {name!r}: expected <detector>-<selector>[-<parameter>], "
                         f"e.g. thr-mmt-0.8", field="--policy")
