@@ -57,7 +57,7 @@ async def prepare(clients: dict[str, AgentClient], sc: Scenario, scale: LabScale
     suspend the hosts left without VMs (the simulator starts them suspended)."""
     for client in clients.values():
         for vm in await client.list_vms():
-            await client.destroy_vm(vm.name)
+            await _destroy(client, vm.name)
         if (await client.host_stats()).power_state is PowerState.SUSPENDED:
             await client.wake()
     await _wait_power(clients, {h: PowerState.ON for h in clients})
@@ -71,6 +71,26 @@ async def prepare(clients: dict[str, AgentClient], sc: Scenario, scale: LabScale
     await _wait_power(clients, states)
     await asyncio.sleep(BOOT_SETTLE_S)
     return states
+
+
+async def _destroy(client: AgentClient, vm: str) -> None:
+    """Destroy a VM left by an earlier run; one still migrating is cancelled (precopy) or waited for."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_TIMEOUT_S
+    while True:
+        try:
+            await client.destroy_vm(vm)
+            return
+        except AgentError as exc:
+            if exc.status == 404:  # gone: its migration completed meanwhile
+                return
+            if exc.status != 409 or loop.time() > deadline:
+                raise
+        try:
+            await client.cancel_migration(vm)
+        except AgentError:
+            pass  # postcopy cannot be cancelled once switched over: wait for it
+        await asyncio.sleep(0.5)
 
 
 async def _create(client: AgentClient, body: VmBody, attempts: int = 2) -> None:
