@@ -79,6 +79,10 @@ def test_set_load_changes_the_guest_and_the_quota_caps_its_cpu(pair: Pair) -> No
             assert 0.1 < stats.cpu_load < 0.35, stats
             with pytest.raises(DriverError):
                 await driver.set_load("ld1", 2.0, 0.0)
+            group = launch.CpuQuota(pair.src_settings.state_dir).group_path("ld1")
+            assert group is not None and group.exists()
+            await driver.destroy_vm("ld1")
+            assert not group.exists()  # the VM's cgroup goes with it
         finally:
             for info in await driver.list_vms():
                 await driver.destroy_vm(info.name)

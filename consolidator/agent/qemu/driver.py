@@ -151,7 +151,12 @@ class QemuDriver:
             launch.kill(entry.pid, signal.SIGTERM)
         await entry.monitor.close()
         await self._wait_gone(entry.pid)
-        self._quota.remove(vm)
+        for _ in range(40):  # the exited QEMU leaves its group once its parent (init) has reaped it
+            if self._quota.remove(vm):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            log.warning("cgroup of %s still busy; left in place", vm)
         shutil.rmtree(entry.paths.folder, ignore_errors=True)
         del self._vms[vm]
 

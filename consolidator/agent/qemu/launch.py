@@ -191,6 +191,11 @@ class CpuQuota:
             return self._root / "cpu" / "consolidator" / f"{self._tag}-{vm}", False
         return None
 
+    def group_path(self, vm: str) -> Path | None:
+        """Where the VM's group is (or would be); None without a usable controller."""
+        found = self._group(vm)
+        return None if found is None else found[0]
+
     def apply(self, vm: str, pid: int, cores: float) -> Path | None:
         found = self._group(vm)
         if found is None:
@@ -215,10 +220,14 @@ class CpuQuota:
             return None
         return group
 
-    def remove(self, vm: str) -> None:
+    def remove(self, vm: str) -> bool:
+        """Delete the VM's group; False while it still holds a (just exited, not yet reaped) process."""
         found = self._group(vm)
-        if found is not None and found[0].exists():
-            try:
-                found[0].rmdir()
-            except OSError as exc:  # still has a process: it will be empty once QEMU exits
-                log.debug("cgroup %s not removed: %s", found[0], exc)
+        if found is None or not found[0].exists():
+            return True
+        try:
+            found[0].rmdir()
+        except OSError as exc:
+            log.debug("cgroup %s not removed yet: %s", found[0], exc)
+            return False
+        return True
