@@ -27,6 +27,12 @@ class Profile(enum.Enum):
     realistic = "realistic"
 
 
+class SweepProfile(enum.Enum):
+    cloudsim = "cloudsim"
+    realistic = "realistic"
+    compare = "compare"
+
+
 class Method(enum.Enum):
     precopy = "precopy"
     postcopy = "postcopy"
@@ -94,8 +100,11 @@ def planetlab_sweep(
     days: Annotated[str, typer.Option(help="Comma-separated day names, or 'all'.")] = "all",
     policies: Annotated[str, typer.Option(help="Comma-separated policy names, or 'reference' / 'all'.")]
     = "reference",
-    profile: Annotated[Profile, typer.Option(help="cloudsim or realistic.")] = Profile.cloudsim,
-    migration: Annotated[Method | None, typer.Option(help="Realistic profile: the migration method.")] = None,
+    profile: Annotated[SweepProfile, typer.Option(
+        help="cloudsim, realistic, or compare (cloudsim and realistic postcopy/precopy side by side).")]
+    = SweepProfile.cloudsim,
+    migration: Annotated[Method | None, typer.Option(
+        help="Realistic/compare: the migration method (compare default: postcopy and precopy).")] = None,
     out: Annotated[Path, typer.Option(help="Folder for results.csv, results.json and comparison.png.")]
     = Path("out/planetlab"),
     traces: TracesOpt = None,
@@ -109,8 +118,8 @@ def planetlab_sweep(
     day_list = runner.list_days(root) if days == "all" else [d.strip() for d in days.split(",") if d.strip()]
     names = {"reference": list(REFERENCE_POLICIES), "all": policy_names()}.get(
         policies, [p.strip() for p in policies.split(",") if p.strip()])
-    if profile is Profile.cloudsim and migration is not None:
-        raise UserError("--migration applies to --profile realistic only", field="--migration")
+    if profile is SweepProfile.cloudsim and migration is not None:
+        raise UserError("--migration applies to --profile realistic or compare only", field="--migration")
     method = MigrationMethod(migration.value) if migration else None
     for d in day_list:
         if not d.lower().endswith(".csv"):

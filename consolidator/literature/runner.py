@@ -80,17 +80,25 @@ def compare(trace: Trace, day: str, policy: str, methods: Sequence[MigrationMeth
 def sweep(root: Path, days: Sequence[str], policies: Sequence[str], profile: str,
           method: MigrationMethod | None, seed: int = 1,
           on_done: Callable[[RunResult], None] | None = None) -> list[RunResult]:
-    """Every policy on every day (traces loaded once per day); ``on_done`` after each run."""
+    """Every policy on every day (traces loaded once per day); ``on_done`` after each day x policy.
+
+    ``profile`` "compare" runs the cloudsim profile and the realistic one (``method``, or postcopy
+    and precopy) for each.
+    """
     for name in policies:
         parse_policy(name)  # fail before the first long run
     results: list[RunResult] = []
     for day in days:
         trace, _ = load_day(day, root)
         for name in policies:
-            result = run_one(trace, day, name, profile, method, seed)
-            results.append(result)
+            if profile == "compare":
+                runs = compare(trace, day, name, [method] if method else [MigrationMethod.POSTCOPY,
+                                                                          MigrationMethod.PRECOPY], seed)
+            else:
+                runs = [run_one(trace, day, name, profile, method, seed)]
+            results.extend(runs)
             if on_done is not None:
-                on_done(result)
+                on_done(runs[-1])
     return results
 
 

@@ -82,3 +82,16 @@ def test_realistic_json_puts_methods_beside_cloudsim(planetlab_root: Path) -> No
     assert set(data) == {"cloudsim", "postcopy", "precopy"}
     assert data["postcopy"]["sleep_energy_kwh"] > 0 and data["cloudsim"]["sleep_energy_kwh"] == 0
     assert data["precopy"]["cancelled_migrations"] > data["postcopy"]["cancelled_migrations"] == 0
+
+
+def test_compare_sweep_on_a_csv_trace(tmp_path: Path) -> None:
+    trace = tmp_path / "mini.csv"
+    rows = ["timestamp,vm,cpu"] + [f"{k * 300},vm{v},{(11 * k + 17 * v) % 95 + 3}" for k in range(16) for v in range(8)]
+    trace.write_text("\n".join(rows) + "\n")
+    proc = _cli("planetlab-sweep", "--days", str(trace), "--policies", "thr-mmt-0.8,lr-mmt-1.2",
+                "--profile", "compare", "--out", str(tmp_path / "out"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows_out = json.loads(proc.stdout)
+    assert [(r["policy"], r["migration"]) for r in rows_out] == [
+        (p, m) for p in ("thr-mmt-0.8", "lr-mmt-1.2") for m in ("cloudsim", "postcopy", "precopy")]
+    assert (tmp_path / "out" / "comparison.png").stat().st_size > 1000
