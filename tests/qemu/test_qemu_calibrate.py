@@ -73,17 +73,17 @@ def test_guest_build_command_prints_the_cached_image(guest: GuestImage) -> None:
 @pytest.mark.qemu
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_a_small_real_grid_gives_rows_the_checks_can_read(guest: GuestImage) -> None:
-    modes = (MigrationMethod.POSTCOPY, MigrationMethod.HYBRID)
-    spec = GridSpec(mem_mib=(256,), dirty_mib_s=(80.0,), modes=modes, settle_s=1.0)
+def test_postcopy_stays_within_1_2_touched_ram_over_bandwidth_at_every_dirty_rate(guest: GuestImage) -> None:
+    """The issue's bound, on the calibration grid's rows (one 256 MiB guest, postcopy at each rate)."""
+    spec = GridSpec(mem_mib=(256,), dirty_mib_s=(0.0, 40.0, 80.0, 200.0), modes=(MigrationMethod.POSTCOPY,),
+                    settle_s=1.0)
     rows = run_grid(spec, guest=guest)
-    assert [(r.mode, r.converged, r.bad_pages) for r in rows] == [("postcopy", True, 0), ("hybrid", True, 0)]
+    assert [(r.mode, r.dirty_mib_s, r.converged, r.bad_pages) for r in rows] == [
+        ("postcopy", rate, True, 0) for rate in spec.dirty_mib_s]
     for row in rows:
-        obj = json.loads(json.dumps(dataclasses.asdict(row)))
-        assert REQUIRED_KEYS <= set(obj)
-        assert 60 < row.dirty_measured_mib_s < 100  # the guest really dirtied ≈ 80 MiB/s
-        assert relative_error(row.real_s, row.model_s) < 0.5
-    postcopy = rows[0]
-    bound_s = 1.2 * postcopy.touched_bytes / spec.link_bytes_per_s
-    assert postcopy.real_s <= 1.5 * bound_s, (postcopy.real_s, bound_s)  # loose: the 1.2 bound is tested
-    # in test_qemu_migration; this one only guards against a grid that measures something else
+        assert REQUIRED_KEYS <= set(json.loads(json.dumps(dataclasses.asdict(row))))
+        # really written (a guest short of CPU may fall behind its rate, never ahead)
+        assert row.dirty_mib_s * 0.6 <= row.dirty_measured_mib_s <= row.dirty_mib_s * 1.1 + 1, row
+        touched_s = row.touched_bytes / spec.link_bytes_per_s
+        assert row.real_s <= 1.2 * touched_s, (row.dirty_mib_s, row.real_s, touched_s)
+        assert relative_error(row.real_s, row.model_s) < 0.15, row
