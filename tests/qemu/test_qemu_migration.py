@@ -32,6 +32,8 @@ async def _migrate(pair: Pair, config: VmConfig, request_args: dict[str, object]
         marks = None
         if report.outcome is MigrationOutcome.COMPLETED:
             marks = await dst.wait_incoming(config.name)
+            seen = dst.incoming_marks(config.name)
+            assert seen["resume"] == marks["resume"] and seen["completed"] == marks["completed"]
             home = dst
         else:
             home = src

@@ -211,6 +211,17 @@ class QemuDriver:
             marks["postcopy_blocktime_s"] = info["postcopy-blocktime"] / 1000.0
         return marks
 
+    def incoming_marks(self, vm: str) -> dict[str, float]:
+        """What has been seen so far of an incoming migration (no waiting): "resume" once the guest runs
+        here, "completed" once every page has arrived. For an agent that polls instead of waiting."""
+        mon = self._get(vm).monitor
+        marks: dict[str, float] = {}
+        if (resume := mon.last("RESUME")) is not None:
+            marks["resume"] = resume.timestamp_s
+        if (done := mon.last("MIGRATION", status="completed")) is not None:
+            marks["completed"] = done.timestamp_s
+        return marks
+
     def incoming_failed(self, vm: str) -> bool:
         """True when the incoming migration of ``vm`` failed (e.g. the source cancelled it)."""
         entry = self._get(vm)
