@@ -108,7 +108,7 @@ def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | No
     pe, table = host_arrays(setup)
     hosts = state.new_hosts(pe, table, len(mips))
     vms = state.new_vms(mips, ram, data)
-    rand = np.random.default_rng(seed).random(1 << 16)
+    rand = np.random.default_rng(seed).random(1 << 18)  # RS draws, used in turn (cycles after 262,144)
     if costs is None:
         empty_f = np.zeros((0, 101))
         costs = MigrationCosts(empty_f, empty_f, np.zeros((0, 101), np.bool_))

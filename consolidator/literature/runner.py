@@ -34,7 +34,8 @@ def day_folder(day: str, root: Path) -> Path:
     candidate = Path(day)
     folder = candidate if candidate.is_dir() and (os.sep in day or day.startswith(".")) else root / day
     if not folder.is_dir():
-        raise UserError(f"no trace folder for day {day!r} ({folder} does not exist)", field="--day")
+        raise UserError(f"no trace folder for day {day!r} ({folder} does not exist; set --traces or "
+                        f"${TRACES_ENV})", field="--day")
     return folder
 
 
