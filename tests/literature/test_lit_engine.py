@@ -45,11 +45,17 @@ def test_underload_consolidates_two_light_vms() -> None:
     assert result.slatah_pct > 0.0 and result.pdm_pct > 0.0
 
 
-def test_overload_evicts_the_smallest_vm() -> None:
-    # Four VMs of 2500/2000/1000/500 MIPS; loads rise until host 1 exceeds 80 %.
-    rows = [[20.0, 20.0, 100.0, 100.0, 100.0, 100.0]] * 4
-    result = run_cloudsim(_trace(*rows), parse_policy("thr-mmt-0.8"), "s", setup=CloudSimSetup(hosts=8))
-    assert result.migrations >= 1
+def test_overload_evicts_the_vm_with_least_ram_and_places_it_by_pabfd() -> None:
+    """Hand-derived: host 0 (G4) holds VM2 and VM3 at 10 %, host 1 (G5, 5320 MIPS) VM0 (2500 MIPS,
+    870 MB) and VM1 (2000 MIPS, 1740 MB) at 70 %: 3150 MIPS, 59 % < 60 %, and neither host can be
+    drained into the other. At 600.1 s VM1 reaches 100 %: host 1 needs 3750 MIPS (70 % > 60 %), MMT
+    takes VM0 (least RAM), which fits on host 0 (1750 <= 1860 MIPS per core, 51 % after): one
+    migration, and none later (VM1 needs 2000 MIPS, more than a G4 core; host 0's VMs would
+    overload host 1)."""
+    rows = [[70.0] * 6, [70.0, 70.0, 100.0, 100.0, 100.0, 100.0], [10.0] * 6, [10.0] * 6]
+    result = run_cloudsim(_trace(*rows), parse_policy("thr-mmt-0.6"), "s", setup=CloudSimSetup(hosts=2))
+    assert result.migrations == 1
+    assert result.pdm_pct > 0.0
 
 
 @pytest.mark.parametrize("policy", ["iqr-mmt-1.5", "mad-mu-2.5", "lr-mc-1.2", "lrr-rs-1.2", "thr-rs-0.8"])
