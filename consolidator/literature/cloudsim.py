@@ -106,7 +106,7 @@ def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | No
     setup = setup or CloudSimSetup()
     mips, ram, data = vm_arrays(setup, trace)
     pe, table = host_arrays(setup)
-    hosts = state.new_hosts(pe, table, len(mips))
+    hosts = state.new_hosts(pe, table, len(mips), trace.steps)
     vms = state.new_vms(mips, ram, data)
     rand = np.random.default_rng(seed).random(1 << 18)  # RS draws, used in turn (cycles after 262,144)
     if costs is None:

@@ -17,6 +17,7 @@ from consolidator.literature.state import (
     I8,
     MIGRATIONS,
     N_ACC,
+    TICK,
     Hosts,
     Vms,
     commit_all,
@@ -134,7 +135,8 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     out_vm = np.empty(4 * n_vms + 16, np.int64)
     out_dst = np.empty(4 * n_vms + 16, np.int64)
     t = START_T
-    for _ in range(n_updates):
+    for k in range(n_updates):
+        acc[TICK] = k
         t = t + interval
         update_all(hs, vs, t, interval, True, acc)
         for v in range(n_vms):

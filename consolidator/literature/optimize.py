@@ -13,9 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from consolidator.literature.state import F8, I8, RAND_POS, Hosts, Vms, list_append, list_remove
+from consolidator.literature.state import F8, I8, RAND_POS, TICK, Hosts, Vms, list_append, list_remove
 from consolidator.policies.literature._compile import jit, jit_inline
-from consolidator.policies.literature.detectors import LR, LRR, is_overloaded, trimmed_length
+from consolidator.policies.literature.detectors import LR, LRR, MHOD, is_overloaded, trimmed_length
+from consolidator.policies.literature.mhod import mhod_overloaded
 from consolidator.policies.literature.power import clamp_utilisation, power_increase, spec_power
 from consolidator.policies.literature.selectors import MC, MMT, MU, select_mc, select_mmt, select_mu, select_rs
 
@@ -92,15 +93,31 @@ def steps_ahead(hs: Hosts, vs: Vms, h: int, extra_ram: float, mig_rate: float, i
 
 
 @jit
-def overloaded(hs: Hosts, vs: Vms, h: int, kind: int, param: float, mig_rate: float, interval: float) -> bool:
+def _mhod(hs: Hosts, vs: Vms, h: int, extra_ram: float, req: float, otf: float, mig_rate: float,
+          interval: float, tick: int) -> bool:
+    """MHOD on the host's own history, with ``req`` (requested MIPS now) as its current value."""
+    n = hs.ulen[h] - 1 if hs.utick[h] == tick else hs.ulen[h]
+    ram = extra_ram
+    for i in range(hs.n[h]):
+        ram = max(ram, vs.ram[hs.vms[h, i]])
+    return mhod_overloaded(hs.uhist[h, :max(n, 0)], min(1.0, req / hs.total[h]), otf, ram / mig_rate / interval)
+
+
+@jit
+def overloaded(hs: Hosts, vs: Vms, h: int, kind: int, param: float, mig_rate: float, interval: float,
+               tick: int) -> bool:
+    if kind == MHOD:
+        return _mhod(hs, vs, h, 0.0, hs.req_sum[h], param, mig_rate, interval, tick)
     ahead = steps_ahead(hs, vs, h, 0.0, mig_rate, interval) if kind == LR or kind == LRR else 1.0
     return is_overloaded(kind, param, hs.req_sum[h] / hs.total[h], hs.hist[h, :hs.hlen[h]], ahead)
 
 
 @jit
 def overloaded_with(hs: Hosts, vs: Vms, h: int, v: int, kind: int, param: float, mig_rate: float,
-                    interval: float, tmp: F8) -> bool:
+                    interval: float, tmp: F8, tick: int) -> bool:
     """isHostOverUtilizedAfterAllocation: the detector on the host with ``v`` added last."""
+    if kind == MHOD:
+        return _mhod(hs, vs, h, vs.ram[v], hs.req_sum[h] + vs.demand[v], param, mig_rate, interval, tick)
     tmp[:] = hs.hist[h]
     for j in range(vs.hlen[v]):
         tmp[j] += vs.hist[v, j] * vs.mips[v] / hs.total[h]
@@ -116,7 +133,7 @@ class Scan(NamedTuple):
     used hosts plus one unused host per kind gives CloudSim's choice over all 800 hosts.
     """
 
-    cand: I8  # sorted ids of hosts in use or touched this round; count in ``sizes[0]``
+    cand: I8  # sorted ids of hosts in use or touched this round; count in ``sizes[0]``, update index in [1]
     in_cand: np.ndarray
     off: I8  # (kinds, hosts) sorted ids of unused hosts per kind
     off_count: I8
@@ -125,7 +142,7 @@ class Scan(NamedTuple):
 
 
 @jit
-def new_scan(hs: Hosts, kind_of: I8, n_kinds: int) -> Scan:
+def new_scan(hs: Hosts, kind_of: I8, n_kinds: int, tick: int) -> Scan:
     n_hosts = hs.n.shape[0]
     cand = np.empty(n_hosts, np.int64)
     in_cand = np.zeros(n_hosts, np.bool_)
@@ -141,7 +158,7 @@ def new_scan(hs: Hosts, kind_of: I8, n_kinds: int) -> Scan:
             k = kind_of[h]
             off[k, off_count[k]] = h
             off_count[k] += 1
-    sizes = np.array([c], np.int64)
+    sizes = np.array([c, tick], np.int64)
     return Scan(cand, in_cand, off, off_count, np.zeros(n_kinds, np.int64), sizes)
 
 
@@ -195,7 +212,8 @@ def find_host(hs: Hosts, vs: Vms, v: int, excluded: np.ndarray, scan: Scan, allo
             continue
         diff = power_increase(hs.table[h], hs.watts_before[h], hs.alloc_sum[h], d, hs.total[h])
         if diff < lowest:
-            if hs.alloc_sum[h] != 0.0 and overloaded_with(hs, vs, h, v, kind, param, mig_rate, interval, tmp):
+            if hs.alloc_sum[h] != 0.0 and overloaded_with(hs, vs, h, v, kind, param, mig_rate, interval, tmp,
+                                                          scan.sizes[1]):
                 continue
             lowest = diff
             best = h
@@ -273,7 +291,7 @@ def _evict_overloaded(hs: Hosts, vs: Vms, over: np.ndarray, kind: int, param: fl
             count += 1
             list_remove(hs, h, v)
             refresh(hs, vs, h)
-            if not overloaded(hs, vs, h, kind, param, mig_rate, interval):
+            if not overloaded(hs, vs, h, kind, param, mig_rate, interval, int(acc[TICK])):
                 break
     return picked[:count]
 
@@ -334,14 +352,14 @@ def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     over = np.zeros(n_hosts, np.bool_)
     for h in range(n_hosts):
         if hs.n[h] > 0:  # an empty host requests nothing and has no history: never overloaded
-            over[h] = overloaded(hs, vs, h, kind, param, mig_rate, interval)
+            over[h] = overloaded(hs, vs, h, kind, param, mig_rate, interval, int(acc[TICK]))
     saved_n = hs.n.copy()
     saved = np.empty(int(np.sum(saved_n)), np.int32)
     k = 0
     for h in range(n_hosts):
         saved[k:k + saved_n[h]] = hs.vms[h, :saved_n[h]]
         k += saved_n[h]
-    scan = new_scan(hs, kind_of, n_kinds)
+    scan = new_scan(hs, kind_of, n_kinds, int(acc[TICK]))
     evicted = _evict_overloaded(hs, vs, over, kind, param, selector, mig_rate, interval, rand, acc)
     count = place(hs, vs, evicted, over, False, scan, kind, param, mig_rate, interval, tmp,
                   out_vm, out_dst, 0)

@@ -24,7 +24,7 @@ B1 = npt.NDArray[np.bool_]
 
 # Slots of the accumulator array.
 ENERGY_WS, VIOL_S, ACTIVE_S, VM_ALLOC, VM_REQ, VM_UNDER_MIG, SHUTDOWNS, MIGRATIONS, RAND_POS, LAST_T, \
-    REMOVED, EXTRA_WS, CANCELLED, N_ACC = range(14)
+    REMOVED, EXTRA_WS, CANCELLED, TICK, N_ACC = range(15)
 
 
 class Hosts(NamedTuple):
@@ -46,6 +46,9 @@ class Hosts(NamedTuple):
     e_req: F8
     e_active: B1
     e_prev_active: B1
+    uhist: F8  # (H, steps + 1) the host's own utilisation at each update while in use (MHOD)
+    ulen: I8
+    utick: I8  # update index of the latest value in ``uhist``
 
 
 class Vms(NamedTuple):
@@ -65,13 +68,14 @@ class Vms(NamedTuple):
     e_mig: B1
 
 
-def new_hosts(pe_mips: F8, table: F8, n_vms: int) -> Hosts:
+def new_hosts(pe_mips: F8, table: F8, n_vms: int, n_steps: int = 0) -> Hosts:
     h = pe_mips.shape[0]
     return Hosts(
         pe_mips, pe_mips * 2.0, table, np.full((h, max(n_vms, 1)), -1, np.int32), np.zeros(h, np.int64),
         np.zeros(h), np.zeros(h), np.zeros(h), np.zeros(h), np.zeros(h), np.zeros((h, HISTORY_LENGTH)),
         np.zeros(h, np.int64), np.zeros(h), np.full(h, -1.0), np.zeros(h), np.zeros(h),
-        np.zeros(h, np.bool_), np.ones(h, np.bool_),
+        np.zeros(h, np.bool_), np.ones(h, np.bool_), np.zeros((h, n_steps + 1)), np.zeros(h, np.int64),
+        np.full(h, -1, np.int64),
     )
 
 
@@ -230,8 +234,22 @@ def update_all(hs: Hosts, vs: Vms, t: float, interval: float, tick: bool, acc: F
         ids[k] = h
         k += 1
     update_hosts(hs, vs, ids[:k], t, dt, acc)
+    if tick:
+        _record_host_history(hs, ids[:k], int(acc[TICK]))
     _finish_vms(hs, vs, tick, acc)
     acc[LAST_T] = t
+
+
+@jit
+def _record_host_history(hs: Hosts, ids: I8, tick: int) -> None:
+    """The utilisation of each host in use at a scheduled update (MHOD's input)."""
+    if hs.uhist.shape[1] == 0:
+        return
+    for h in ids:
+        if hs.util[h] > 0.0 and hs.ulen[h] < hs.uhist.shape[1]:
+            hs.uhist[h, hs.ulen[h]] = min(1.0, hs.util[h] / hs.total[h])
+            hs.ulen[h] += 1
+            hs.utick[h] = tick
 
 
 @jit

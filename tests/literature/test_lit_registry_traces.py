@@ -45,7 +45,7 @@ def test_baselines_parse() -> None:
 
 
 def test_every_listed_name_parses() -> None:
-    assert len(policy_names()) == 20
+    assert len(policy_names()) == 24  # 6 detectors x 4 selectors
     for name in policy_names():
         assert parse_policy(name).name == name
 

@@ -22,6 +22,7 @@ IQR = 1
 MAD = 2
 LR = 3
 LRR = 4
+MHOD = 5  # decided by mhod.mhod_overloaded on the host's own utilisation history
 
 FALLBACK_THRESHOLD = 0.7
 MIN_HISTORY_IQR_MAD = 12

@@ -20,6 +20,7 @@ class Detector(enum.Enum):
     MAD = "mad"
     LR = "lr"
     LRR = "lrr"
+    MHOD = "mhod"  # not in CloudSim 3.0.3: Beloglazov & Buyya 2013, OpenStack Neat's defaults
 
 
 class Baseline(enum.Enum):
@@ -51,6 +52,7 @@ DETECTORS: dict[Detector, DetectorInfo] = {
     Detector.MAD: DetectorInfo(detectors.MAD, 2.5, 0.0, 10.0, "safety parameter s: 1 - s*MAD"),
     Detector.LR: DetectorInfo(detectors.LR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1"),
     Detector.LRR: DetectorInfo(detectors.LRR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1"),
+    Detector.MHOD: DetectorInfo(detectors.MHOD, 0.1, 0.0, 1.0, "overload time fraction target (OTF)"),
 }
 SELECTOR_CODES: dict[Selector, int] = {
     Selector.MMT: selectors.MMT, Selector.MU: selectors.MU, Selector.RS: selectors.RS, Selector.MC: selectors.MC,
