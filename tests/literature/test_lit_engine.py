@@ -58,7 +58,8 @@ def test_overload_evicts_the_vm_with_least_ram_and_places_it_by_pabfd() -> None:
     assert result.pdm_pct > 0.0
 
 
-@pytest.mark.parametrize("policy", ["iqr-mmt-1.5", "mad-mu-2.5", "lr-mc-1.2", "lrr-rs-1.2", "thr-rs-0.8", "mhod-mmt-0.2"])
+@pytest.mark.parametrize("policy", ["iqr-mmt-1.5", "mad-mu-2.5", "lr-mc-1.2", "lrr-rs-1.2", "thr-rs-0.8",
+                                    "mhod-mmt-0.2"])
 def test_every_detector_and_selector_runs(policy: str) -> None:
     rng = np.random.default_rng(5)
     rows = rng.integers(0, 100, size=(12, 40)).astype(float)
