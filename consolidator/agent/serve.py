@@ -39,4 +39,5 @@ def serve(config_path: Path) -> None:
         app, host=config.listen_host, port=config.port, log_level="warning",
         ssl_certfile=str(config.tls_cert) if config.tls_cert else None,
         ssl_keyfile=str(config.tls_key) if config.tls_key else None,
+        timeout_graceful_shutdown=2,  # open event long-polls must not hold a stopping agent for long
     )

@@ -152,6 +152,8 @@ def test_live_migration_between_two_agents(lab: Lab, method: str) -> None:
         await dst.destroy_vm("vm0")
         await src.close()
         await dst.close()
+        for host in ("pm0", "pm1"):  # the driver found the cgroup tree: every VM ran under its quota
+            assert "without a CPU quota" not in (lab.root / f"{host}.log").read_text()
 
     asyncio.run(main())
 
