@@ -17,7 +17,7 @@ from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.errors import UserError
 from consolidator.domain.events import HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
-from consolidator.experiments.lab.compare import compare, to_markdown
+from consolidator.experiments.lab.compare import align, compare, to_markdown
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.experiments.lab.record import LabRecorder
 from consolidator.experiments.lab.scale import LabScale, load_at, scale_scenario
@@ -106,6 +106,20 @@ def test_comparison_pairs_events_in_order() -> None:
     same = compare(sim, sim, 0.25)
     assert same["max_rel_diff"] == 0.0 and same["unmatched"] == []
     assert "| migration start vm0 pm1 pm0 | 1 |" in to_markdown([same])
+
+
+@pytest.mark.parametrize(
+    ("live", "sim", "pairs"),
+    [
+        ([1.0, 2.0, 3.0], [1.1, 2.1, 2.9], [(0, 0), (1, 1), (2, 2)]),
+        ([25.8, 46.8], [47.2], [(0, None), (1, 0)]),  # an extra live event early does not shift the pair
+        ([20.5, 34.0, 56.1], [20.7], [(0, 0), (1, None), (2, None)]),
+        ([], [5.0], [(None, 0)]),
+    ],
+)
+def test_align_pairs_nearest_in_order(live: list[float], sim: list[float],
+                                      pairs: list[tuple[int | None, int | None]]) -> None:
+    assert align(live, sim, gap=7.5) == pairs
 
 
 def _why_no_netns() -> str | None:

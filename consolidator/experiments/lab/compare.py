@@ -1,7 +1,9 @@
 """Live against simulated: the timeline of each method (migrations, suspend/resume) side by side.
 
-Events are paired in order of occurrence per key — (vm, src, dst) for migrations, (host, state) for
-power events — so the k-th suspend of pm1 live is set against the k-th suspend of pm1 simulated.
+Events are paired per key — (vm, src, dst) for migrations, (host, state) for power events — by an
+order-keeping alignment that minimises the total time difference, an event left unpaired costing
+``GAP_FRACTION`` of the run's duration: so an extra live decision (a VM sent away and back) is
+shown as unpaired instead of shifting every later pair.
 Differences are given in lab seconds and in the paper's seconds (divided by the time scale), and
 relative to the simulated time of the event.
 """
@@ -33,15 +35,45 @@ def _marks(result: RunResult) -> list[tuple[tuple[str, ...], float]]:
     return marks
 
 
+GAP_FRACTION = 0.1
+
+
+def align(a: list[float], b: list[float], gap: float) -> list[tuple[int | None, int | None]]:
+    """Order-keeping pairing of two sorted time lists minimising |differences| + gap per unpaired."""
+    n, m = len(a), len(b)
+    cost = [[0.0] * (m + 1) for _ in range(n + 1)]
+    for i in range(n + 1):
+        for j in range(m + 1):
+            if i == 0 or j == 0:
+                cost[i][j] = gap * (i + j)
+            else:
+                cost[i][j] = min(cost[i - 1][j - 1] + abs(a[i - 1] - b[j - 1]),
+                                 cost[i - 1][j] + gap, cost[i][j - 1] + gap)
+    pairs: list[tuple[int | None, int | None]] = []
+    i, j = n, m
+    while i > 0 or j > 0:
+        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + abs(a[i - 1] - b[j - 1]):
+            pairs.append((i - 1, j - 1))
+            i, j = i - 1, j - 1
+        elif i > 0 and (j == 0 or cost[i][j] == cost[i - 1][j] + gap):
+            pairs.append((i - 1, None))
+            i -= 1
+        else:
+            pairs.append((None, j - 1))
+            j -= 1
+    return pairs[::-1]
+
+
 def compare(live: RunResult, sim: RunResult, time_scale: float, against: str = "simulated") -> dict[str, Any]:
     """Rows of (event, live_s, sim_s, diff), plus energy and the worst relative difference."""
     a, b = _keyed(_marks(live)), _keyed(_marks(sim))
     rows = []
+    gap = GAP_FRACTION * float(sim.summary.get("duration_s", 0.0) or 1.0)
     for key in sorted(set(a) | set(b), key=lambda k: min(a.get(k, []) + b.get(k, []) or [0.0])):
-        la, lb = a.get(key, []), b.get(key, [])
-        for k in range(max(len(la), len(lb))):
-            t_live = la[k] if k < len(la) else None
-            t_sim = lb[k] if k < len(lb) else None
+        la, lb = sorted(a.get(key, [])), sorted(b.get(key, []))
+        for k, (i, j) in enumerate(align(la, lb, gap)):
+            t_live = la[i] if i is not None else None
+            t_sim = lb[j] if j is not None else None
             row: dict[str, Any] = {"event": " ".join(key), "n": k + 1, "live_s": t_live, "sim_s": t_sim}
             if t_live is not None and t_sim is not None:
                 row["diff_s"] = round(t_live - t_sim, 3)
