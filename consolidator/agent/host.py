@@ -221,7 +221,7 @@ class HostAgent:
         if mark is None or stats.uptime_s <= mark[1]:
             return last
         busy0, up0 = mark
-        load = max(0.0, min(1.0, (stats.busy_s - busy0) / (stats.uptime_s - up0)))
+        load = float(max(0.0, min(1.0, (stats.busy_s - busy0) / (stats.uptime_s - up0))))
         self._guest_loads[info.name] = load
         return load
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
 from fastapi.responses import JSONResponse
@@ -38,8 +38,7 @@ from consolidator.agent.hypervisor import DriverError
 
 VmName = Annotated[str, Path(pattern=NAME_PATTERN, description="VM name")]
 _bearer = HTTPBearer(auto_error=False)
-_ERRORS = {401: {"model": ErrorView}, 404: {"model": ErrorView}, 409: {"model": ErrorView},
-           502: {"model": ErrorView}}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorView} for code in (401, 404, 409, 502)}
 
 
 class Unauthorized(Exception):

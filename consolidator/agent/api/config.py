@@ -71,7 +71,7 @@ class AgentConfig(BaseModel):
     mem_mib: int = Field(16384, gt=0)
     max_vm_mem_mib: int = Field(4096, ge=16, le=1 << 20)
     max_vms: int = Field(64, ge=1, le=4096)
-    power: PowerConfig = Field(default_factory=PowerConfig)
+    power: PowerConfig = Field(default_factory=lambda: PowerConfig.model_validate({}))
     driver: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")

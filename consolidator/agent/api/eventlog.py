@@ -7,7 +7,7 @@ import time
 from collections import deque
 from typing import Any
 
-from consolidator.agent.api.schemas import EventView
+from consolidator.agent.api.schemas import EventKind, EventView
 
 KEEP_EVENTS = 10_000
 
@@ -21,7 +21,7 @@ class EventLog:
         self._next_seq = 1
         self._changed = asyncio.Condition()
 
-    async def append(self, kind: str, **fields: Any) -> EventView:
+    async def append(self, kind: EventKind, **fields: Any) -> EventView:
         async with self._changed:
             event = EventView(seq=self._next_seq, t_wall_s=time.time(), kind=kind, host=self._host, **fields)
             self._next_seq += 1

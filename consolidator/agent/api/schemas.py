@@ -114,7 +114,8 @@ class VmStatsView(BaseModel):
            guest_load: float | None = None) -> VmStatsView:
         quota_load = stats.cpu_load / cpu_quota if cpu_quota else None
         return cls(name=stats.name, cpu_load=stats.cpu_load, dirty_bytes_per_s=stats.dirty_bytes_per_s,
-                   mem_mib=stats.mem_mib, cpu_quota=cpu_quota, quota_load=quota_load, guest_load=guest_load)
+                   mem_mib=stats.mem_mib, cpu_quota=cpu_quota, quota_load=quota_load, guest_load=guest_load,
+                   load_pending=False)
 
     @property
     def lab_load(self) -> float:
@@ -151,12 +152,15 @@ class PowerView(BaseModel):
     power_state: PowerState
 
 
+EventKind = Literal["migration_started", "migration_finished", "host_power"]
+
+
 class EventView(BaseModel):
     """One migration or host event; ``seq`` grows by one per event on this agent."""
 
     seq: int
     t_wall_s: float
-    kind: Literal["migration_started", "migration_finished", "host_power"]
+    kind: EventKind
     host: str
     vm: str | None = None
     src: str | None = None

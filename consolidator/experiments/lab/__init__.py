@@ -21,7 +21,7 @@ from consolidator.experiments.lab.scale import LabScale, host_names, scale_scena
 from consolidator.experiments.runs import simulate
 from consolidator.sim.scenario import Scenario, load_scenario
 
-__all__ = ["DEFAULT_DIR", "LabScale", "lab_down", "lab_run", "lab_up", "lab_up_for"]
+__all__ = ["DEFAULT_DIR", "LabScale", "lab_down", "lab_run", "lab_up", "lab_up_for", "scale_scenario"]
 log = logging.getLogger(__name__)
 
 

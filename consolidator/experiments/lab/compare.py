@@ -11,7 +11,7 @@ relative to the simulated time of the event.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
+from typing import Any, cast
 
 from consolidator.experiments.runs import timeline
 from consolidator.sim.engine import RunResult
@@ -27,10 +27,10 @@ def _keyed(items: list[tuple[tuple[str, ...], float]]) -> dict[tuple[str, ...], 
 def _marks(result: RunResult) -> list[tuple[tuple[str, ...], float]]:
     line = timeline(result)
     marks: list[tuple[tuple[str, ...], float]] = []
-    for m in line["migrations"]:  # type: ignore[union-attr]
+    for m in cast(list[dict[str, Any]], line["migrations"]):
         marks.append((("migration start", m["vm"], m["src"], m["dst"]), float(m["start_s"])))
         marks.append((("migration end", m["vm"], m["src"], m["dst"], m["outcome"]), float(m["end_s"])))
-    for e in line["power_events"]:  # type: ignore[union-attr]
+    for e in cast(list[dict[str, Any]], line["power_events"]):
         marks.append((("host " + e["state"], e["host"]), float(e["t_s"])))
     return marks
 

@@ -36,8 +36,8 @@ BOOT_SETTLE_S = 3.0
 
 def _vm_body(sc: Scenario, j: int, load: float, scale: LabScale) -> VmBody:
     vm = sc.vms[j]
-    return VmBody(name=vm.name, mem_mib=vm.mem_mib, cpu_quota=scale.cpu_quota, load=load,
-                  dirty_mib_s=load * vm.dirty_bytes_per_s_at_full / MIB)
+    return VmBody(name=vm.name, mem_mib=vm.mem_mib, vcpus=vm.vcpus, cpu_quota=scale.cpu_quota, load=load,
+                  dirty_mib_s=load * vm.dirty_bytes_per_s_at_full / MIB, wws_mib=None)
 
 
 async def _wait_power(clients: dict[str, AgentClient], want: dict[str, PowerState]) -> None:
