@@ -16,6 +16,7 @@ from consolidator.agent.api.errors import Conflict, NotFound
 from consolidator.agent.api.eventlog import EventLog
 from consolidator.agent.api.schemas import (
     HostStatsView,
+    IncomingMarksView,
     LoadBody,
     MigrateBody,
     MigrationAccepted,
@@ -148,10 +149,17 @@ class HostAgent:
                                      rounds=0, converged=False, detail=str(exc))
         await self.events.append(
             "migration_finished", vm=request.vm, src=self.config.name, dst=dst, method=request.method,
-            outcome=report.outcome, start_wall_s=start, bytes_sent=report.bytes_sent,
+            outcome=report.outcome, start_wall_s=start, stop_wall_s=report.timeline.get("stop"),
+            bytes_sent=report.bytes_sent,
             downtime_s=report.downtime_s, rounds=report.rounds, converged=report.converged,
             switched_to_postcopy=report.switched_to_postcopy, detail=report.detail,
         )
+
+    async def incoming_marks(self, name: str) -> IncomingMarksView:
+        """The destination's marks of ``name``'s incoming migration (the manager's downtime measure)."""
+        await self._vm(name)
+        marks = self.driver.incoming_marks(name)
+        return IncomingMarksView(vm=name, resume=marks.get("resume"), completed=marks.get("completed"))
 
     async def cancel_migration(self, name: str) -> None:
         await self._vm(name)

@@ -87,7 +87,8 @@ class VmStats:
 
 
 class Hypervisor(Protocol):
-    """What the agent needs from a VM driver. Every method is async; errors raise DriverError."""
+    """What the agent needs from a VM driver. Every method but ``incoming_marks`` is async; errors
+    raise DriverError."""
 
     async def create_vm(self, config: VmConfig) -> VmInfo: ...
 
@@ -96,6 +97,12 @@ class Hypervisor(Protocol):
     async def migrate(self, request: MigrationRequest) -> MigrationReport: ...
 
     async def cancel_migration(self, vm: str) -> None: ...
+
+    def incoming_marks(self, vm: str) -> dict[str, float]:
+        """Destination side, without waiting: wall-clock marks of the VM's incoming migration seen so
+        far, "resume" (the guest runs here) and "completed" (every page is here); either may be absent.
+        Downtime of a move = this "resume" - the source report's ``timeline["stop"]``."""
+        ...
 
     async def destroy_vm(self, vm: str) -> None: ...
 

@@ -12,6 +12,7 @@ import httpx
 from consolidator.agent.api.schemas import (
     EventsView,
     HostStatsView,
+    IncomingMarksView,
     IncomingView,
     MigrateBody,
     MigrationAccepted,
@@ -85,6 +86,12 @@ class AgentClient:
         data = await self._call("POST", f"/vms/{body.name}/incoming", f"prepare incoming {body.name}",
                                 json=body.model_dump())
         return IncomingView.model_validate(data).uri
+
+    async def incoming_marks(self, vm: str, timeout_s: float | None = None) -> IncomingMarksView:
+        """Destination side: when ``vm`` resumed here and when its incoming migration completed."""
+        kwargs: dict[str, Any] = {} if timeout_s is None else {"timeout": timeout_s}
+        data = await self._call("GET", f"/vms/{vm}/incoming", f"incoming marks of {vm}", **kwargs)
+        return IncomingMarksView.model_validate(data)
 
     async def migrate(self, vm: str, body: MigrateBody) -> MigrationAccepted:
         data = await self._call("POST", f"/vms/{vm}/migrate", f"migrate {vm}",

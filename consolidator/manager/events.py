@@ -2,11 +2,19 @@
 
 Agents stamp events with wall-clock seconds; the forwarder turns them into run time (seconds since
 the run's start) so the control loop sees the same events, in the same units, as in the simulator.
+
+Downtime (DESIGN §5): the source agent cannot see the destination's RESUME, so its
+``migration_finished`` carries only its STOP mark (``stop_wall_s``). Before handing a completed
+migration to the loop, the forwarder asks the destination agent for its RESUME mark
+(``GET /vms/{vm}/incoming``) and sets ``downtime_s = resume - stop``. Both are wall-clock stamps of
+two QEMU processes: on one machine the same clock; across machines only as good as the clocks'
+synchronisation (NTP/PTP). When a mark is missing the downtime stays 0 and the reason is logged.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -19,6 +27,8 @@ log = logging.getLogger(__name__)
 
 POLL_WAIT_S = 10.0
 RETRY_S = 1.0
+MARKS_WAIT_S = 2.0  # at most this long a completed migration waits for the destination's RESUME mark
+MARKS_RETRY_S = 0.05
 
 
 def to_domain(event: EventView, t0_wall_s: float) -> Event | None:
@@ -42,14 +52,43 @@ def to_domain(event: EventView, t0_wall_s: float) -> Event | None:
     return None
 
 
+async def measure_downtime(dst: AgentClient, vm: str, stop_wall_s: float | None,
+                           wait_s: float = MARKS_WAIT_S) -> tuple[float | None, str]:
+    """Downtime of a completed move: the destination's RESUME - the source's STOP (wall clocks).
+
+    Polls the destination's marks until RESUME is seen (a precopy guest resumes there just after the
+    source finishes sending) or ``wait_s`` has passed. Returns ``(downtime, "")``, or ``(None, why)``.
+    """
+    if stop_wall_s is None:
+        return None, "the source reported no STOP mark"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    while True:
+        try:
+            marks = await dst.incoming_marks(vm, timeout_s=max(0.1, deadline - loop.time()))
+        except AgentError as exc:
+            return None, f"no marks from the destination: {exc}"
+        if marks.resume is not None:
+            break
+        if loop.time() + MARKS_RETRY_S > deadline:
+            return None, f"the destination saw no RESUME within {wait_s:g} s"
+        await asyncio.sleep(MARKS_RETRY_S)
+    downtime = marks.resume - stop_wall_s
+    if downtime < 0:
+        return None, (f"destination RESUME {-downtime:.3f} s before source STOP: "
+                      "are the hosts' clocks synchronised?")
+    return downtime, ""
+
+
 class EventForwarder:
     """One long-poll task per agent; ``deliver`` is called in the event loop, in each agent's order."""
 
     def __init__(self, clients: dict[str, AgentClient], t0_wall_s: float,
-                 deliver: Callable[[Event], None]) -> None:
+                 deliver: Callable[[Event], None], marks_wait_s: float = MARKS_WAIT_S) -> None:
         self._clients = clients
         self._t0 = t0_wall_s
         self._deliver = deliver
+        self._marks_wait_s = marks_wait_s
         self._tasks: list[asyncio.Task[None]] = []
         self.next_seq: dict[str, int] = {}
 
@@ -69,9 +108,29 @@ class EventForwarder:
                 continue
             for event in batch.events:
                 domain = to_domain(event, self._t0)
+                if isinstance(domain, MigrationFinished):
+                    # awaited here, in this agent's own task: the control loop ticks on meanwhile,
+                    # and this agent's later events still reach it in order
+                    domain = await self._with_downtime(domain, event)
                 if domain is not None:
                     self._deliver(domain)
             self.next_seq[host] = batch.next_seq
+
+    async def _with_downtime(self, finished: MigrationFinished, event: EventView) -> MigrationFinished:
+        """A completed migration with its downtime measured across both hosts (see module doc)."""
+        if finished.outcome is not MigrationOutcome.COMPLETED or event.downtime_s is not None:
+            return finished  # no move, or a driver that measured the downtime itself
+        dst = self._clients.get(finished.dst)
+        if dst is None:
+            why = f"no client for destination {finished.dst}"
+            downtime = None
+        else:
+            downtime, why = await measure_downtime(dst, finished.vm, event.stop_wall_s, self._marks_wait_s)
+        if downtime is None:
+            log.warning("downtime of %s %s -> %s unknown (left 0): %s", finished.vm, finished.src,
+                        finished.dst, why)
+            return finished
+        return dataclasses.replace(finished, downtime_s=downtime)
 
     async def stop(self) -> None:
         for task in self._tasks:

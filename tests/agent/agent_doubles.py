@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import time
 
 from consolidator.agent.hypervisor import (
     DriverError,
@@ -26,19 +27,23 @@ class RecordingHypervisor:
     """Keeps VMs in a dict and records every call as (method, args).
 
     Doubles that share one ``fabric`` dict hand a migrated VM over: the destination's incoming VM
-    becomes running when the source's migration completes.
+    becomes running when the source's migration completes. Like the QEMU driver, the source reports
+    no downtime, only its STOP mark (``timeline["stop"]``); the destination keeps its RESUME mark
+    (``pause_s`` later) for ``incoming_marks``.
     """
 
     def __init__(self, migrate_s: float = 0.05, fabric: dict[str, RecordingHypervisor] | None = None,
-                 port: int = 49152) -> None:
+                 port: int = 49152, pause_s: float = 0.02) -> None:
         self.fabric = fabric if fabric is not None else {}
         self.port = port
         self.vms: dict[str, VmInfo] = {}
         self.calls: list[tuple[str, tuple[object, ...]]] = []
         self.migrate_s = migrate_s
+        self.pause_s = pause_s
+        self.marks: dict[str, dict[str, float]] = {}  # destination side: vm -> "resume", "completed"
 
     def mutating_calls(self) -> list[str]:
-        readonly = {"list_vms", "vm_stats", "adopt", "close", "check_pages"}
+        readonly = {"list_vms", "vm_stats", "adopt", "close", "check_pages", "incoming_marks"}
         return [name for name, _ in self.calls if name not in readonly]
 
     async def create_vm(self, config: VmConfig) -> VmInfo:
@@ -50,23 +55,33 @@ class RecordingHypervisor:
     async def prepare_incoming(self, config: VmConfig, listen_host: str) -> str:
         self.calls.append(("prepare_incoming", (config, listen_host)))
         self.vms[config.name] = VmInfo(name=config.name, state=VmRunState.INCOMING, config=config)
+        self.marks[config.name] = {}
         uri = f"tcp:{listen_host}:{self.port}"
         self.fabric[uri] = self
         return uri
 
     async def migrate(self, request: MigrationRequest) -> MigrationReport:
         self.calls.append(("migrate", (request,)))
+        start = time.time()
         await asyncio.sleep(self.migrate_s)
         info = self.vms.pop(request.vm)
+        stop = time.time()
         dst = self.fabric.get(request.dst_uri)
         if dst is not None:
             dst.vms[request.vm] = VmInfo(name=request.vm, state=VmRunState.RUNNING, config=info.config)
+            dst.marks[request.vm] = {"resume": stop + dst.pause_s, "completed": stop + dst.pause_s}
         return MigrationReport(vm=request.vm, method=request.method, outcome=MigrationOutcome.COMPLETED,
-                               total_s=self.migrate_s, downtime_s=0.01, bytes_sent=1000, rounds=1,
-                               converged=True)
+                               total_s=self.migrate_s, downtime_s=None, bytes_sent=1000, rounds=1,
+                               converged=True, timeline={"start": start, "stop": stop, "end": time.time()})
 
     async def cancel_migration(self, vm: str) -> None:
         self.calls.append(("cancel_migration", (vm,)))
+
+    def incoming_marks(self, vm: str) -> dict[str, float]:
+        self.calls.append(("incoming_marks", (vm,)))
+        if vm not in self.vms:
+            raise DriverError(f"no VM {vm}")
+        return dict(self.marks.get(vm, {}))
 
     async def destroy_vm(self, vm: str) -> None:
         self.calls.append(("destroy_vm", (vm,)))

@@ -43,6 +43,11 @@ def test_migration_emits_numbered_started_and_finished(
     assert (started["kind"], started["vm"], started["src"], started["dst"]) == (
         "migration_started", "vm0", "pm1", "pm2")
     assert finished["outcome"] == "completed" and finished["bytes_sent"] == 1000
+    # the source's STOP mark travels with the event (its RESUME half is on the destination)
+    stop, start, end = finished["stop_wall_s"], started["start_wall_s"], finished["t_wall_s"]
+    assert isinstance(stop, float) and isinstance(start, float) and isinstance(end, float)
+    assert start <= stop <= end
+    assert finished["downtime_s"] is None
     assert _events(client, after=int(finished["seq"])) == []
     request = next(args[0] for name, args in driver.calls if name == "migrate")
     assert request.timeout_s == 5 and request.method.value == "precopy"
@@ -68,6 +73,21 @@ def test_second_migration_of_same_vm_is_409(client: TestClient, driver: Recordin
 def test_unknown_vm_is_404(client: TestClient) -> None:
     assert client.delete("/v1/vms/nope").status_code == 404
     assert client.post("/v1/vms/nope/migrate", json=MIGRATE).status_code == 404
+    response = client.get("/v1/vms/nope/incoming")
+    assert response.status_code == 404 and "nope" in response.json()["detail"]
+
+
+def test_incoming_marks_null_until_seen_then_the_destination_resume(
+    client: TestClient, driver: RecordingHypervisor
+) -> None:
+    assert client.post("/v1/vms/vm0/incoming", json=VM).status_code == 201
+    response = client.get("/v1/vms/vm0/incoming")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"vm": "vm0", "resume": None, "completed": None}
+    driver.marks["vm0"] = {"resume": 1000.25, "completed": 1002.5, "postcopy_blocktime_s": 0.1}
+    assert client.get("/v1/vms/vm0/incoming").json() == {"vm": "vm0", "resume": 1000.25, "completed": 1002.5}
+    assert driver.mutating_calls() == ["prepare_incoming"]  # a read: nothing changed
+    assert client.get("/v1/vms/VM0/incoming").status_code == 422  # names are validated as elsewhere
 
 
 def test_emulated_suspend_refuses_work_meters_s3_and_wakes(

@@ -25,6 +25,7 @@ ROUTES = [
     ("POST", "/v1/vms", VM),
     ("DELETE", "/v1/vms/vm0", None),
     ("POST", "/v1/vms/vm0/incoming", VM),
+    ("GET", "/v1/vms/vm0/incoming", None),
     ("POST", "/v1/vms/vm0/migrate", MIGRATE),
     ("POST", "/v1/vms/vm0/migrate/cancel", None),
     ("PUT", "/v1/vms/vm0/load", {"load": 1.0, "dirty_mib_s": 80}),

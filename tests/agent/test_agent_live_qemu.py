@@ -27,6 +27,7 @@ from consolidator.experiments.lab.agents import (
 )
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.manager.client import AgentClient
+from consolidator.manager.events import measure_downtime
 from consolidator.manager.runner import LiveSession
 from consolidator.policies.registry import make_policy
 
@@ -145,6 +146,13 @@ def test_live_migration_between_two_agents(lab: Lab, method: str) -> None:
         assert done["outcome"] == "completed", done
         assert (done["src"], done["dst"], done["method"]) == ("pm0", "pm1", method)
         assert int(done["bytes_sent"]) > 0  # type: ignore[call-overload]
+        # downtime: the source's STOP (in its event) to the destination's RESUME (its marks endpoint)
+        stop = done["stop_wall_s"]
+        assert isinstance(stop, float), done
+        downtime, why = await measure_downtime(dst, "vm0", stop)
+        assert downtime is not None, why
+        print(f"\nAPI {method} migration downtime (destination RESUME - source STOP): {downtime:.4f} s")
+        assert 0 < downtime < (1.0 if method == "postcopy" else 5.0)
         assert await src.list_vms() == []
         moved = await dst.list_vms()
         assert [(v.name, v.state.value) for v in moved] == [("vm0", "running")]
@@ -192,6 +200,10 @@ def test_remote_cluster_drives_control_loop_over_qemu(lab: Lab) -> None:
     asyncio.run(main())
     moves = [(e.vm, e.src, e.dst, e.outcome) for e in seen if isinstance(e, MigrationFinished)]
     assert moves == [("vm0", "pm0", "pm1", MigrationOutcome.COMPLETED)]
+    # the forwarder measured the postcopy move's downtime across the two agents (no longer 0)
+    downtime = next(e.downtime_s for e in seen if isinstance(e, MigrationFinished))
+    print(f"\nRemoteCluster postcopy migration downtime: {downtime:.4f} s")
+    assert 0 < downtime < 1.0
     power = [(e.host, e.state) for e in seen if isinstance(e, HostPowerChanged)]
     assert power[:4] == [("pm1", PowerState.SUSPENDING), ("pm1", PowerState.SUSPENDED),
                          ("pm1", PowerState.RESUMING), ("pm1", PowerState.ON)]

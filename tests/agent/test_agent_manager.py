@@ -5,19 +5,22 @@ The same path over real QEMU agents is in test_agent_live_qemu.py (marker qemu).
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 
 import httpx
+import pytest
 from agent_doubles import RecordingHypervisor
 from conftest import TOKEN, make_agent
 
 from consolidator.agent.api.app import create_app
 from consolidator.agent.api.schemas import EventView, VmBody
+from consolidator.agent.host import HostAgent
 from consolidator.control.ports import NullSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
 from consolidator.manager.client import AgentClient, AgentEndpoint
-from consolidator.manager.events import to_domain
+from consolidator.manager.events import EventForwarder, measure_downtime, to_domain
 from consolidator.manager.runner import LiveSession
 from consolidator.policies.registry import make_policy
 
@@ -83,3 +86,79 @@ def test_remote_cluster_drives_the_control_loop(tmp_path: Path) -> None:
     times = [e.t_s for e in seen]
     assert times == sorted(times) and 0 < times[0] < 1.0
     assert session.cluster.errors == []
+    # downtime = destination RESUME - source STOP; the doubles pause the guest for pause_s = 0.02 s
+    downtimes = [e.downtime_s for e in seen if isinstance(e, MigrationFinished)]
+    assert downtimes == pytest.approx([0.02] * len(downtimes), abs=1e-6)
+
+
+def _pair(tmp_path: Path) -> tuple[dict[str, RecordingHypervisor], dict[str, HostAgent], dict[str, AgentClient]]:
+    """Two in-process agents, pm0 (source) and pm1 (destination), and clients for them."""
+    drivers = {h: RecordingHypervisor(port=49152 + i) for i, h in enumerate(("pm0", "pm1"))}
+    agents = {h: make_agent(tmp_path / h, d, name=h) for h, d in drivers.items()}
+    clients = {h: AgentClient(AgentEndpoint(h, "http://agent", TOKEN),
+                              transport=httpx.ASGITransport(app=create_app(a, TOKEN, adopt=False)))
+               for h, a in agents.items()}
+    return drivers, agents, clients
+
+
+def test_measure_downtime_is_destination_resume_minus_source_stop(tmp_path: Path) -> None:
+    drivers, _, clients = _pair(tmp_path)
+    dst = clients["pm1"]
+
+    async def main() -> None:
+        await dst.prepare_incoming(VmBody(name="vm0"))
+        assert (await dst.incoming_marks("vm0")).resume is None
+        # precopy: the destination resumes only after the source is done; the measure waits for it
+        asyncio.get_running_loop().call_later(
+            0.2, drivers["pm1"].marks.__setitem__, "vm0", {"resume": 1000.5, "completed": 1000.5})
+        assert await measure_downtime(dst, "vm0", 1000.375, wait_s=2.0) == (0.125, "")
+        downtime, why = await measure_downtime(dst, "vm0", None)
+        assert downtime is None and "no STOP" in why
+        downtime, why = await measure_downtime(dst, "vm0", 1001.0)  # resume before stop
+        assert downtime is None and "clocks" in why
+        downtime, why = await measure_downtime(dst, "nope", 1000.0)
+        assert downtime is None and "404" in why
+        drivers["pm1"].marks["vm0"] = {}
+        downtime, why = await measure_downtime(dst, "vm0", 1000.0, wait_s=0.2)
+        assert downtime is None and "no RESUME within 0.2 s" in why
+        for client in clients.values():
+            await client.close()
+
+    asyncio.run(main())
+
+
+def test_forwarder_sets_downtime_of_a_completed_move_or_logs_why_not(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    drivers, agents, clients = _pair(tmp_path)
+    seen: list[object] = []
+
+    async def finished(vm: str, stop: float | None) -> None:
+        await agents["pm0"].events.append(
+            "migration_finished", vm=vm, src="pm0", dst="pm1", method=MigrationMethod.POSTCOPY,
+            outcome=MigrationOutcome.COMPLETED, start_wall_s=999.0, stop_wall_s=stop)
+
+    async def main() -> None:
+        forwarder = EventForwarder(clients, 1000.0, seen.append, marks_wait_s=0.3)
+        await forwarder.start()
+        for vm in ("vm0", "vm1"):
+            await clients["pm1"].prepare_incoming(VmBody(name=vm))
+        drivers["pm1"].marks["vm0"] = {"resume": 1001.0625}
+        await finished("vm0", 1001.0)
+        await finished("vm1", 1001.0)  # pm1 never saw vm1 resume
+        await finished("vm0", None)  # a source that saw no STOP
+        for _ in range(100):
+            if len(seen) == 3:
+                break
+            await asyncio.sleep(0.02)
+        await forwarder.stop()
+        for client in clients.values():
+            await client.close()
+
+    with caplog.at_level(logging.WARNING, logger="consolidator.manager.events"):
+        asyncio.run(main())
+    assert [(e.vm, e.downtime_s) for e in seen if isinstance(e, MigrationFinished)] == [
+        ("vm0", 0.0625), ("vm1", 0.0), ("vm0", 0.0)]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert any("vm1 pm0 -> pm1 unknown" in w and "no RESUME" in w for w in warnings), warnings
+    assert any("no STOP" in w for w in warnings), warnings

@@ -24,6 +24,7 @@ from consolidator.agent.api.schemas import (
     ErrorView,
     EventsView,
     HostStatsView,
+    IncomingMarksView,
     IncomingView,
     LoadBody,
     MigrateBody,
@@ -106,6 +107,11 @@ def _vm_routes(agent: HostAgent) -> APIRouter:
         if body.name != name:
             raise Conflict(f"body names VM {body.name!r}, path names {name!r}")
         return IncomingView(vm=name, uri=await agent.prepare_incoming(body))
+
+    @router.get("/{name}/incoming", response_model=IncomingMarksView)
+    async def incoming_marks(name: VmName) -> IncomingMarksView:
+        """Destination side: when the incoming VM resumed here and when its migration completed."""
+        return await agent.incoming_marks(name)
 
     @router.post("/{name}/migrate", response_model=MigrationAccepted, status_code=status.HTTP_202_ACCEPTED)
     async def migrate(name: VmName, body: MigrateBody) -> MigrationAccepted:

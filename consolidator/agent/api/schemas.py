@@ -65,6 +65,17 @@ class IncomingView(BaseModel):
     uri: str
 
 
+class IncomingMarksView(BaseModel):
+    """Destination side: wall-clock marks (s) of the VM's incoming migration seen so far, null until seen.
+
+    Downtime of the move = ``resume`` - the source's ``stop_wall_s`` (its ``migration_finished``
+    event); across machines this needs their clocks synchronised (NTP/PTP)."""
+
+    vm: str
+    resume: float | None = Field(default=None, description="the guest started running on this host (QMP RESUME)")
+    completed: float | None = Field(default=None, description="every page has arrived (QMP MIGRATION completed)")
+
+
 class MigrateBody(_Strict):
     """Send a VM to a destination that was prepared with prepare-incoming."""
 
@@ -168,6 +179,8 @@ class EventView(BaseModel):
     method: MigrationMethod | None = None
     outcome: MigrationOutcome | None = None
     start_wall_s: float | None = None
+    stop_wall_s: float | None = Field(default=None, description="migration_finished: wall clock of the "
+                                                                "source's QMP STOP (the guest paused there)")
     bytes_sent: int = 0
     downtime_s: float | None = None
     rounds: int = 0
