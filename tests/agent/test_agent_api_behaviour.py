@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from agent_doubles import RecordingHypervisor
+from conftest import TOKEN, make_agent  # at import time: later, 'conftest' may be another folder's
 from fastapi.testclient import TestClient
 
 from consolidator.agent.api.config import load_config
@@ -180,8 +181,6 @@ class _GuestCounters(RecordingHypervisor):
 
 
 def test_guest_load_is_pending_until_a_second_reading(tmp_path: Path) -> None:
-    from conftest import TOKEN, make_agent
-
     from consolidator.agent.api.app import create_app
     from consolidator.agent.api.schemas import HostStatsView
     from consolidator.manager.poller import samples_of
