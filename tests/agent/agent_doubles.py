@@ -10,9 +10,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
+from pathlib import Path
 
+from consolidator.agent.api.config import parse_config
+from consolidator.agent.host import HostAgent
 from consolidator.agent.hypervisor import (
     DriverError,
+    Hypervisor,
     MigrationReport,
     MigrationRequest,
     VmConfig,
@@ -114,3 +118,16 @@ class RecordingHypervisor:
 
     async def close(self) -> None:
         self.calls.append(("close", ()))
+
+
+TOKEN = "s3cret-token-for-tests-0123456789"
+
+
+def make_agent(tmp_path: Path, driver: Hypervisor, **overrides: object) -> HostAgent:
+    """A HostAgent of an emulated lab host over ``driver`` (tests serve it in-process)."""
+    data: dict[str, object] = {
+        "name": "pm1", "token": TOKEN, "emulated": True, "state_dir": str(tmp_path), "cores": 1.0,
+        "max_vm_mem_mib": 1024, "power": {"suspend_s": 0.05, "resume_s": 0.05},
+    }
+    data.update(overrides)
+    return HostAgent(parse_config(data, "test.toml"), driver)

@@ -6,28 +6,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from agent_doubles import RecordingHypervisor
+from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 from fastapi.testclient import TestClient
 
 from consolidator.agent.api.app import create_app
-from consolidator.agent.api.config import parse_config
 from consolidator.agent.host import HostAgent
 
-TOKEN = "s3cret-token-for-tests-0123456789"
+__all__ = ["TOKEN", "make_agent"]  # re-exported; import them from agent_doubles (a unique module name)
 
 
 @pytest.fixture
 def driver() -> RecordingHypervisor:
     return RecordingHypervisor()
-
-
-def make_agent(tmp_path: Path, driver: RecordingHypervisor, **overrides: object) -> HostAgent:
-    data: dict[str, object] = {
-        "name": "pm1", "token": TOKEN, "emulated": True, "state_dir": str(tmp_path), "cores": 1.0,
-        "max_vm_mem_mib": 1024, "power": {"suspend_s": 0.05, "resume_s": 0.05},
-    }
-    data.update(overrides)
-    return HostAgent(parse_config(data, "test.toml"), driver)
 
 
 @pytest.fixture

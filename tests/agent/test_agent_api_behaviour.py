@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from agent_doubles import RecordingHypervisor
-from conftest import TOKEN, make_agent  # at import time: later, 'conftest' may be another folder's
+from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 from fastapi.testclient import TestClient
 
 from consolidator.agent.api.config import load_config

@@ -8,8 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from agent_doubles import RecordingHypervisor
-from conftest import TOKEN, make_agent
+from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 from fastapi.testclient import TestClient
 
 from consolidator.agent import power_state

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agent_doubles import RecordingHypervisor
-from conftest import TOKEN, make_agent
+from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 
 from consolidator.agent.api.app import create_app
 from consolidator.agent.api.schemas import EventView, VmBody
