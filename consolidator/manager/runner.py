@@ -3,6 +3,12 @@
 Like SimPy's RealtimeEnvironment, it is only another way of calling the same loop: every period it
 polls the agents' stats into the Load Monitor and calls ``loop.tick(now)``; agents' events reach
 ``loop.on_event`` as they arrive. ``now`` is seconds since the session started.
+
+With ``power_meters`` (node -> Meter), the session also runs the Power Monitor: one sample per
+period, started after the poll and tick as a task of its own (``manager.power.PowerSampler``), timed
+by the session's clock (run time, like every sample and event), written to the run store when the
+sink is one (``write_power_samples``). A meter that fails or times out is reported (a row with no
+watts and the error) and never delays a tick.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from consolidator.manager.client import AgentClient, AgentEndpoint
 from consolidator.manager.cluster import DEFAULT_OPTIONS, MigrationOptions, RemoteCluster, Waker
 from consolidator.manager.events import EventForwarder
 from consolidator.manager.poller import PolledStats, StatsPoller
+from consolidator.manager.power import PowerSampler
 from consolidator.policies.base import Policy
+from consolidator.power.meters import Meter
+from consolidator.power.monitor import PowerMonitor, PowerSink
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,14 @@ class LiveSession:
         overhead_per_vm: float | None = None,
         warmup_s: float = 0.0,
         client_factory: Callable[[AgentEndpoint], AgentClient] = AgentClient,
+        power_meters: Mapping[str, Meter] | None = None,
+        power_timeout_s: float | None = None,
+        power_sink: PowerSink | None = None,
     ) -> None:
+        """``waker``: how hosts are woken (default: an emulated host's agent, ``AgentWaker``); the
+        power area's ``PowerController`` fits. ``power_meters``: run the Power Monitor over these
+        (node -> Meter), its timeout ``power_timeout_s`` (default 0.8 of the period), its readings
+        to ``power_sink`` (default: ``sink`` if it stores power samples, as a RunStore does)."""
         self._args = (hosts, vms, placement, policy, method, sink, window_periods)
         self.endpoints = dict(endpoints)
         self.power_states = dict(power_states or {})
@@ -62,6 +78,12 @@ class LiveSession:
         self.warmup_s = warmup_s
         self._client_factory = client_factory
         self.step_s: list[float] = []  # wall time of each poll-and-tick, for the run's record
+        self.latest_polled: dict[str, PolledStats] = {}  # the last poll's answers (model meters read them)
+        self.power: PowerSampler | None = None
+        if power_meters:
+            if power_sink is None and hasattr(sink, "write_power_samples"):
+                power_sink = sink  # type: ignore[assignment]
+            self.power = PowerSampler(PowerMonitor(power_meters, self.now, power_sink), power_timeout_s)
 
     async def __aenter__(self) -> LiveSession:
         hosts, vms, placement, policy, method, sink, window = self._args
@@ -88,10 +110,13 @@ class LiveSession:
         """One period: poll every agent, record the samples, plan and act."""
         now = self.now()
         polled = await self.poller.poll(now)
+        self.latest_polled = polled
         for stats in polled.values():
             self._record(stats)
         plan = self.loop.tick(now)
         self.step_s.append(self.now() - now)
+        if self.power is not None:
+            self.power.kick()  # runs while this period's remainder is slept; never awaited here
         return now, polled, plan
 
     async def warm_up(self, period_s: float = 1.0,
@@ -99,11 +124,16 @@ class LiveSession:
         """Until run time 0: poll and record every period, without planning, so that the Load
         Monitor's averaging window holds measurements (not zeros) when the first plan is made."""
         periods = 0
+        if self.power is not None:
+            self.power.fit_period(period_s)
         while self.now() < -period_s / 2:
             now = self.now()
             polled = await self.poller.poll(now)
+            self.latest_polled = polled
             for stats in polled.values():
                 self._record(stats)
+            if self.power is not None:
+                self.power.kick()
             if on_poll is not None:
                 on_poll(now, polled)
             self.loop.monitor.close_period(now)
@@ -122,6 +152,8 @@ class LiveSession:
                   before_tick: BeforeTick | None = None, after_tick: AfterTick | None = None) -> int:
         """Tick every ``period_s`` until ``duration_s``; returns the number of ticks. Late ticks are
         not made up: a period that overran is logged and the next one starts on the next boundary."""
+        if self.power is not None:
+            self.power.fit_period(period_s)
         start = time.monotonic() - self.now()
         ticks, boundary = 0, math.floor(self.now() / period_s)
         while self.now() < duration_s:
@@ -143,6 +175,8 @@ class LiveSession:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.forwarder.stop()
+        if self.power is not None:
+            await self.power.stop()
         await self.cluster.drain()
         for client in self.clients.values():
             await client.close()

@@ -19,6 +19,7 @@ from consolidator.experiments.lab.experiment import run_live
 from consolidator.experiments.lab.lab import DEFAULT_DIR, LabState, lab_down, lab_up
 from consolidator.experiments.lab.scale import LabScale, host_names, scale_scenario
 from consolidator.experiments.runs import simulate
+from consolidator.manager.cluster import Waker
 from consolidator.sim.scenario import Scenario, load_scenario
 
 __all__ = ["DEFAULT_DIR", "LabScale", "lab_down", "lab_run", "lab_up", "lab_up_for", "scale_scenario"]
@@ -32,11 +33,13 @@ def lab_up_for(folder: Path, scenario: Scenario, link_bytes_per_s: float) -> Lab
 
 
 def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[MigrationMethod], scale: LabScale,
-            link_bytes_per_s: float, keep: bool) -> list[dict[str, Any]]:
+            link_bytes_per_s: float, keep: bool, waker: Waker | None = None) -> list[dict[str, Any]]:
     """Run each method live and simulated (on the scenario's loads, and on the loads measured live);
     write OUT/{live,sim,replay}/<method>/ and OUT/comparison.{json,md}.
 
     Brings the lab up first if it is not, and down at the end unless ``keep`` (or it was already up).
+    ``waker``: how the live runs wake hosts (default: the emulated agents' wake; a
+    ``consolidator.power.wake.PowerController`` fits).
     """
     sc = scale_scenario(load_scenario(scenario_name), scale)
     state = LabState.load(folder)
@@ -47,7 +50,8 @@ def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[Migration
     try:
         for method in methods:
             log.info("live %s run of %s (%.0f s)", method.value, sc.name, sc.duration_s)
-            live, recorder = asyncio.run(run_live(state, sc, scale, method, out / "live" / method.value))
+            live, recorder = asyncio.run(run_live(state, sc, scale, method, out / "live" / method.value,
+                                                         waker))
             sim = simulate(sc, "paper", method, out_dir=out / "sim" / method.value,
                            policy_args=scale.policy_args())
             # the same scenario with the loads the guests really ran (measured live): separates what

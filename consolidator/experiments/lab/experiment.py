@@ -15,11 +15,11 @@ from consolidator.agent.api.schemas import VmBody
 from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.types import MIB, MigrationMethod, PowerState
 from consolidator.experiments.lab.lab import LabState
-from consolidator.experiments.lab.record import LabRecorder
+from consolidator.experiments.lab.record import LabHostMeter, LabRecorder
 from consolidator.experiments.lab.scale import LabScale, load_at
 from consolidator.experiments.runs import write_run
 from consolidator.manager.client import AgentClient, AgentError
-from consolidator.manager.cluster import MigrationOptions
+from consolidator.manager.cluster import MigrationOptions, Waker
 from consolidator.manager.runner import LiveSession
 from consolidator.policies.registry import make_policy
 from consolidator.sim.engine import RunResult
@@ -137,8 +137,12 @@ class LoadDriver:
 
 
 async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: MigrationMethod,
-                   out_dir: Path) -> tuple[RunResult, LabRecorder]:
-    """One live run of ``sc`` with the paper policy and ``method``; writes its run folder."""
+                   out_dir: Path, waker: Waker | None = None) -> tuple[RunResult, LabRecorder]:
+    """One live run of ``sc`` with the paper policy and ``method``; writes its run folder.
+
+    The Power Monitor reads a ``model`` meter per lab host every period (``LabHostMeter``); its
+    readings are the run's ``power_samples`` and hosts.csv's watts. ``waker``: how hosts are woken
+    (default: the emulated host's agent; a ``consolidator.power.wake.PowerController`` fits)."""
     endpoints = state.endpoints()
     clients = {h: AgentClient(ep, timeout_s=120) for h, ep in endpoints.items()}
     try:
@@ -158,7 +162,11 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
         session = LiveSession(sc.hosts, sc.vms, sc.placement, make_policy("paper", **scale.policy_args()),
                               endpoints, method, store, power_states=power_states, options=options,
                               overhead_per_vm=sc.overhead_per_vm_cores if scale.overhead == "model" else None,
-                              warmup_s=WARMUP_PERIODS * sc.tick_s)
+                              warmup_s=WARMUP_PERIODS * sc.tick_s, waker=waker,
+                              power_meters={h.name: LabHostMeter(recorder, h.name, lambda: session.latest_polled)
+                                            for h in sc.hosts})
+        assert session.power is not None
+        session.power.observers.append(recorder.on_power)
         async with session:
             session.observers.append(recorder.on_event)
             loads = LoadDriver(session, sc, scale)
@@ -171,13 +179,14 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
             ticks = await session.run(sc.duration_s, sc.tick_s, loads.before_tick, after_tick)
             errors = list(session.cluster.errors)
             step_times = [float(x) for x in np.percentile(session.step_s, [50, 95])] if session.step_s else []
+        power_monitor = session.power.summary()
         store.flush()
     extra = {"params": {"lab": True, "time_scale": scale.time_scale, "cpu_quota": scale.cpu_quota,
                         "vm_mem_mib": scale.vm_mem_mib, "overhead": scale.overhead,
                         "link_bytes_per_s": state.link_bytes_per_s,
                         "policy_args": scale.policy_args(), "ticks": ticks, "errors": errors,
                         "machine_loadavg_1min": [load_before, os.getloadavg()[0]],
-                        "tick_wall_s_p50_p95": step_times}}
+                        "tick_wall_s_p50_p95": step_times, "power_monitor": power_monitor}}
     result = recorder.result("paper", extra)
     write_run(result, out_dir)
     return result, recorder

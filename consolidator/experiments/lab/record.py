@@ -2,13 +2,17 @@
 
 Per tick: each host's power state, CPU (demand = scheduled VM loads + measured overhead; served =
 measured), watts and VM count; each VM's host, scheduled demand, measured (guest) load and whether it
-is migrating. Watts: the emulated agents' power model on the measured load (the same model as the
-simulator), plus the simulator's migration extras (per endpoint during a move; dirty-page tracking
-at a precopy source), because lab hosts share one machine and have no meter of their own.
+is migrating. Watts: the Power Monitor's reading of the host in that tick, through a ``model`` meter
+per host (``LabHostMeter``: the power model of the simulator on the measured load, plus the
+simulator's migration extras — per endpoint during a move, dirty-page tracking at a precopy source),
+because lab hosts share one machine and have no meter of their own. A tick without a good reading
+(a meter that failed or was late) gets the same model computed here, and is counted.
 """
 
 from __future__ import annotations
 
+import bisect
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +23,8 @@ from consolidator.domain.types import MigrationMethod, PowerState
 from consolidator.experiments.lab.scale import load_at
 from consolidator.manager.poller import PolledStats
 from consolidator.models.power import STATE_CODES, host_watts
+from consolidator.power.meters import ModelMeter
+from consolidator.power.monitor import PowerReport
 from consolidator.sim.engine import RunRecord, RunResult
 from consolidator.sim.scenario import Scenario
 
@@ -46,6 +52,9 @@ class LabRecorder:
         self.rows = _Rows()
         self.warm_sum = np.zeros(len(scenario.vms))  # measured loads during the warm-up
         self.warm_n = 0
+        # the migration extras now, replaced (never mutated) on each event: meters read it in threads
+        self.extra_now = np.zeros(len(scenario.hosts))
+        self.power_reports: list[tuple[float, dict[str, float | None]]] = []  # (t_s, watts per host)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, HostPowerChanged):
@@ -53,9 +62,15 @@ class LabRecorder:
             self.power_events.append(event)
         elif isinstance(event, MigrationStarted):
             self.moving[event.vm] = event
+            self.extra_now = self._extra_watts()
         elif isinstance(event, MigrationFinished):
             self.moving.pop(event.vm, None)
             self.migrations.append(event)
+            self.extra_now = self._extra_watts()
+
+    def on_power(self, report: PowerReport) -> None:
+        """A Power Monitor report (the session's ``power.observers``); hosts.csv's watts come from it."""
+        self.power_reports.append((report.t_s, dict(report.watts)))
 
     def _extra_watts(self) -> np.ndarray:
         extra = np.zeros(len(self.scenario.hosts))
@@ -124,10 +139,31 @@ class LabRecorder:
             schedules.append(tuple(steps))
         return tuple(schedules)
 
+    def _metered_watts(self, t: np.ndarray, watts: np.ndarray) -> dict[str, Any]:
+        """Put in ``watts`` (tick x host, the model's values) the first Power Monitor reading of each
+        host taken in each tick (t[k] <= t_s < t[k+1]); returns how many host-ticks were metered."""
+        filled = np.zeros(watts.shape, dtype=bool)
+        names = [h.name for h in self.scenario.hosts]
+        ticks = t.tolist()
+        for t_s, reading in self.power_reports:
+            k = bisect.bisect_right(ticks, t_s) - 1
+            if k < 0:
+                continue  # warm-up (before t = 0): stored, not part of the run's rows
+            for h, name in enumerate(names):
+                value = reading.get(name)
+                if value is not None and not filled[k, h]:
+                    watts[k, h] = value
+                    filled[k, h] = True
+        return {"source": "power monitor, model meter per host (fallback: the same model)",
+                "metered_host_ticks": int(filled.sum()), "model_host_ticks": int((~filled).sum())}
+
     def result(self, policy: str, extra_summary: dict[str, Any]) -> RunResult:
         """The run as the simulator's RunResult (same arrays, same summary keys)."""
         t = np.array(self.rows.t_s)
         host = np.array(self.rows.host, dtype=float).reshape(len(t), len(self.scenario.hosts), 5)
+        if self.power_reports:  # a live run with the Power Monitor: its readings are the watts
+            params = {**extra_summary.get("params", {}), "watts": self._metered_watts(t, host[:, :, 3])}
+            extra_summary = {**extra_summary, "params": params}
         vm = np.array(self.rows.vm, dtype=float).reshape(len(t), len(self.scenario.vms), 5)
         record = RunRecord(
             t_s=t, host_state=host[:, :, 0].astype(np.int8), host_demand=host[:, :, 1],
@@ -166,3 +202,31 @@ class LabRecorder:
             "active_host_s": float(((rec.host_state != STATE_CODES[PowerState.SUSPENDED]) * dt[:, None]).sum()),
             **extra,
         }
+
+
+class LabHostMeter:
+    """The ``model`` meter of an emulated lab host, read by the Power Monitor in a worker thread:
+    the simulator's power model on the host's measured load in its power state (as hosts.csv
+    records it), plus the migration extras of the moves it takes part in now.
+
+    ``latest``: the live session's last poll (``LiveSession.latest_polled``, replaced each period).
+    """
+
+    kind = "model"
+
+    def __init__(self, recorder: LabRecorder, host: str,
+                 latest: Callable[[], Mapping[str, PolledStats]]) -> None:
+        self._recorder = recorder
+        self._h = recorder.host_index[host]
+        self._host = host
+        self._latest = latest
+        spec = recorder.scenario.hosts[self._h]
+        self._model = ModelMeter(spec.power, spec.cores, self._load)
+
+    def _load(self) -> tuple[PowerState, float]:
+        state = self._recorder.state[self._h]
+        stats = self._latest().get(self._host)
+        return state, stats.host.cpu_load if stats is not None and state is PowerState.ON else 0.0
+
+    def read_watts(self) -> float:
+        return self._model.read_watts() + float(self._recorder.extra_now[self._h])
