@@ -19,8 +19,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
-from agent_doubles import RecordingHypervisor
-from conftest import TOKEN, make_agent
+from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 
 from consolidator.agent.api.app import create_app
 from consolidator.agent.api.schemas import VmBody
