@@ -6,7 +6,7 @@ import enum
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -49,7 +49,7 @@ def reproduce(
     """Reproduce the paper: the simple and complex scenarios, postcopy vs precopy vs none and ideal."""
     started = time.perf_counter()
     console = _console()
-    result: dict[str, object] = {}
+    result: dict[str, Any] = {}
     if experiment in (Experiment.all, Experiment.simple):
         methods = (MigrationMethod(migration.value),) if migration else (MigrationMethod.POSTCOPY,
                                                                           MigrationMethod.PRECOPY)
@@ -77,36 +77,36 @@ def reproduce(
         console.print(f"done in {time.perf_counter() - started:.1f} s")
         return
     if experiment is Experiment.simple and migration:
-        typer.echo(json.dumps(result["simple"][migration.value]))  # type: ignore[index]
+        typer.echo(json.dumps(result["simple"][migration.value]))
     elif experiment is Experiment.complex:
         typer.echo(json.dumps(result["complex"]))
     else:
         typer.echo(json.dumps(result))
 
 
-def _print_simple(console: Console, simple: dict[str, dict[str, object]]) -> None:
+def _print_simple(console: Console, simple: dict[str, dict[str, Any]]) -> None:
     table = Table(title="Simple scenario (paper Fig. 6-7): migrations and power events")
     for col in ("method", "migration", "start s", "end s", "took s", "power events", "energy Ws"):
         table.add_column(col, justify="right" if col.endswith("s") else "left")
     for method, tl in simple.items():
         migs = tl["migrations"]
-        events = ", ".join(f"{e['host']} {e['state']} @{e['t_s']:.0f}" for e in tl["power_events"])  # type: ignore[attr-defined]
-        for i, m in enumerate(migs):  # type: ignore[arg-type]
+        events = ", ".join(f"{e['host']} {e['state']} @{e['t_s']:.0f}" for e in tl["power_events"])
+        for i, m in enumerate(migs):
             table.add_row(method if i == 0 else "", f"{m['vm']} {m['src']}→{m['dst']}", f"{m['start_s']:.1f}",
                           f"{m['end_s']:.1f}", f"{m['end_s'] - m['start_s']:.1f}", events if i == 0 else "",
                           f"{tl['energy_ws']:.0f}" if i == 0 else "")
     console.print(table)
 
 
-def _print_complex(console: Console, table: dict[str, object]) -> None:
-    rows = table["rows"]  # type: ignore[index]
-    paper = table["paper"]  # type: ignore[index]
-    t = Table(title=f"Complex scenario (paper Table IV), {len(table['seeds'])} seeds: mean ± sd")  # type: ignore[arg-type]
+def _print_complex(console: Console, table: dict[str, Any]) -> None:
+    rows = table["rows"]
+    paper = table["paper"]
+    t = Table(title=f"Complex scenario (paper Table IV), {len(table['seeds'])} seeds: mean ± sd")
     for col in ("run", "energy Ws", "saved %", "gap removed %", "unserved CPU %", "active VM·s on WH",
                 "migrations", "paper Ws", "paper saved %"):
         t.add_column(col, justify="left" if col == "run" else "right")
-    for name, r in rows.items():  # type: ignore[attr-defined]
-        p = paper.get(name, {})  # type: ignore[attr-defined]
+    for name, r in rows.items():
+        p = paper.get(name, {})
         t.add_row(name, f"{r['energy_ws']:,.0f} ± {r['energy_ws_sd']:,.0f}", f"{r['saved_pct']:.1f}",
                   f"{r['gap_removed_pct']:.0f}" if name not in ("none",) else "–",
                   f"{r['unserved_cpu_pct']:.2f}", f"{r['active_on_warehouse_vm_s']:,.0f}", f"{r['migrations']:.1f}",
