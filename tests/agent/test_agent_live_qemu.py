@@ -35,16 +35,6 @@ pytestmark = [pytest.mark.qemu, pytest.mark.timeout(600)]
 VM = VmBody(name="vm0", mem_mib=256, cpu_quota=0.5, load=0.5, dirty_mib_s=20)
 
 
-def _why_not() -> str | None:
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64 is not installed (scripts/setup.d/20-qemu.sh installs it)"
-    if os.geteuid() != 0:
-        return "needs root for network namespaces, tc and cgroups"
-    if shutil.which("ip") is None:
-        return "iproute2 ('ip') is not installed"
-    return None
-
-
 class Lab:
     """Two agent hosts, pm0 and pm1, in namespaces on a 120 MB/s bridge; agents (re)started by pid."""
 
@@ -82,7 +72,7 @@ class Lab:
 
 @pytest.fixture
 def lab() -> Iterator[Lab]:
-    reason = _why_not()
+    reason = launch.why_qemu_cannot_run()
     if reason:
         pytest.skip(reason)
     root = Path(f"/tmp/ca-{os.getpid()}")  # short: QMP unix socket paths must stay under 108 bytes

@@ -12,9 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from qemu_support import LINK_BYTES_PER_S, Pair, kill_leftovers, why_qemu_cannot_run
+from qemu_support import LINK_BYTES_PER_S, Pair, kill_leftovers
 
 from consolidator.agent.guest import GuestImage, build_guest
+from consolidator.agent.qemu.launch import why_qemu_cannot_run
 from consolidator.agent.qemu.netlink import ShapedLink
 
 

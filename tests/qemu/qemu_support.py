@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 from pathlib import Path
 
@@ -12,16 +10,6 @@ from consolidator.agent.qemu import DriverSettings, QemuDriver, launch
 from consolidator.agent.qemu.netlink import ShapedLink
 
 LINK_BYTES_PER_S = 120e6  # the paper's GbE migration network (DESIGN §2)
-
-
-def why_qemu_cannot_run() -> str | None:
-    if shutil.which("qemu-system-x86_64") is None:
-        return "qemu-system-x86_64 is not installed (scripts/setup.d/20-qemu.sh installs it)"
-    if os.geteuid() != 0:
-        return "needs root for network namespaces, tc and cgroups"
-    if shutil.which("ip") is None:
-        return "iproute2 ('ip') is not installed"
-    return None
 
 
 class Pair:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +89,17 @@ def load_config(paths: VmPaths) -> VmConfig:
         return VmConfig(**json.loads(paths.config.read_text()))
     except (OSError, ValueError, TypeError) as exc:
         raise DriverError(f"cannot read {paths.config}: {exc}") from exc
+
+
+def why_qemu_cannot_run() -> str | None:
+    """Why live VMs with shaped links cannot run on this machine, or None if they can."""
+    if shutil.which("qemu-system-x86_64") is None:
+        return "qemu-system-x86_64 is not installed (scripts/setup.d/20-qemu.sh installs it)"
+    if os.geteuid() != 0:
+        return "needs root for network namespaces, tc and cgroups"
+    if shutil.which("ip") is None:
+        return "iproute2 ('ip') is not installed"
+    return None
 
 
 def detect_accel() -> str:
