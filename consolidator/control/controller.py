@@ -18,10 +18,9 @@ from consolidator.control.ports import ClusterPort
 from consolidator.domain.actions import Action, CancelMigration, Migrate, Plan, Suspend, Wake
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
-from consolidator.models.power import STATE_CODES
+from consolidator.models.power import FAILED, ON, RESUMING, STATE_CODES, SUSPENDED, SUSPENDING
 
 log = logging.getLogger(__name__)
-ON, SUSPENDING, SUSPENDED, RESUMING, FAILED = (STATE_CODES[s] for s in PowerState)
 
 
 @dataclass(slots=True)

@@ -15,8 +15,6 @@ from consolidator.sim.engine import RunResult, Simulation
 from consolidator.sim.scenario import Scenario
 from consolidator.storage import PowerSample, open_store
 
-ROLE = {"warehouse": "warehouse", "server": "server"}
-
 
 def simulate(
     scenario: Scenario,

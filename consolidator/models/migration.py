@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import enum
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 
@@ -263,6 +263,3 @@ def estimate(
         guest_stall_s=proc.stall_s,
     )
 
-
-def with_bandwidth(params: MigrationParams, bytes_per_s: float) -> MigrationParams:
-    return replace(params, bandwidth_bytes_per_s=bytes_per_s)

@@ -18,6 +18,7 @@ FloatArray = npt.NDArray[np.float64]
 # Integer codes of PowerState for vectorised state arrays (order is part of the simulator's format).
 STATE_CODES: dict[PowerState, int] = {state: i for i, state in enumerate(PowerState)}
 CODE_STATES: tuple[PowerState, ...] = tuple(PowerState)
+ON, SUSPENDING, SUSPENDED, RESUMING, FAILED = (STATE_CODES[s] for s in PowerState)
 
 
 def load_points(profile: PowerProfile) -> tuple[float, ...]:
@@ -85,7 +86,7 @@ class PowerTable:
         rows = np.arange(len(u))
         left = self.points[rows, lo]
         on = left + (u - lo) * (self.points[rows, lo + 1] - left)
-        out = np.where(state_codes == STATE_CODES[PowerState.ON], on, self.transition)
+        out = np.where(state_codes == ON, on, self.transition)
         out = np.where(state_codes == STATE_CODES[PowerState.SUSPENDED], self.suspended, out)
         out = np.where(state_codes == STATE_CODES[PowerState.FAILED], self.off, out)
         return out

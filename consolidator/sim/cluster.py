@@ -16,10 +16,9 @@ import numpy as np
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
 from consolidator.models.migration import MigrationParams, MigrationProcess, Phase
-from consolidator.models.power import CODE_STATES, STATE_CODES, PowerTable
+from consolidator.models.power import CODE_STATES, ON, RESUMING, STATE_CODES, SUSPENDED, SUSPENDING, PowerTable
 
 log = logging.getLogger(__name__)
-ON, SUSPENDING, SUSPENDED, RESUMING, FAILED = (STATE_CODES[s] for s in PowerState)
 
 
 @dataclass(slots=True)

@@ -7,6 +7,8 @@ same control code that drives real hosts through agents.
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import logging
 import math
 from dataclasses import dataclass, field
@@ -18,7 +20,6 @@ from consolidator.control.loop import ControlLoop, build_loop
 from consolidator.control.ports import NullSink, SampleSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationMethod, PowerState
-from consolidator.models.power import CODE_STATES
 from consolidator.policies.base import Policy
 from consolidator.sim.cluster import SimCluster, TickResult
 from consolidator.sim.scenario import Scenario
@@ -179,14 +180,7 @@ class Simulation:
             "controller_deferred": self.loop.controller.rejected,
             "params": {"overhead_per_vm_cores": sc.overhead_per_vm_cores,
                        "max_moves_per_host": sc.max_moves_per_host, "instant": self.cluster.instant,
-                       "migration": {k: (v.value if hasattr(v, "value") else v)
-                                     for k, v in vars_of(sc.migration).items()}},
+                       "migration": {k: (v.value if isinstance(v, enum.Enum) else v)
+                                     for k, v in dataclasses.asdict(sc.migration).items()}},
         }
 
-
-def vars_of(obj: Any) -> dict[str, Any]:
-    return {name: getattr(obj, name) for name in obj.__slots__} if hasattr(obj, "__slots__") else vars(obj)
-
-
-def state_name(code: int) -> str:
-    return CODE_STATES[code].value
