@@ -35,8 +35,18 @@ def register(app: typer.Typer) -> None:
     @app.command("agent")
     def agent(
         config: Annotated[Path, typer.Option("--config", help="the host's host.toml")],
+        check: Annotated[bool, typer.Option("--check", help="validate host.toml and its token file, print "
+                                            "the resolved configuration as JSON (token hidden), exit")] = False,
     ) -> None:
         """Run a host agent: the HTTP API over this host's QEMU VMs (see docs/agent.md)."""
+        if check:
+            from consolidator.agent.api.config import load_config
+
+            resolved = load_config(config).model_dump(mode="json")
+            if resolved["token"] is not None:
+                resolved["token"] = "(set)"
+            typer.echo(json.dumps(resolved, indent=2))
+            return
         from consolidator.agent.serve import serve
 
         serve(config)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import json
 import socket
 import subprocess
 import sys
@@ -96,3 +97,19 @@ def test_agent_with_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {config}: set both 'tls_cert' and 'tls_key', or neither"
+
+
+def test_agent_check_prints_the_resolved_config_and_hides_the_token(tmp_path: Path) -> None:
+    config = tmp_path / "host.toml"
+    config.write_text('name = "pm7"\ntoken = "0123456789abcdef0"\nport = 8799\n[driver]\naccel = "tcg"\n')
+    argv = [sys.executable, "-m", "consolidator.cli.main", "agent", "--config", str(config), "--check"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    resolved = json.loads(done.stdout)
+    assert resolved["name"] == "pm7" and resolved["port"] == 8799 and resolved["driver"] == {"accel": "tcg"}
+    assert resolved["power"]["idle_watts"] == 53.0 and resolved["token"] == "(set)"
+    assert "0123456789abcdef0" not in done.stdout
+    config.write_text('name = "pm7"\ntoken_file = "/nonexistent/token"\n')
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip() == f"error: {config}: token_file: cannot read token file: No such file or directory"

@@ -1,0 +1,308 @@
+// The dashboard: asks for the manager's token, then polls its authenticated JSON API and draws it.
+// The page itself carries no data; without an accepted token it shows only the sign-in form.
+"use strict";
+
+const TOKEN_KEY = "consolidator.token";
+const REFRESH_MS = 2000;
+const API = {
+  status: "api/status",
+  power: "api/power",
+  migrations: "api/migrations",
+  recommendations: "api/recommendations",
+  refusals: "api/refusals",
+  energy: "api/energy",
+  mode: "api/mode",
+};
+const $ = (id) => document.getElementById(id);
+
+class Unauthorized extends Error {}
+
+// API paths are relative to the manager's root: the page lives at <root>/dashboard/.
+const apiRoot = new URL("../", window.location.href);
+
+async function call(path, { method = "GET", body } = {}) {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (!token) throw new Unauthorized("no token");
+  const headers = { Authorization: `Bearer ${token}`, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const answer = await fetch(new URL(path, apiRoot), {
+    method, headers, body: body === undefined ? undefined : JSON.stringify(body), cache: "no-store",
+    credentials: "omit",
+  });
+  if (answer.status === 401) throw new Unauthorized("token refused");
+  if (!answer.ok) {
+    let detail = answer.statusText;
+    try { detail = (await answer.json()).detail ?? detail; } catch (_) { /* not JSON */ }
+    throw new Error(`${method} ${path}: ${answer.status} ${typeof detail === "string" ? detail : JSON.stringify(detail)}`);
+  }
+  return answer.status === 204 ? null : answer.json();
+}
+
+// An optional endpoint the manager may not serve: its absence leaves that panel empty, not an error.
+async function optional(path) {
+  try { return await call(path); } catch (err) {
+    if (err instanceof Unauthorized) throw err;
+    if (/: 404 /.test(err.message)) return null;
+    throw err;
+  }
+}
+
+// ---- sign-in ---------------------------------------------------------------------------------------
+
+function showLogin(message) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  stopPolling();
+  $("app").hidden = true;
+  $("login").hidden = false;
+  $("login-error").hidden = !message;
+  $("login-error").textContent = message || "";
+  $("token-input").value = "";
+  $("token-input").focus();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const token = $("token-input").value.trim();
+  if (!token) return;
+  sessionStorage.setItem(TOKEN_KEY, token);
+  try {
+    const status = await call(API.status);
+    $("login").hidden = true;
+    $("app").hidden = false;
+    renderStatus(status);
+    startPolling();
+  } catch (err) {
+    showLogin(err instanceof Unauthorized ? "The manager refused this token." : `Cannot reach the manager: ${err.message}`);
+  }
+}
+
+// ---- polling ---------------------------------------------------------------------------------------
+
+let timer = null;
+let busy = false;
+
+function startPolling() {
+  stopPolling();
+  refresh();
+  timer = setInterval(refresh, REFRESH_MS);
+}
+
+function stopPolling() {
+  if (timer !== null) clearInterval(timer);
+  timer = null;
+}
+
+async function refresh() {
+  if (busy) return;  // a slow manager: skip a beat rather than pile requests up
+  busy = true;
+  try {
+    const [status, power, migrations, recs, refusals, energy] = await Promise.all([
+      call(API.status), optional(API.power), optional(API.migrations), optional(API.recommendations),
+      optional(API.refusals), optional(API.energy),
+    ]);
+    renderStatus(status);
+    renderPower(power);
+    renderMigrations(migrations, status);
+    renderRecommendations(recs, status);
+    renderRefusals(refusals);
+    renderEnergy(energy, status);
+    setConnection(true, `updated ${new Date().toLocaleTimeString()}`);
+    $("error-banner").hidden = true;
+  } catch (err) {
+    if (err instanceof Unauthorized) { showLogin("The manager no longer accepts this token."); return; }
+    setConnection(false, "manager unreachable");
+    $("error-banner").textContent = err.message;
+    $("error-banner").hidden = false;
+  } finally {
+    busy = false;
+  }
+}
+
+function setConnection(ok, text) {
+  $("conn-dot").className = `dot ${ok ? "ok" : "bad"}`;
+  $("conn-text").textContent = text;
+}
+
+// ---- status: summary and host tiles ----------------------------------------------------------------
+
+let currentMode = null;
+
+function hostVms(host) {
+  return Array.isArray(host.vms) ? host.vms : [];
+}
+
+function renderStatus(status) {
+  currentMode = status.mode;
+  for (const button of document.querySelectorAll(".seg")) {
+    button.setAttribute("aria-pressed", String(button.dataset.mode === status.mode));
+  }
+  const vmByName = new Map(status.vms.map((v) => [v.name, v]));
+  const awake = status.hosts.filter((h) => h.state === "on").length;
+  const totalW = status.hosts.reduce((sum, h) => sum + (Number.isFinite(h.watts) ? h.watts : 0), 0);
+  $("sum-watts").textContent = Fmt.watts(totalW);
+  $("sum-hosts").textContent = `${awake} / ${status.hosts.length}`;
+  const asleep = status.hosts.filter((h) => h.state === "suspended" || h.state === "off").length;
+  $("sum-hosts-sub").textContent = asleep ? `${asleep} asleep` : "";
+  $("sum-vms").textContent = String(status.vms.length);
+  $("sum-migrations").textContent = String(status.migrations_running);
+
+  const tiles = status.hosts.map((host) => hostTile(host, vmByName));
+  $("hosts").replaceChildren(...tiles);
+}
+
+function hostTile(host, vmByName) {
+  const names = hostVms(host).map((v) => (typeof v === "string" ? v : v.name));
+  const load = Number.isFinite(host.load) ? host.load
+    : names.reduce((sum, n) => sum + (vmByName.get(n)?.load ?? 0), 0);
+  const fill = el("span");
+  fill.style.width = `${Math.min(100, Math.max(0, load * 100))}%`;
+  const chips = names.length
+    ? names.map((n) => el("span", { class: "vm", title: `${n}: load ${Fmt.load(vmByName.get(n)?.load)}` },
+      `${n} · ${Fmt.load(vmByName.get(n)?.load)}`))
+    : [el("span", { class: "muted vm-none" }, "no VMs")];
+  return el("article", { class: "tile", dataset: { host: host.name, state: host.state } },
+    el("div", { class: "tile-head" },
+      el("span", { class: "tile-name" }, host.name),
+      el("span", { class: "badge", dataset: { state: host.state } }, host.state)),
+    el("div", { class: "tile-metrics" },
+      el("span", { class: "tile-watts", dataset: { watts: host.watts ?? "" } }, Fmt.watts(host.watts)),
+      el("span", { class: "tile-load", dataset: { load: load } }, `load ${Fmt.load(load)}`)),
+    el("div", { class: `bar${load > 0.9 ? " over" : ""}`, title: "CPU load of the host's VMs (90 % = overload threshold)" }, fill),
+    el("div", { class: "vms", dataset: { count: names.length } }, ...chips));
+}
+
+// ---- power chart -----------------------------------------------------------------------------------
+
+let chart = null;
+let chartHosts = "";
+
+// power: {series: {host: [[t_s, watts], ...]}} (absent: no chart)
+function renderPower(power) {
+  const series = power?.series ?? {};
+  const hosts = Object.keys(series).sort();
+  const times = [...new Set(hosts.flatMap((h) => series[h].map((p) => p[0])))].sort((a, b) => a - b);
+  $("power-empty").hidden = times.length > 0;
+  if (!times.length || typeof uPlot === "undefined") return;
+  const columns = hosts.map((h) => {
+    const at = new Map(series[h].map(([t, w]) => [t, w]));
+    return times.map((t) => (at.has(t) ? at.get(t) : null));
+  });
+  const total = times.map((_, i) => columns.reduce((s, col) => s + (col[i] ?? 0), 0));
+  const data = [times, total, ...columns];
+  const key = hosts.join(",");
+  if (chart && key === chartHosts) { chart.setData(data); return; }
+  if (chart) chart.destroy();
+  chartHosts = key;
+  const palette = ["#2f6fdb", "#1f9d55", "#d98a00", "#7a5cd6", "#d0413c", "#1a9bb0", "#b0527a", "#6b7a2a"];
+  const box = $("power-chart");
+  chart = new uPlot({
+    width: Math.max(box.clientWidth, 400), height: 260,
+    scales: { x: { time: false } },
+    axes: [{ values: (_, ticks) => ticks.map(Fmt.clock), label: "run time" },
+      { values: (_, ticks) => ticks.map((w) => `${Math.round(w)} W`), size: 60 }],
+    series: [{ label: "t", value: (_, t) => Fmt.clock(t) },
+      { label: "total", stroke: "#1d2430", width: 2, value: (_, w) => Fmt.watts(w), points: { show: false } },
+      ...hosts.map((h, i) => ({ label: h, stroke: palette[i % palette.length], width: 1.25,
+        value: (_, w) => Fmt.watts(w), spanGaps: true, points: { show: false } }))],
+  }, data, box);
+}
+
+// ---- migrations, recommendations, refusals, energy --------------------------------------------------
+
+function renderMigrations(answer, status) {
+  const list = answer?.migrations ?? [];
+  $("timeline-empty").hidden = list.length > 0;
+  drawTimeline($("timeline"), list, answer?.now_s ?? status.now_s ?? 0);
+}
+
+function describeAction(a) {
+  if (a.kind === "migrate") return `move ${a.vm}: ${a.src} → ${a.dst} (${a.method})`;
+  if (a.kind === "suspend") return `suspend ${a.host}`;
+  if (a.kind === "wake") return `wake ${a.host}`;
+  return `${a.kind} ${a.vm ?? a.host ?? ""}`;
+}
+
+function renderRecommendations(answer, status) {
+  const recommending = status.mode === "recommend";
+  $("recs-note").textContent = recommending
+    ? "Recommend mode: plans are recorded with the simulator's predicted effect; nothing is applied."
+    : "Auto mode: plans are applied as they are made. Switch to Recommend to review them first.";
+  const list = answer?.recommendations ?? [];
+  $("recs-empty").hidden = list.length > 0;
+  const rows = list.slice(-20).reverse().map((r) => {
+    const p = r.prediction ?? {};
+    const energy = p.energy_ws;
+    return el("tr", {},
+      el("td", { class: "num" }, Fmt.clock(r.t_s)),
+      el("td", {}, ...(r.actions ?? []).map((a) => el("span", { class: "act" }, describeAction(a)))),
+      el("td", { class: `num ${energy > 0 ? "gain" : energy < 0 ? "loss" : ""}` },
+        Number.isFinite(energy) ? `${energy > 0 ? "saves " : "costs "}${Fmt.energyWs(Math.abs(energy))}` : "–"),
+      el("td", { class: "num" }, p.moves ?? (r.actions ?? []).filter((a) => a.kind === "migrate").length),
+      el("td", {}, p.risk ?? "–"));
+  });
+  $("recs").querySelector("tbody").replaceChildren(...rows);
+}
+
+function renderRefusals(answer) {
+  const list = (answer?.refusals ?? []).slice().sort((a, b) => b.count - a.count);
+  $("refusals-empty").hidden = list.length > 0;
+  const rows = list.map((r) => el("tr", { title: r.last_reason ?? "" },
+    el("td", {}, r.rule), el("td", {}, r.subject ?? "–"), el("td", { class: "num" }, r.count)));
+  $("refusals").querySelector("tbody").replaceChildren(...rows);
+}
+
+function renderEnergy(energy) {
+  if (!energy) { $("sum-saved").textContent = "–"; return; }
+  $("sum-saved").textContent = Fmt.energyWs(energy.saved_ws);
+  const share = energy.all_on_ws > 0 ? energy.saved_ws / energy.all_on_ws : null;
+  $("sum-saved-sub").textContent = share === null ? ""
+    : `${Fmt.percent(share)} of ${Fmt.energyWs(energy.all_on_ws)} with every host on`;
+}
+
+// ---- mode switch -----------------------------------------------------------------------------------
+
+let pendingMode = null;
+
+function askMode(mode) {
+  if (mode === currentMode) return;
+  pendingMode = mode;
+  $("mode-confirm-text").textContent = mode === "auto"
+    ? "Switch to Auto? The manager will apply its plans: VMs migrate and hosts sleep and wake."
+    : "Switch to Recommend? The manager stops acting and only records what it would do.";
+  $("mode-confirm").hidden = false;
+}
+
+async function confirmMode() {
+  const mode = pendingMode;
+  $("mode-confirm").hidden = true;
+  pendingMode = null;
+  if (!mode) return;
+  try {
+    await call(API.mode, { method: "PUT", body: { mode } });
+    await refresh();
+  } catch (err) {
+    if (err instanceof Unauthorized) { showLogin("The manager no longer accepts this token."); return; }
+    $("error-banner").textContent = `Mode not changed: ${err.message}`;
+    $("error-banner").hidden = false;
+  }
+}
+
+// ---- start -----------------------------------------------------------------------------------------
+
+function start() {
+  $("login-form").addEventListener("submit", signIn);
+  $("logout").addEventListener("click", () => showLogin(""));
+  for (const button of document.querySelectorAll(".seg")) {
+    button.addEventListener("click", () => askMode(button.dataset.mode));
+  }
+  $("mode-confirm-yes").addEventListener("click", confirmMode);
+  $("mode-confirm-no").addEventListener("click", () => { $("mode-confirm").hidden = true; pendingMode = null; });
+  if (sessionStorage.getItem(TOKEN_KEY)) {
+    $("app").hidden = false;
+    startPolling();
+  } else {
+    showLogin("");
+  }
+}
+
+document.addEventListener("DOMContentLoaded", start);
