@@ -118,7 +118,7 @@ def _print_complex(console: Console, table: dict[str, Any]) -> None:
 
 def simulate(
     scenario: Annotated[str, typer.Argument(help="A scenario file (TOML) or a built-in name (simple, complex).")],
-    policy: Annotated[str, typer.Option(help="Planner policy: paper, ideal, none.")] = "paper",
+    policy: Annotated[str, typer.Option(help="Planner policy: paper, aware, ideal, none.")] = "paper",
     migration: Annotated[Method, typer.Option(help="Migration method.")] = Method.postcopy,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write a run folder here.")] = None,

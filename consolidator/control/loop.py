@@ -38,6 +38,8 @@ class ControlLoop:
         self._cores = np.array([h.cores for h in hosts], dtype=np.float64)
         self._mem = np.array([h.mem_mib for h in hosts], dtype=np.float64)
         self._vm_mem = np.array([v.mem_mib for v in controller.vms], dtype=np.float64)
+        self._nic = np.array([h.nic_bytes_per_s for h in hosts], dtype=np.float64)
+        self._dirty_full = np.array([v.dirty_bytes_per_s_at_full for v in controller.vms], dtype=np.float64)
         self.plans = 0
         self.actions_taken = 0
 
@@ -62,7 +64,14 @@ class ControlLoop:
             vm_load_now=m.vm_now.copy(),
             vm_busy=c.busy(),
             vm_last_move_end_s=c.last_end.copy(),
+            vm_dirty_bytes_per_s=self._dirty_rates(),
+            host_nic_bytes_per_s=self._nic,
         )
+
+    def _dirty_rates(self) -> np.ndarray:
+        """Measured dirty rates where the hypervisor reported one, else served load × the spec's rate."""
+        m = self.monitor
+        return np.where(np.isnan(m.vm_dirty_now), m.vm_now * self._dirty_full, m.vm_dirty_now)
 
     def tick(self, now: float) -> Plan:
         """Close the sampling period, plan on the new snapshot, and act on the plan."""

@@ -38,6 +38,11 @@ class Snapshot:
     vm_load_now: FloatArray
     vm_busy: BoolArray  # migrating, or waiting for its destination to wake
     vm_last_move_end_s: FloatArray  # -inf if never moved
+    # For migration-aware planners: the guest's memory dirty rate (measured by the hypervisor where it
+    # reports one, else estimated as its served load × its spec's rate at full load) and each host's
+    # migration link rate.
+    vm_dirty_bytes_per_s: FloatArray
+    host_nic_bytes_per_s: FloatArray
 
     def host_vm_count(self) -> IntArray:
         placed = self.vm_host >= 0

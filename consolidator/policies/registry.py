@@ -7,12 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from consolidator.domain.errors import UserError
+from consolidator.policies.aware import AwarePolicy
 from consolidator.policies.base import Policy
 from consolidator.policies.baselines import IdealFirstFit, NoConsolidation
 from consolidator.policies.paper import PaperPolicy
 
 BUILDERS: dict[str, Callable[..., Policy]] = {
     "paper": PaperPolicy,
+    "aware": AwarePolicy,
     "ideal": IdealFirstFit,
     "none": NoConsolidation,
 }
@@ -31,7 +33,7 @@ def make_policy(name: str, **args: Any) -> Policy:
         {f.name: f for f in dataclasses.fields(builder)} if dataclasses.is_dataclass(builder) else {}
     )
     for key, value in args.items():
-        if key not in fields or key == "name":
+        if key not in fields or fields[key].type not in ("float", "int", float, int):
             raise UserError(f"policy {name!r} takes no argument {key!r}", field=f"policy.{key}")
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise UserError(f"must be a number, got {value!r}", field=f"policy.{key}")

@@ -22,6 +22,10 @@ def snap(
     vm_mem: float = 1024.0,
     host_mem: float = 16384.0,
     method: MigrationMethod = MigrationMethod.POSTCOPY,
+    dirty_per_load: float = 200e6,
+    nic: float = 120e6,
+    cores: float = 4.0,
+    vm_avg: list[float] | None = None,
 ) -> Snapshot:
     n_h, n_v = len(states), len(vm_host)
     load = np.asarray(vm_load, dtype=float)
@@ -32,7 +36,7 @@ def snap(
         host_names=tuple(f"PM{i}" for i in range(n_h)),
         host_is_warehouse=np.isin(np.arange(n_h), warehouses),
         host_state=np.array([STATE_CODES[s] for s in states], dtype=np.int8),
-        host_cores=np.full(n_h, 4.0),
+        host_cores=np.full(n_h, cores),
         host_mem_mib=np.full(n_h, host_mem),
         host_load_avg=host_load,
         host_load_now=host_load,
@@ -41,8 +45,10 @@ def snap(
         vm_host=np.asarray(vm_host, dtype=np.int64),
         vm_runs_on=np.asarray(runs_on if runs_on is not None else vm_host, dtype=np.int64),
         vm_mem_mib=np.full(n_v, vm_mem),
-        vm_load_avg=load,
+        vm_load_avg=np.asarray(vm_avg, dtype=float) if vm_avg is not None else load,
         vm_load_now=load,
         vm_busy=np.asarray(busy if busy is not None else [False] * n_v, dtype=bool),
         vm_last_move_end_s=np.asarray(last_end if last_end is not None else [-np.inf] * n_v, dtype=float),
+        vm_dirty_bytes_per_s=load * dirty_per_load,
+        host_nic_bytes_per_s=np.full(n_h, nic),
     )
