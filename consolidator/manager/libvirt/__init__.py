@@ -1,0 +1,1 @@
+"""The libvirt engine: the control loop's ClusterPort over hosts that libvirtd already manages."""
