@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from consolidator.cli import agent_cmd, literature_cmd, power_cmd, qemu_cmd, report_cmd, sim_cmd
+from consolidator.cli import agent_cmd, literature_cmd, manager_cmd, power_cmd, qemu_cmd, report_cmd, sim_cmd
 from consolidator.domain.errors import UserError
 
 app = typer.Typer(
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
 )
 
-for module in (sim_cmd, report_cmd, qemu_cmd, agent_cmd, power_cmd, literature_cmd):
+for module in (sim_cmd, report_cmd, qemu_cmd, agent_cmd, manager_cmd, power_cmd, literature_cmd):
     module.register(app)
 
 

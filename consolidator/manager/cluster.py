@@ -12,14 +12,15 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Protocol
 
-from consolidator.agent.api.schemas import MigrateBody, VmBody
-from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
-from consolidator.manager.client import AgentClient, AgentError
+from consolidator.manager.client import AgentError
+from consolidator.manager.engine import Engine
+from consolidator.manager.options import DEFAULT_OPTIONS, MigrationOptions
+
+__all__ = ["DEFAULT_OPTIONS", "AgentWaker", "MigrationOptions", "RemoteCluster", "Waker"]
 
 log = logging.getLogger(__name__)
 
@@ -33,33 +34,21 @@ class Waker(Protocol):
 class AgentWaker:
     """Wakes an emulated lab host through its agent's /host/wake (real hosts need a power controller)."""
 
-    def __init__(self, clients: dict[str, AgentClient]) -> None:
+    def __init__(self, clients: dict[str, Engine]) -> None:
         self._clients = clients
 
     async def wake(self, host: str) -> None:
         await self._clients[host].wake()
 
 
-@dataclass(frozen=True, slots=True)
-class MigrationOptions:
-    """How every migration of a run is asked for (DESIGN §4 defaults: 120 MB/s, 300 ms, 60 s)."""
-
-    max_bandwidth_bytes_per_s: float | None = 120e6
-    downtime_limit_s: float = 0.3
-    timeout_s: float = 60.0
-    on_timeout: OnTimeout = OnTimeout.CANCEL
-    hybrid_precopy_rounds: int = 1
-
-
-DEFAULT_OPTIONS = MigrationOptions()
 
 
 class RemoteCluster:
-    """Implements ``ClusterPort``: start_migration = destination prepare-incoming + source migrate."""
+    """Implements ``ClusterPort`` over one engine per host (``Engine.migrate_to`` and friends)."""
 
     def __init__(
         self,
-        clients: dict[str, AgentClient],
+        clients: dict[str, Engine],
         deliver: Callable[[Event], None],
         t0_wall_s: float,
         waker: Waker | None = None,
@@ -104,25 +93,11 @@ class RemoteCluster:
 
     async def _migrate(self, vm: str, src: str, dst: str, method: MigrationMethod) -> None:
         start = self._now()
-        source, target = self._clients[src], self._clients[dst]
-        prepared = False
         try:
-            view = next((v for v in await source.list_vms() if v.name == vm), None)
-            if view is None:
-                raise AgentError(src, f"find {vm}", 404, "not on the source")
-            uri = await target.prepare_incoming(VmBody.model_validate(view.config.model_dump()))
-            prepared = True
-            o = self._options
-            await source.migrate(vm, MigrateBody(
-                dst_uri=uri, dst_host=dst, method=method.value,  # type: ignore[arg-type]
-                max_bandwidth_bytes_per_s=o.max_bandwidth_bytes_per_s, downtime_limit_s=o.downtime_limit_s,
-                timeout_s=o.timeout_s, on_timeout=o.on_timeout, hybrid_precopy_rounds=o.hybrid_precopy_rounds,
-            ))
+            await self._clients[src].migrate_to(vm, self._clients[dst], method, self._options)
         except AgentError as exc:
             log.warning("migration of %s %s -> %s not started: %s", vm, src, dst, exc)
             self.errors.append(str(exc))
-            if prepared:
-                await self._guard(target.destroy_vm(vm), f"clean up incoming {vm}")
             self.in_flight.pop(vm, None)
             self._deliver(MigrationFinished(t_s=self._now(), vm=vm, src=src, dst=dst, method=method,
                                             outcome=MigrationOutcome.FAILED, start_s=start, detail=str(exc)))

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from consolidator.agent.api.schemas import EventView
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
-from consolidator.manager.client import AgentClient, AgentError
+from consolidator.manager.client import AgentError
+from consolidator.manager.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +53,7 @@ def to_domain(event: EventView, t0_wall_s: float) -> Event | None:
     return None
 
 
-async def measure_downtime(dst: AgentClient, vm: str, stop_wall_s: float | None,
+async def measure_downtime(dst: Engine, vm: str, stop_wall_s: float | None,
                            wait_s: float = MARKS_WAIT_S) -> tuple[float | None, str]:
     """Downtime of a completed move: the destination's RESUME - the source's STOP (wall clocks).
 
@@ -83,7 +84,7 @@ async def measure_downtime(dst: AgentClient, vm: str, stop_wall_s: float | None,
 class EventForwarder:
     """One long-poll task per agent; ``deliver`` is called in the event loop, in each agent's order."""
 
-    def __init__(self, clients: dict[str, AgentClient], t0_wall_s: float,
+    def __init__(self, clients: dict[str, Engine], t0_wall_s: float,
                  deliver: Callable[[Event], None], marks_wait_s: float = MARKS_WAIT_S) -> None:
         self._clients = clients
         self._t0 = t0_wall_s
@@ -98,7 +99,7 @@ class EventForwarder:
             self.next_seq[host] = (await client.events(after=0)).next_seq
             self._tasks.append(asyncio.create_task(self._follow(host, client), name=f"events-{host}"))
 
-    async def _follow(self, host: str, client: AgentClient) -> None:
+    async def _follow(self, host: str, client: Engine) -> None:
         while True:
             try:
                 batch = await client.events(after=self.next_seq[host] - 1, timeout_s=POLL_WAIT_S)

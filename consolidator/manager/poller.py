@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from consolidator.agent.api.schemas import HostStatsView
 from consolidator.control.ports import HostSample, VmSample
-from consolidator.manager.client import AgentClient, AgentError
+from consolidator.manager.client import AgentError
+from consolidator.manager.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def samples_of(view: HostStatsView, t_s: float, overhead_per_vm: float | None = 
 class StatsPoller:
     """Polls all agents concurrently; an agent that does not answer (asleep, down) is skipped."""
 
-    def __init__(self, clients: dict[str, AgentClient], overhead_per_vm: float | None = None) -> None:
+    def __init__(self, clients: dict[str, Engine], overhead_per_vm: float | None = None) -> None:
         self._clients = clients
         self._overhead_per_vm = overhead_per_vm
         self.misses: dict[str, int] = {host: 0 for host in clients}

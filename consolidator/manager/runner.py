@@ -25,8 +25,9 @@ from consolidator.control.ports import SampleSink
 from consolidator.domain.actions import Plan
 from consolidator.domain.events import Event
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerState, VmSpec
-from consolidator.manager.client import AgentClient, AgentEndpoint
+from consolidator.manager.client import AgentEndpoint
 from consolidator.manager.cluster import DEFAULT_OPTIONS, MigrationOptions, RemoteCluster, Waker
+from consolidator.manager.engine import AgentEngine, Engine
 from consolidator.manager.events import EventForwarder
 from consolidator.manager.poller import PolledStats, StatsPoller
 from consolidator.manager.power import PowerSampler
@@ -59,7 +60,7 @@ class LiveSession:
         window_periods: int = 10,
         overhead_per_vm: float | None = None,
         warmup_s: float = 0.0,
-        client_factory: Callable[[AgentEndpoint], AgentClient] = AgentClient,
+        client_factory: Callable[[AgentEndpoint], Engine] = AgentEngine,
         power_meters: Mapping[str, Meter] | None = None,
         power_timeout_s: float | None = None,
         power_sink: PowerSink | None = None,
@@ -73,7 +74,7 @@ class LiveSession:
         self.power_states = dict(power_states or {})
         self.options, self.waker, self.overhead_per_vm = options, waker, overhead_per_vm
         self.observers: list[Callable[[Event], None]] = []
-        self.clients: dict[str, AgentClient] = {}
+        self.clients: dict[str, Engine] = {}
         self.t0_wall_s = 0.0
         self.warmup_s = warmup_s
         self._client_factory = client_factory

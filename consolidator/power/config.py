@@ -23,6 +23,7 @@ Every error names the file and the field (``UserError``).
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,29 +60,38 @@ def load_power_config(path: Path, suspender: Suspender | None = None) -> PowerCo
         raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from exc
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"not valid TOML: {exc}", source=str(path)) from exc
+    return power_config_from(data, str(path), suspender)
+
+
+def power_config_from(data: dict[str, Any], source: str, suspender: Suspender | None = None,
+                      field_prefix: Callable[[str], str] = lambda host: f"hosts.{host}") -> PowerConfig:
+    """Validate a parsed document (``defaults`` and ``hosts`` tables); errors name ``source`` and the
+    field as ``field_prefix(host).key`` (the manager's cluster.toml nests these under hosts.NAME.power)."""
     defaults = data.get("defaults", {})
     hosts = data.get("hosts")
     if not isinstance(hosts, dict) or not hosts:
-        raise UserError("needs at least one [hosts.NAME] table", source=str(path), field="hosts")
+        raise UserError("needs at least one [hosts.NAME] table", source=source, field="hosts")
+    if not isinstance(defaults, dict):
+        raise UserError("must be a table", source=source, field="defaults")
     cfg = PowerConfig(controller=PowerController({}, suspender))
     for name, table in hosts.items():
         if not isinstance(table, dict):
-            raise UserError("must be a table", source=str(path), field=f"hosts.{name}")
-        _Host(path, name, {**defaults, **table}).add_to(cfg)
+            raise UserError("must be a table", source=source, field=field_prefix(name))
+        _Host(source, name, {**defaults, **table}, field_prefix(name)).add_to(cfg)
     return cfg
 
 
 class _Host:
     """One [hosts.NAME] table with the defaults merged in."""
 
-    def __init__(self, path: Path, name: str, t: dict[str, Any]) -> None:
-        self.path, self.name, self.t = path, name, t
+    def __init__(self, source: str, name: str, t: dict[str, Any], prefix: str) -> None:
+        self.source, self.name, self.t, self.prefix = source, name, t, prefix
         unknown = sorted(set(t) - KEYS)
         if unknown:
             self.fail(unknown[0], f"unknown key (known: {', '.join(sorted(KEYS))})")
 
     def fail(self, key: str, message: str) -> None:
-        raise UserError(message, source=str(self.path), field=f"hosts.{self.name}.{key}")
+        raise UserError(message, source=self.source, field=f"{self.prefix}.{key}")
 
     def get(self, key: str, kind: type | tuple[type, ...], default: Any = None) -> Any:
         value = self.t.get(key, default)

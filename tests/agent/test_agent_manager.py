@@ -19,6 +19,7 @@ from consolidator.control.ports import NullSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
 from consolidator.manager.client import AgentClient, AgentEndpoint
+from consolidator.manager.engine import AgentEngine
 from consolidator.manager.events import EventForwarder, measure_downtime, to_domain
 from consolidator.manager.runner import LiveSession
 from consolidator.policies.registry import make_policy
@@ -48,7 +49,7 @@ def _session(tmp_path: Path, fabric: dict[str, RecordingHypervisor]) -> tuple[Li
         hosts, [VmSpec("vm0", mem_mib=256)], {"vm0": "pm0"}, make_policy("paper", hold_s=0.5),
         {h: AgentEndpoint(h, "http://agent", TOKEN) for h in agents}, MigrationMethod.POSTCOPY, NullSink(),
         window_periods=3, warmup_s=1.0,
-        client_factory=lambda ep: AgentClient(ep, transport=transports[ep.host]),
+        client_factory=lambda ep: AgentEngine(ep, transport=transports[ep.host]),
     )
     return session, agents
 
@@ -94,7 +95,7 @@ def _pair(tmp_path: Path) -> tuple[dict[str, RecordingHypervisor], dict[str, Hos
     """Two in-process agents, pm0 (source) and pm1 (destination), and clients for them."""
     drivers = {h: RecordingHypervisor(port=49152 + i) for i, h in enumerate(("pm0", "pm1"))}
     agents = {h: make_agent(tmp_path / h, d, name=h) for h, d in drivers.items()}
-    clients = {h: AgentClient(AgentEndpoint(h, "http://agent", TOKEN),
+    clients = {h: AgentEngine(AgentEndpoint(h, "http://agent", TOKEN),
                               transport=httpx.ASGITransport(app=create_app(a, TOKEN, adopt=False)))
                for h, a in agents.items()}
     return drivers, agents, clients

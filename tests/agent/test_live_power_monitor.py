@@ -29,7 +29,8 @@ from consolidator.domain.events import HostPowerChanged, MigrationFinished, Migr
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
 from consolidator.experiments.lab.record import LabHostMeter, LabRecorder
 from consolidator.experiments.lab.scale import LabScale, scale_scenario
-from consolidator.manager.client import AgentClient, AgentEndpoint
+from consolidator.manager.client import AgentEndpoint
+from consolidator.manager.engine import AgentEngine
 from consolidator.manager.poller import PolledStats
 from consolidator.manager.power import config_meters
 from consolidator.manager.runner import LiveSession
@@ -65,7 +66,7 @@ def _session(tmp_path: Path, sink: Any, policy: Policy, **kwargs: Any) -> LiveSe
         HOSTS, [VmSpec("vm0", mem_mib=256)], {"vm0": "pm0"}, policy,
         {h: AgentEndpoint(h, "http://agent", TOKEN) for h in agents}, MigrationMethod.POSTCOPY, sink,
         window_periods=3, warmup_s=0.3,
-        client_factory=lambda ep: AgentClient(ep, transport=transports[ep.host]), **kwargs,
+        client_factory=lambda ep: AgentEngine(ep, transport=transports[ep.host]), **kwargs,
     )
 
 

@@ -129,8 +129,10 @@ class LoadDriver:
             task.add_done_callback(self.pending.discard)
 
     async def _send(self, host: str, j: int, body: VmBody) -> None:
+        client = self.session.clients[host]
+        assert isinstance(client, AgentClient), "the lab's guests take their load from an agent"
         try:
-            await self.session.clients[host].set_load(body.name, body.load, body.dirty_mib_s)
+            await client.set_load(body.name, body.load, body.dirty_mib_s)
         except AgentError as exc:
             log.warning("load of %s not set (%s); retrying next tick", body.name, exc)
             self.applied[j] = -1.0

@@ -1,0 +1,255 @@
+"""``cluster.toml``: what the manager service manages and how, validated; every error names file and field.
+
+Example (docs/deploy.md has the full reference)::
+
+    mode = "recommend"                 # or "auto": apply the plans
+    period_s = 1.0
+    run_store = "sqlite:////var/lib/consolidator/manager.sqlite"   # or postgresql://...
+    listen = "127.0.0.1:8780"          # the manager's own API, dashboard and /metrics
+    api_token_file = "/etc/consolidator/manager.token"
+    metrics_auth = false               # true: /metrics wants the token too
+
+    [policy]
+    name = "paper"
+    args = { hold_s = 20 }
+
+    [migration]
+    method = "postcopy"                # precopy | postcopy | hybrid
+    max_bandwidth_bytes_per_s = 120e6
+
+    [limits]                           # operator rules: anti-thrashing and reserve
+    min_hold_s = 60
+    reserve_hosts = 1
+
+    [hosts.pm0]
+    role = "warehouse"
+    driver = "agent"                   # the host agent; "libvirt" is the other engine
+    url = "https://10.0.0.10:8700"
+    token_file = "/etc/consolidator/agent.token"
+    tls_ca = "/etc/consolidator/ca.pem"
+    sleep = "s3"                       # or "off" (power off through the BMC; wake_s defaults to 60)
+    [hosts.pm0.power]                  # meter and ordered wake methods: consolidator.power.config keys
+    meter = "ipmi"
+    bmc = "10.0.0.110"
+    wake = ["wol", "ipmi"]
+    mac = "52:54:00:12:34:56"
+    password_file = "/etc/consolidator/bmc.pw"
+
+    [vms.db1]
+    pin = true                         # never moved; exclude = invisible to planning;
+                                       # never_postcopy = precopy only
+
+A new host driver adds its table class to ``HostConfig`` (discriminated by ``driver``) and its
+engine factory to ``consolidator.manager.engine.ENGINES``.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from consolidator.agent.api.config import MIN_TOKEN_CHARS, NAME_PATTERN
+from consolidator.agent.hypervisor import OnTimeout
+from consolidator.domain.errors import UserError
+from consolidator.domain.types import HostSpec, MigrationMethod, PowerProfile, Role
+from consolidator.policies.registry import make_policy
+from consolidator.power.config import PowerConfig, power_config_from
+from consolidator.power.meters import split_address
+
+SLEEP_DEFAULTS_S = {"s3": (5.0, 5.0), "off": (20.0, 60.0)}  # (suspend_s, wake_s): DESIGN §2, paper Table III
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ProfileConfig(_Strict):
+    """Watts of one host (defaults: the paper's host, DESIGN §2); the planner's and meters' model."""
+
+    idle_watts: float = Field(53.0, ge=0)
+    max_watts: float = Field(100.0, ge=0)
+    suspended_watts: float = Field(7.0, ge=0)
+    off_watts: float = Field(6.0, ge=0)
+    full_load_cores: float | None = Field(1.0, gt=0)
+
+
+class _HostBase(_Strict):
+    role: Role = Role.SERVER
+    cores: float = Field(4.0, gt=0, le=1024)
+    mem_mib: int = Field(16384, gt=0)
+    sleep: Literal["s3", "off"] = "s3"
+    suspend_s: float | None = Field(None, ge=0, le=3600)
+    wake_s: float | None = Field(None, ge=0, le=3600, description="until the host answers again")
+    profile: ProfileConfig = Field(default_factory=lambda: ProfileConfig.model_validate({}))
+    power: dict[str, Any] = Field(default_factory=dict, description="meter and wake methods (power.config)")
+    maintenance: bool = Field(False, description="evacuate, never wake, never target")
+
+    @model_validator(mode="after")
+    def _sleep_times(self) -> _HostBase:
+        suspend, wake = SLEEP_DEFAULTS_S[self.sleep]
+        object.__setattr__(self, "suspend_s", suspend if self.suspend_s is None else self.suspend_s)
+        object.__setattr__(self, "wake_s", wake if self.wake_s is None else self.wake_s)
+        return self
+
+
+class AgentHost(_HostBase):
+    """A host run by our host agent (``consolidator agent``)."""
+
+    driver: Literal["agent"]
+    url: str = Field(pattern=r"^https?://[^\s/]+(/.*)?$")
+    token_file: Path
+    tls_ca: Path | None = None
+
+
+class LibvirtHost(_HostBase):
+    """A host whose VMs libvirt runs (engine: ``consolidator.manager.engine.ENGINES["libvirt"]``)."""
+
+    driver: Literal["libvirt"]
+    uri: str = Field(min_length=1, description="libvirt connection URI, e.g. qemu+tls://pm1/system")
+
+
+HostConfig = Annotated[AgentHost | LibvirtHost, Field(discriminator="driver")]
+
+
+class VmRule(_Strict):
+    pin: bool = Field(False, description="never move this VM")
+    exclude: bool = Field(False, description="invisible to planning (never moved, never counted as movable)")
+    never_postcopy: bool = Field(False, description="precopy only, or not at all")
+
+
+class PolicyConfig(_Strict):
+    name: str = "paper"
+    args: dict[str, float] = Field(default_factory=dict)
+
+
+class MigrationConfig(_Strict):
+    method: Literal["precopy", "postcopy", "hybrid"] = "postcopy"
+    max_bandwidth_bytes_per_s: float | None = Field(120e6, gt=0)
+    downtime_limit_s: float = Field(0.3, gt=0, le=60)
+    timeout_s: float = Field(60.0, gt=0, le=86_400)
+    on_timeout: OnTimeout = OnTimeout.CANCEL
+    hybrid_precopy_rounds: int = Field(1, ge=1, le=1000)
+
+
+class LimitsConfig(_Strict):
+    """Anti-thrashing, reserve and shutdown bounds (consolidator.control.rules applies them)."""
+
+    min_hold_s: float = Field(60.0, ge=0, description="no move of a VM sooner than this after its last")
+    max_moves_per_vm_per_hour: int = Field(6, ge=0)
+    max_migrations_per_host: int = Field(1, ge=1, description="concurrent, as source or destination")
+    max_migrations_per_minute: int = Field(20, ge=1, description="started, whole cluster")
+    move_retry_max: int = Field(3, ge=0, description="failed moves of a VM before it is left alone")
+    move_backoff_s: float = Field(30.0, ge=0, description="doubles after each failure")
+    wake_retry_max: int = Field(3, ge=0)
+    wake_backoff_s: float = Field(60.0, ge=0)
+    give_up_s: float = Field(3600.0, gt=0, description="a capped VM or host is tried again after this")
+    reserve_hosts: int = Field(0, ge=0, description="empty hosts kept awake")
+    drain_timeout_s: float = Field(120.0, ge=0, description="at shutdown, wait this long for migrations")
+    unknown_after_misses: int = Field(3, ge=1, description="unanswered polls before a host is UNKNOWN")
+
+
+class ClusterConfig(_Strict):
+    mode: Literal["recommend", "auto"] = "recommend"
+    period_s: float = Field(1.0, gt=0, le=3600)
+    window_periods: int = Field(10, ge=1, le=3600)
+    overhead_per_vm: float | None = Field(None, ge=0, description="load per VM instead of the host's measured")
+    run_store: str = Field(min_length=1)
+    listen: str = "127.0.0.1:8780"
+    api_token_file: Path
+    metrics_auth: bool = False
+    policy: PolicyConfig = Field(default_factory=lambda: PolicyConfig.model_validate({}))
+    migration: MigrationConfig = Field(default_factory=lambda: MigrationConfig.model_validate({}))
+    limits: LimitsConfig = Field(default_factory=lambda: LimitsConfig.model_validate({}))
+    power_defaults: dict[str, Any] = Field(default_factory=dict, description="defaults of every hosts.*.power")
+    hosts: dict[Annotated[str, Field(pattern=NAME_PATTERN)], HostConfig] = Field(min_length=1)
+    vms: dict[str, VmRule] = Field(default_factory=dict)
+
+    @property
+    def method(self) -> MigrationMethod:
+        return MigrationMethod(self.migration.method)
+
+    def listen_address(self) -> tuple[str, int]:
+        return split_address(self.listen, 8780)
+
+    def host_specs(self) -> list[HostSpec]:
+        """The planner's view of the hosts: a host that powers off is metered at its off watts asleep."""
+        specs = []
+        for name, h in self.hosts.items():
+            p = h.profile
+            asleep = p.off_watts if h.sleep == "off" else p.suspended_watts
+            profile = PowerProfile(idle_watts=p.idle_watts, max_watts=p.max_watts, suspended_watts=asleep,
+                                   off_watts=p.off_watts, suspend_s=float(h.suspend_s or 0.0),
+                                   resume_s=float(h.wake_s or 0.0), full_load_cores=p.full_load_cores)
+            specs.append(HostSpec(name, h.role, cores=h.cores, mem_mib=h.mem_mib, power=profile))
+        return specs
+
+
+def read_token(path: Path, source: str, field: str) -> str:
+    """A bearer token from its file (stripped); unreadable or short -> UserError naming the field."""
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}", source=source, field=field) from exc
+    if len(token) < MIN_TOKEN_CHARS:
+        raise UserError(f"token in {path} must have at least {MIN_TOKEN_CHARS} characters",
+                        source=source, field=field)
+    return token
+
+
+def parse_cluster_config(data: dict[str, Any], source: str) -> ClusterConfig:
+    """Validate a parsed document; the first problem becomes a UserError naming its field."""
+    try:
+        cfg = ClusterConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = [str(p) for p in first["loc"]
+               if p != "[key]" and (p not in ("agent", "libvirt") or first["loc"][0] != "hosts")]
+        message = first["msg"].removeprefix("Value error, ")
+        raise UserError(message, source=source, field=".".join(loc) or None) from None
+    _check_references(cfg, source)
+    return cfg
+
+
+def _check_references(cfg: ClusterConfig, source: str) -> None:
+    """What the schema cannot see: files exist, the policy and power tables are valid."""
+    read_token(cfg.api_token_file, source, "api_token_file")
+    try:
+        cfg.listen_address()
+    except UserError as exc:
+        raise UserError(exc.message, source=source, field="listen") from None
+    try:
+        make_policy(cfg.policy.name, **cfg.policy.args)
+    except UserError as exc:
+        raise UserError(exc.message, source=source, field=exc.field or "policy") from None
+    for name, host in cfg.hosts.items():
+        if isinstance(host, AgentHost):
+            read_token(host.token_file, source, f"hosts.{name}.token_file")
+            if host.tls_ca is not None and not host.tls_ca.is_file():
+                raise UserError(f"no such file: {host.tls_ca}", source=source, field=f"hosts.{name}.tls_ca")
+    power_config(cfg, source)
+
+
+def power_config(cfg: ClusterConfig, source: str) -> PowerConfig:
+    """Meters and wake methods of every host (``hosts.NAME.power`` tables, ``power_defaults`` merged)."""
+    tables = {name: dict(h.power) for name, h in cfg.hosts.items()}
+    return power_config_from({"defaults": dict(cfg.power_defaults), "hosts": tables}, source,
+                             field_prefix=lambda host: f"hosts.{host}.power")
+
+
+def load_cluster_config(path: Path) -> ClusterConfig:
+    """Read and validate ``cluster.toml`` (token, CA and credential files included)."""
+    try:
+        data = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"not valid TOML: {exc}", source=str(path)) from exc
+    return parse_cluster_config(data, str(path))
+
+
+def resolved_json(cfg: ClusterConfig) -> dict[str, Any]:
+    """The configuration with every default filled in (``--check``); holds paths, never secrets."""
+    return cfg.model_dump(mode="json")
