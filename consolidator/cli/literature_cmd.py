@@ -6,18 +6,20 @@ import enum
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from consolidator.domain.errors import UserError
-from consolidator.domain.types import MigrationMethod
-from consolidator.literature import runner
-from consolidator.literature.cloudsim import RunResult
-from consolidator.policies.literature.registry import parse_policy, policy_names
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
+    from consolidator.literature.cloudsim import RunResult
+
+# Each command imports what it needs when it runs: `consolidator --help` stays fast.
+TRACES_ENV = "CONSOLIDATOR_PLANETLAB"  # the same name as consolidator.literature.runner.TRACES_ENV
 
 REFERENCE_POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "lrr-mmt-1.2")
 
@@ -40,15 +42,19 @@ class Method(enum.Enum):
 
 
 TracesOpt = Annotated[Path | None, typer.Option(
-    "--traces", help=f"Folder of PlanetLab day folders (default ${runner.TRACES_ENV} or ../shared/data/planetlab).")]
+    "--traces", help=f"Folder of PlanetLab day folders (default ${TRACES_ENV} or ../shared/data/planetlab).")]
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console()
     return console if console.is_terminal else Console(width=160)
 
 
 def _table(results: list[RunResult], title: str) -> Table:
+    from rich.table import Table
+
     table = Table(title=title)
     for col in ("day", "policy", "profile", "migration", "kWh", "sleep+mig kWh", "migrations", "cancelled",
                 "SLATAH %", "PDM %", "SLAV", "ESV", "shutdowns", "wall s"):
@@ -76,6 +82,10 @@ def planetlab(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the RS selector's generator.")] = 1,
 ) -> None:
     """Run one PlanetLab day under a literature policy (Beloglazov & Buyya, as CloudSim 3.0.3 runs it)."""
+    from consolidator.domain.types import MigrationMethod
+    from consolidator.literature import runner
+    from consolidator.policies.literature.registry import parse_policy
+
     parse_policy(policy)
     root = traces or runner.default_traces_root()
     trace, name = runner.load_day(day, root)
@@ -112,7 +122,12 @@ def planetlab_sweep(
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON, nothing else.")] = False,
 ) -> None:
     """Every policy on every day, with a progress bar; writes a table and a comparison plot."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from consolidator.domain.types import MigrationMethod
+    from consolidator.literature import runner
     from consolidator.literature.plot import comparison_plot  # matplotlib only when plotting
+    from consolidator.policies.literature.registry import policy_names
 
     root = traces or runner.default_traces_root()
     day_list = runner.list_days(root) if days == "all" else [d.strip() for d in days.split(",") if d.strip()]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from enum import StrEnum
@@ -99,6 +98,8 @@ def power_wake(
     _quiet()
     waker = build_waker(method.value, address, mac, username, password_file, attempts, verify_tcp,
                         verify_timeout_s, backoff_s, not insecure)
+    import asyncio
+
     result = asyncio.run(waker.wake())
     payload = {"ok": result.ok, "attempts": len(result.attempts), "method": result.method,
                "state": result.state.value, "verified": waker.verify is not None,

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 
 def report(
@@ -21,6 +20,8 @@ def report(
     ] = True,
 ) -> None:
     """Rebuild OUT_DIR/report.html, report.md and figures/ from the stored run folders."""
+    from rich.console import Console
+
     from consolidator.reports import build_report
     from consolidator.reports.layout import find_experiments
     from consolidator.reports.table import load_table, table_view, to_rich

@@ -6,19 +6,16 @@ import enum
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from consolidator.domain.errors import UserError
-from consolidator.domain.types import MigrationMethod
-from consolidator.experiments import reproduce as rep
-from consolidator.experiments.runs import simulate as run_sim
-from consolidator.experiments.runs import timeline
-from consolidator.sim.scenario import load_scenario
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Each command imports what it needs when it runs: `consolidator --help` stays fast.
 
 
 class Experiment(enum.Enum):
@@ -34,6 +31,8 @@ class Method(enum.Enum):
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console()
     return console if console.is_terminal else Console(width=160)
 
@@ -47,6 +46,12 @@ def reproduce(
     report: Annotated[bool, typer.Option(help="Draw figures and write the report.")] = True,
 ) -> None:
     """Reproduce the paper: the simple and complex scenarios, postcopy vs precopy vs none and ideal."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from consolidator.domain.types import MigrationMethod
+    from consolidator.experiments import reproduce as rep
+
     started = time.perf_counter()
     console = _console()
     result: dict[str, Any] = {}
@@ -85,6 +90,8 @@ def reproduce(
 
 
 def _print_simple(console: Console, simple: dict[str, dict[str, Any]]) -> None:
+    from rich.table import Table
+
     table = Table(title="Simple scenario (paper Fig. 6-7): migrations and power events")
     for col in ("method", "migration", "start s", "end s", "took s", "power events", "energy Ws"):
         table.add_column(col, justify="right" if col.endswith("s") else "left")
@@ -99,6 +106,8 @@ def _print_simple(console: Console, simple: dict[str, dict[str, Any]]) -> None:
 
 
 def _print_complex(console: Console, table: dict[str, Any]) -> None:
+    from rich.table import Table
+
     rows = table["rows"]
     paper = table["paper"]
     t = Table(title=f"Complex scenario (paper Table IV), {len(table['seeds'])} seeds: mean ± sd")
@@ -125,6 +134,13 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Simulate one scenario under one policy and migration method."""
+    from rich.table import Table
+
+    from consolidator.domain.types import MigrationMethod
+    from consolidator.experiments.runs import simulate as run_sim
+    from consolidator.experiments.runs import timeline
+    from consolidator.sim.scenario import load_scenario
+
     sc = load_scenario(scenario)
     method = MigrationMethod.INSTANT if policy == "ideal" else MigrationMethod(migration.value)
     result = run_sim(sc, policy, method, seed=seed, out_dir=out)

@@ -7,7 +7,9 @@ A trace is CPU utilisation in percent of each VM's own MIPS, one value per inter
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,13 +55,56 @@ def _parse_values(path: Path, text: str, steps: int) -> npt.NDArray[np.float64]:
     return values
 
 
+def parsed_cache_dir() -> Path:
+    """Where parsed day folders are kept (``$XDG_CACHE_HOME`` or ``~/.cache``, then consolidator/traces)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "consolidator" / "traces"
+
+
+def _cache_key(folder: Path, files: list[Path], steps: int) -> str:
+    """Changes when the folder, a file's name, size or modification time, or ``steps`` change."""
+    h = hashlib.sha256(f"{folder.resolve()}\0{steps}".encode())
+    for path in files:
+        st = path.stat()
+        h.update(f"\0{path.name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:24]
+
+
 def load_planetlab_day(folder: Path, steps: int = PLANETLAB_STEPS) -> Trace:
-    """Every file of a PlanetLab day folder, in name order; the first ``steps`` values of each."""
+    """Every file of a PlanetLab day folder, in name order; the first ``steps`` values of each.
+
+    The parsed values are kept in a cache file keyed by the files' names, sizes and times, so a
+    second load of the same day reads one array instead of parsing a thousand files.
+    """
     if not folder.is_dir():
         raise UserError("no such trace folder", source=str(folder))
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     if not files:
         raise UserError("trace folder holds no files", source=str(folder))
+    cached = parsed_cache_dir() / f"{_cache_key(folder, files, steps)}.npy"
+    names = tuple(p.name for p in files)
+    try:
+        values = np.load(cached, allow_pickle=False)
+        if values.shape == (len(files), steps):
+            return Trace(names, values, PLANETLAB_INTERVAL_S, str(folder))
+    except (OSError, ValueError):
+        pass  # not cached yet, or unreadable: parse the files
+    trace = _parse_day(folder, files, steps)
+    _store(cached, trace.cpu_pct)
+    return trace
+
+
+def _store(path: Path, values: npt.NDArray[np.float64]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        with tmp.open("wb") as fh:
+            np.save(fh, values, allow_pickle=False)
+        tmp.replace(path)
+    except OSError as exc:  # a read-only cache only costs time
+        log.debug("cannot cache parsed traces in %s: %s", path, exc)
+
+
+def _parse_day(folder: Path, files: list[Path], steps: int) -> Trace:
     rows = []
     for path in files:
         try:
