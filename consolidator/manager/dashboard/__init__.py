@@ -9,6 +9,7 @@ data (no CDN, no build step); the chart library, uPlot, is vendored under ``stat
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
@@ -47,8 +48,14 @@ class _SecurityHeaders:
         await self._app(scope, receive, send_with_headers)
 
 
-def mount_dashboard(app: FastAPI) -> None:
-    """Serve the dashboard at ``/dashboard/`` and send ``/`` there. Its API calls go to ``/api/...``."""
+def mount_dashboard(app: FastAPI, auth: Any = None) -> None:
+    """Serve the dashboard at ``/dashboard/`` and send ``/`` there. Its API calls go to ``/api/...``.
+
+    ``auth`` is the API's bearer-token dependency. The page's files are served without it, on
+    purpose: a browser cannot put a bearer header on a page load, and the files hold no data.
+    Every call that returns data goes through the API's routes, which require it.
+    """
+    del auth
     app.mount(DASHBOARD_PATH, _SecurityHeaders(StaticFiles(directory=STATIC_DIR, html=True)), name="dashboard")
 
     @app.get("/", include_in_schema=False)

@@ -97,12 +97,13 @@ async function refresh() {
   busy = true;
   try {
     const [status, power, migrations, recs, refusals, energy] = await Promise.all([
-      call(API.status), optional(API.power), optional(API.migrations), optional(API.recommendations),
+      call(API.status), optional(`${API.power}?seconds=600`), optional(API.migrations),
+      optional(API.recommendations),
       optional(API.refusals), optional(API.energy),
     ]);
     renderStatus(status);
     renderPower(power);
-    renderMigrations(migrations, status);
+    renderMigrations(migrations, status, power);
     renderRecommendations(recs, status);
     renderRefusals(refusals);
     renderEnergy(energy, status);
@@ -127,9 +128,6 @@ function setConnection(ok, text) {
 
 let currentMode = null;
 
-function hostVms(host) {
-  return Array.isArray(host.vms) ? host.vms : [];
-}
 
 function renderStatus(status) {
   currentMode = status.mode;
@@ -151,19 +149,26 @@ function renderStatus(status) {
 }
 
 function hostTile(host, vmByName) {
-  const names = hostVms(host).map((v) => (typeof v === "string" ? v : v.name));
-  const load = Number.isFinite(host.load) ? host.load
-    : names.reduce((sum, n) => sum + (vmByName.get(n)?.load ?? 0), 0);
+  const names = host.vms ?? [];
+  const load = host.load;
+
   const fill = el("span");
   fill.style.width = `${Math.min(100, Math.max(0, load * 100))}%`;
   const chips = names.length
-    ? names.map((n) => el("span", { class: "vm", title: `${n}: load ${Fmt.load(vmByName.get(n)?.load)}` },
-      `${n} · ${Fmt.load(vmByName.get(n)?.load)}`))
+    ? names.map((n) => {
+      const vm = vmByName.get(n);
+      const rules = vm?.rules?.length ? ` (${vm.rules.join(", ")})` : "";
+      return el("span", { class: "vm", dataset: { vm: n }, title: `${n}: load ${Fmt.load(vm?.load)}${rules}` },
+        `${n} · ${Fmt.load(vm?.load)}${vm?.rules?.includes("pin") ? " · pinned" : ""}`);
+    })
     : [el("span", { class: "muted vm-none" }, "no VMs")];
   return el("article", { class: "tile", dataset: { host: host.name, state: host.state } },
     el("div", { class: "tile-head" },
       el("span", { class: "tile-name" }, host.name),
-      el("span", { class: "badge", dataset: { state: host.state } }, host.state)),
+      el("span", { class: "badges" },
+        host.maintenance ? el("span", { class: "badge maint", title: "evacuate, never wake, never target" },
+          "maintenance") : null,
+        el("span", { class: "badge", dataset: { state: host.state } }, host.state))),
     el("div", { class: "tile-metrics" },
       el("span", { class: "tile-watts", dataset: { watts: host.watts ?? "" } }, Fmt.watts(host.watts)),
       el("span", { class: "tile-load", dataset: { load: load } }, `load ${Fmt.load(load)}`)),
@@ -176,19 +181,13 @@ function hostTile(host, vmByName) {
 let chart = null;
 let chartHosts = "";
 
-// power: {series: {host: [[t_s, watts], ...]}} (absent: no chart)
+// power: {"t_s": [...], "hosts": {host: [watts | null, ...]}, "total_watts": [...]}
 function renderPower(power) {
-  const series = power?.series ?? {};
-  const hosts = Object.keys(series).sort();
-  const times = [...new Set(hosts.flatMap((h) => series[h].map((p) => p[0])))].sort((a, b) => a - b);
+  const times = power?.t_s ?? [];
   $("power-empty").hidden = times.length > 0;
   if (!times.length || typeof uPlot === "undefined") return;
-  const columns = hosts.map((h) => {
-    const at = new Map(series[h].map(([t, w]) => [t, w]));
-    return times.map((t) => (at.has(t) ? at.get(t) : null));
-  });
-  const total = times.map((_, i) => columns.reduce((s, col) => s + (col[i] ?? 0), 0));
-  const data = [times, total, ...columns];
+  const hosts = Object.keys(power.hosts ?? {}).sort();
+  const data = [times, power.total_watts, ...hosts.map((h) => power.hosts[h])];
   const key = hosts.join(",");
   if (chart && key === chartHosts) { chart.setData(data); return; }
   if (chart) chart.destroy();
@@ -209,10 +208,13 @@ function renderPower(power) {
 
 // ---- migrations, recommendations, refusals, energy --------------------------------------------------
 
-function renderMigrations(answer, status) {
-  const list = answer?.migrations ?? [];
+// migrations: [{vm, src, dst, method, start_s, end_s, outcome, downtime_s, detail}], oldest first
+function renderMigrations(list, status, power) {
+  list = list ?? [];
   $("timeline-empty").hidden = list.length > 0;
-  drawTimeline($("timeline"), list, answer?.now_s ?? status.now_s ?? 0);
+  const times = power?.t_s ?? [];
+  const now = status.t_s ?? (times.length ? times[times.length - 1] : 0);
+  drawTimeline($("timeline"), list, now);
 }
 
 function describeAction(a) {
@@ -222,41 +224,66 @@ function describeAction(a) {
   return `${a.kind} ${a.vm ?? a.host ?? ""}`;
 }
 
-function renderRecommendations(answer, status) {
+// A plan's predicted risk, in words: {postcopy_moves, vm_loss_window_s, precopy_may_not_converge}
+function describeRisk(risk) {
+  if (!risk) return "–";
+  const words = [];
+  if (risk.postcopy_moves) {
+    words.push(`${risk.postcopy_moves} postcopy move${risk.postcopy_moves > 1 ? "s" : ""}` +
+      (Number.isFinite(risk.vm_loss_window_s) ? ` (VM-loss window ${Fmt.seconds(risk.vm_loss_window_s)})` : ""));
+  }
+  if (risk.precopy_may_not_converge) words.push("precopy may not converge");
+  return words.length ? words.join("; ") : "low";
+}
+
+// recommendations: [{t_s, actions: [...], prediction: {moves, migration_s, energy_wh_per_hour,
+//                    hosts_on_before, hosts_on_after, risk}}], oldest first
+function renderRecommendations(list, status) {
   const recommending = status.mode === "recommend";
   $("recs-note").textContent = recommending
     ? "Recommend mode: plans are recorded with the simulator's predicted effect; nothing is applied."
     : "Auto mode: plans are applied as they are made. Switch to Recommend to review them first.";
-  const list = answer?.recommendations ?? [];
+  list = list ?? [];
   $("recs-empty").hidden = list.length > 0;
   const rows = list.slice(-20).reverse().map((r) => {
     const p = r.prediction ?? {};
-    const energy = p.energy_ws;
+    const gain = p.energy_wh_per_hour;  // Wh saved per hour = watts saved on average
+    const hostsOn = Number.isFinite(p.hosts_on_before) && Number.isFinite(p.hosts_on_after)
+      ? `${p.hosts_on_before} → ${p.hosts_on_after}` : "–";
     return el("tr", {},
       el("td", { class: "num" }, Fmt.clock(r.t_s)),
-      el("td", {}, ...(r.actions ?? []).map((a) => el("span", { class: "act" }, describeAction(a)))),
-      el("td", { class: `num ${energy > 0 ? "gain" : energy < 0 ? "loss" : ""}` },
-        Number.isFinite(energy) ? `${energy > 0 ? "saves " : "costs "}${Fmt.energyWs(Math.abs(energy))}` : "–"),
-      el("td", { class: "num" }, p.moves ?? (r.actions ?? []).filter((a) => a.kind === "migrate").length),
-      el("td", {}, p.risk ?? "–"));
+      el("td", {}, ...(r.actions ?? []).map((a) => el("span", { class: "act", title: a.reason ?? "" },
+        describeAction(a)))),
+      el("td", { class: `num ${gain > 0 ? "gain" : gain < 0 ? "loss" : ""}` },
+        Number.isFinite(gain) ? `${gain >= 0 ? "saves" : "costs"} ${Math.abs(gain).toFixed(1)} Wh/h` : "–"),
+      el("td", { class: "num" }, hostsOn),
+      el("td", { class: "num" }, `${p.moves ?? 0}${Number.isFinite(p.migration_s) ? ` · ${Fmt.seconds(p.migration_s)}` : ""}`),
+      el("td", {}, describeRisk(p.risk)));
   });
   $("recs").querySelector("tbody").replaceChildren(...rows);
 }
 
+// refusals: {counts: {rule: n}, recent: [{t_s, rule, action, reason}]}
 function renderRefusals(answer) {
-  const list = (answer?.refusals ?? []).slice().sort((a, b) => b.count - a.count);
-  $("refusals-empty").hidden = list.length > 0;
-  const rows = list.map((r) => el("tr", { title: r.last_reason ?? "" },
-    el("td", {}, r.rule), el("td", {}, r.subject ?? "–"), el("td", { class: "num" }, r.count)));
+  const counts = Object.entries(answer?.counts ?? {}).sort((a, b) => b[1] - a[1]);
+  const recent = answer?.recent ?? [];
+  $("refusals-empty").hidden = counts.length > 0;
+  const rows = counts.map(([rule, count]) => {
+    const last = recent.filter((r) => r.rule === rule).at(-1);
+    return el("tr", { dataset: { rule } },
+      el("td", {}, rule),
+      el("td", { class: "small" }, last ? `${last.action}: ${last.reason}` : "–"),
+      el("td", { class: "num" }, count));
+  });
   $("refusals").querySelector("tbody").replaceChildren(...rows);
 }
 
+// energy: {energy_wh, all_on_wh, saved_wh, saved_share}
 function renderEnergy(energy) {
   if (!energy) { $("sum-saved").textContent = "–"; return; }
-  $("sum-saved").textContent = Fmt.energyWs(energy.saved_ws);
-  const share = energy.all_on_ws > 0 ? energy.saved_ws / energy.all_on_ws : null;
-  $("sum-saved-sub").textContent = share === null ? ""
-    : `${Fmt.percent(share)} of ${Fmt.energyWs(energy.all_on_ws)} with every host on`;
+  $("sum-saved").textContent = Fmt.energyWh(energy.saved_wh);
+  $("sum-saved-sub").textContent = Number.isFinite(energy.all_on_wh) && energy.all_on_wh > 0
+    ? `${Fmt.percent(energy.saved_share)} of ${Fmt.energyWh(energy.all_on_wh)} with every host on` : "";
 }
 
 // ---- mode switch -----------------------------------------------------------------------------------

@@ -7,10 +7,9 @@ const Fmt = {
     if (Math.abs(w) >= 10000) return `${(w / 1000).toFixed(1)} kW`;
     return `${Math.round(w)} W`;
   },
-  // Energy arrives in watt-seconds (joules); shown as Wh or kWh.
-  energyWs(ws) {
-    if (ws === null || ws === undefined || !Number.isFinite(ws)) return "–";
-    const wh = ws / 3600;
+  // Energy in watt-hours, shown as Wh or kWh.
+  energyWh(wh) {
+    if (wh === null || wh === undefined || !Number.isFinite(wh)) return "–";
     if (Math.abs(wh) >= 1000) return `${(wh / 1000).toFixed(2)} kWh`;
     if (Math.abs(wh) >= 10) return `${wh.toFixed(0)} Wh`;
     return `${wh.toFixed(1)} Wh`;
