@@ -9,10 +9,10 @@ data (no CDN, no build step); the chart library, uPlot, is vendored under ``stat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
+from starlette.requests import Request
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,16 +48,17 @@ class _SecurityHeaders:
         await self._app(scope, receive, send_with_headers)
 
 
-def mount_dashboard(app: FastAPI, auth: Any = None) -> None:
+def mount_dashboard(app: FastAPI) -> None:
     """Serve the dashboard at ``/dashboard/`` and send ``/`` there. Its API calls go to ``/api/...``.
 
-    ``auth`` is the API's bearer-token dependency. The page's files are served without it, on
-    purpose: a browser cannot put a bearer header on a page load, and the files hold no data.
-    Every call that returns data goes through the API's routes, which require it.
+    The page's files are served without the token, on purpose: a browser cannot put a bearer
+    header on a page load, and the files hold no data. Every call that returns data goes through
+    the API's routes, which require it.
     """
-    del auth
     app.mount(DASHBOARD_PATH, _SecurityHeaders(StaticFiles(directory=STATIC_DIR, html=True)), name="dashboard")
+    # a plain route, not an API route: it only points a browser at the page
+    app.add_route("/", _to_dashboard, include_in_schema=False)
 
-    @app.get("/", include_in_schema=False)
-    async def _root() -> RedirectResponse:
-        return RedirectResponse(f"{DASHBOARD_PATH}/")
+
+async def _to_dashboard(request: Request) -> RedirectResponse:
+    return RedirectResponse(f"{DASHBOARD_PATH}/")
