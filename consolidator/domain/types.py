@@ -55,9 +55,10 @@ class PowerProfile:
     migration_watts: float = 3.0  # per endpoint, while a migration runs (paper Fig. 2)
     dirty_tracking_watts: float = 20.0  # source of a precopy, while it tracks dirty pages (Sec. IV-B)
     table_watts: tuple[float, ...] | None = None
-    # CPU load (in cores) at which the host draws max_watts. The paper's footnote charges the summed
-    # VM load against one core's worth (P = 53 + 47·L, L capped at 1; DESIGN §2 "Units"); None means
-    # the host's full core count (utilisation = load / cores, as SPECpower tables assume).
+    # CPU load at which the host draws max_watts. It must be where the host stops serving (its
+    # HostSpec.cores; DESIGN §2 "Host capacity"): None means exactly that. The default 1.0 is the paper's
+    # host, whose "100 %" is 1.0 (P = 53 + 47·min(1, L)); any other split of the two is a sensitivity
+    # reading only (a host that serves 4 but whose power stops rising at 1 makes packing free).
     full_load_cores: float | None = 1.0
 
     def __post_init__(self) -> None:
@@ -69,7 +70,10 @@ class PowerProfile:
 class HostSpec:
     name: str
     role: Role
-    cores: float = 4.0  # physical cores: the CPU the host can serve
+    # Capacity: the CPU load the host can serve, in the VMs' load unit (a 1-vCPU VM at full load is 1.0);
+    # its power curve saturates at the same point (PowerProfile.full_load_cores). Scenario files default
+    # to the paper's host, 1.0.
+    cores: float = 4.0
     mem_mib: int = 16384
     nic_bytes_per_s: float = 120e6  # migration link of this host (GbE ≈ 120 MB/s)
     power: PowerProfile = field(default_factory=PowerProfile)

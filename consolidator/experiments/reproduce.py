@@ -6,6 +6,7 @@ report (consolidator.reports) is drawn from those files.
 
 from __future__ import annotations
 
+import enum
 import json
 import statistics
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 from consolidator.domain.types import MigrationMethod
 from consolidator.experiments.runs import simulate, timeline
+from consolidator.sim.backlog import Accounting
 from consolidator.sim.engine import RunResult
 from consolidator.sim.scenario import Scenario, load_scenario
 
@@ -27,29 +29,65 @@ PAPER_TABLE_IV = {
 }
 
 
+class Reading(enum.Enum):
+    """How a variant reads the scenario's hosts and guests (DESIGN §2)."""
+
+    COHERENT = "coherent"  # the model: a host serves what its power curve charges, work waits
+    # Sensitivity only: hosts serve 4 but their power stops rising at 1 (the simulator before
+    # 2026-12-04). Packing active VMs then costs nothing, which no real host does.
+    FOUR_CORE_ONE_POWER = "4-core service, 1-core power"
+    LOST_CPU = "lost CPU"  # legacy accounting: CPU a VM did not get is dropped, not owed (comparison only)
+
+
 @dataclass(frozen=True)
 class Variant:
+    """One row of the table. Rows are data: a new policy's row is one more entry in VARIANTS."""
+
     name: str
     policy: str
     method: MigrationMethod
     policy_args: tuple[tuple[str, float], ...] = ()
     main: bool = True  # one of Table IV's rows (else a sensitivity row)
     max_moves_per_host: int | None = None  # VM Controller limit (OpenStack Nova's default is 1)
+    reading: Reading = Reading.COHERENT
+    own: bool = False  # our own policy (not the paper's): the JSON names its row as "own_policy"
+    note: str = ""  # why the row is there, shown under the table
+
+    def scenario_for(self, sc: Scenario) -> Scenario:
+        if self.max_moves_per_host:
+            sc = replace(sc, max_moves_per_host=self.max_moves_per_host)
+        if self.reading is Reading.FOUR_CORE_ONE_POWER:
+            sc = replace(sc, hosts=tuple(replace(h, cores=4.0, power=replace(h.power, full_load_cores=1.0))
+                                         for h in sc.hosts))
+        elif self.reading is Reading.LOST_CPU:
+            sc = replace(sc, guests=replace(sc.guests, accounting=Accounting.LOST_CPU))
+        return sc
 
 
-MAIN_VARIANTS = (
+_FOUR_ONE = ("hosts serve 4 but draw full power at 1: packing active VMs looks free (sensitivity only, "
+             "DESIGN §2)")
+VARIANTS = (
     Variant("none", "none", MigrationMethod.POSTCOPY),
     Variant("ideal", "ideal", MigrationMethod.INSTANT),
     Variant("postcopy", "paper", MigrationMethod.POSTCOPY),
     Variant("precopy", "paper", MigrationMethod.PRECOPY),
-)
-EXTRA_VARIANTS = (
+    # Our own policy's row goes here, e.g. Variant("aware", "aware", MigrationMethod.POSTCOPY, own=True).
     Variant("hybrid", "paper", MigrationMethod.HYBRID, main=False),
     Variant("postcopy-1/host", "paper", MigrationMethod.POSTCOPY, main=False, max_moves_per_host=1),
     Variant("precopy-1/host", "paper", MigrationMethod.PRECOPY, main=False, max_moves_per_host=1),
-    Variant("ideal@1.5", "ideal", MigrationMethod.INSTANT, (("capacity", 1.5),), main=False),
+    Variant("ideal@1.5", "ideal", MigrationMethod.INSTANT, (("capacity", 1.5),), main=False,
+            note="First-Fit packs to 1.5 (the paper does not say what its First-Fit used)"),
     Variant("ideal@2.0", "ideal", MigrationMethod.INSTANT, (("capacity", 2.0),), main=False),
+    Variant("postcopy@4cores", "paper", MigrationMethod.POSTCOPY, main=False, reading=Reading.FOUR_CORE_ONE_POWER,
+            note=_FOUR_ONE),
+    Variant("precopy@4cores", "paper", MigrationMethod.PRECOPY, main=False, reading=Reading.FOUR_CORE_ONE_POWER,
+            note=_FOUR_ONE),
+    Variant("postcopy-lost-cpu", "paper", MigrationMethod.POSTCOPY, main=False, reading=Reading.LOST_CPU,
+            note="legacy accounting: unserved CPU is dropped, so its energy is not at equal work"),
+    Variant("precopy-lost-cpu", "paper", MigrationMethod.PRECOPY, main=False, reading=Reading.LOST_CPU),
 )
+MAIN_VARIANTS = tuple(v for v in VARIANTS if v.main)
+EXTRA_VARIANTS = tuple(v for v in VARIANTS if not v.main)
 
 Progress = Callable[[str], None]
 
@@ -84,7 +122,7 @@ def run_complex(out: Path | None, seeds: int, progress: Progress | None = None, 
     variants = MAIN_VARIANTS + (EXTRA_VARIANTS if extras else ())
     per_variant: dict[str, list[dict[str, Any]]] = {}
     for v in variants:
-        run_sc = replace(sc, max_moves_per_host=v.max_moves_per_host) if v.max_moves_per_host else sc
+        run_sc = v.scenario_for(sc)
         for seed in range(seeds):
             folder = out / sc.name / _folder(v.name) / f"seed-{seed}" if out else None
             result = simulate(run_sc, v.policy, v.method, seed=seed, policy_args=dict(v.policy_args),
@@ -114,45 +152,74 @@ def _mean_sd(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
+def _per_seed(runs: dict[str, list[dict[str, Any]]], name: str, key: str) -> list[float]:
+    return [float(r[key]) for r in runs[name]]
+
+
+def _saved_and_gap(runs: dict[str, list[dict[str, Any]]], name: str, key: str) -> tuple[list[float], list[float]]:
+    """Per seed: % saved against that seed's ``none`` and % of its none→ideal gap removed, on ``key``."""
+    none, ideal, energy = (_per_seed(runs, n, key) for n in ("none", "ideal", name))
+    saved = [100 * (n - e) / n for n, e in zip(none, energy, strict=True)]
+    gap = [100 * (n - e) / (n - i) if n != i else 0.0 for n, e, i in zip(none, energy, ideal, strict=True)]
+    return saved, gap
+
+
+def _row(runs: dict[str, list[dict[str, Any]]], v: Variant) -> dict[str, Any]:
+    rs = runs[v.name]
+    row: dict[str, Any] = {}
+    for key, label in (("energy_ws", ""), ("energy_to_complete_ws", "_complete")):
+        saved, gap = _saved_and_gap(runs, v.name, key)
+        row[key], row[f"{key}_sd"] = _mean_sd(_per_seed(runs, v.name, key))
+        row[f"saved{label}_pct"], row[f"saved{label}_pct_sd"] = _mean_sd(saved)
+        row[f"gap_removed{label}_pct"], row[f"gap_removed{label}_pct_sd"] = _mean_sd(gap)
+    for key in ("delay_mean_s", "delay_p95_s", "complete_s", "unserved_cpu_pct"):
+        row[key], row[f"{key}_sd"] = _mean_sd(_per_seed(runs, v.name, key))
+    for key in ("work_arrived_core_s", "work_served_core_s", "backlog_end_core_s", "delay_max_s",
+                "unserved_core_s", "overload_s", "migrations", "migrations_cancelled", "active_host_s",
+                "active_on_warehouse_vm_s"):
+        row[key] = statistics.fmean(_per_seed(runs, v.name, key))
+    row["completed"] = all(r["completed"] for r in rs)  # every seed's backlog drained within the bound
+    row["main"] = v.main
+    row["reading"] = v.reading.value
+    if v.note:
+        row["note"] = v.note
+    return row
+
+
+NOTES = (
+    "energy: mean ± sd over seeds; saved % and gap removed: per seed vs. that seed's none/ideal",
+    "gap removed = (E_none − E_x) / (E_none − E_ideal)",
+    "read 'energy to complete' (equal work: every row serves the same work, arrivals stop at the scenario's "
+    "duration and the run goes on until every backlog is served); 'energy' is the paper's fixed window, "
+    "which rewards leaving work undone",
+    "delay: extra delay of work, FIFO per VM, weighted by work (docs/models.md); mean and 95th percentile",
+)
+
+
 def build_table(name: str, seeds: list[int], runs: dict[str, list[dict[str, Any]]],
                 variants: tuple[Variant, ...]) -> dict[str, Any]:
     """Mean ± sd over seeds; saved % and gap removed are computed per seed, then averaged."""
-    none = [r["energy_ws"] for r in runs["none"]]
-    ideal = [r["energy_ws"] for r in runs["ideal"]]
-    rows: dict[str, dict[str, float]] = {}
-    for v in variants:
-        energy = [r["energy_ws"] for r in runs[v.name]]
-        saved = [100 * (n - e) / n for n, e in zip(none, energy, strict=True)]
-        gap = [100 * (n - e) / (n - i) if n != i else 0.0 for n, e, i in zip(none, energy, ideal, strict=True)]
-        mean, sd = _mean_sd(energy)
-        row = {
-            "energy_ws": mean, "energy_ws_sd": sd,
-            "saved_pct": statistics.fmean(saved), "saved_pct_sd": _mean_sd(saved)[1],
-            "gap_removed_pct": statistics.fmean(gap), "gap_removed_pct_sd": _mean_sd(gap)[1],
-            "unserved_cpu_pct": statistics.fmean(r["unserved_cpu_pct"] for r in runs[v.name]),
-            "unserved_core_s": statistics.fmean(r["unserved_core_s"] for r in runs[v.name]),
-            "overload_s": statistics.fmean(r["overload_s"] for r in runs[v.name]),
-            "migrations": statistics.fmean(r["migrations"] for r in runs[v.name]),
-            "migrations_cancelled": statistics.fmean(r["migrations_cancelled"] for r in runs[v.name]),
-            "active_host_s": statistics.fmean(r["active_host_s"] for r in runs[v.name]),
-            "active_on_warehouse_vm_s": statistics.fmean(r["active_on_warehouse_vm_s"] for r in runs[v.name]),
-            "main": v.main,
-        }
-        rows[v.name] = row
-    rows["none"]["saved_pct"] = 0.0
-    return {"scenario": name, "seeds": seeds, "rows": rows, "paper": PAPER_TABLE_IV,
-            "notes": ["energy: mean ± sd over seeds; saved % and gap removed: per seed vs. that seed's none/ideal",
-                      "gap removed = (E_none − E_x) / (E_none − E_ideal)"]}
+    rows = {v.name: _row(runs, v) for v in variants}
+    rows["none"]["saved_pct"] = rows["none"]["saved_complete_pct"] = 0.0
+    own = next((v.name for v in variants if v.own), None)
+    return {"scenario": name, "seeds": seeds, "rows": rows, "paper": PAPER_TABLE_IV, "own_policy": own,
+            "notes": list(NOTES)}
+
+
+INTERFACE_KEYS = ("energy_ws", "saved_pct", "gap_removed_pct", "unserved_cpu_pct", "energy_to_complete_ws",
+                  "saved_complete_pct", "gap_removed_complete_pct", "work_arrived_core_s", "work_served_core_s",
+                  "backlog_end_core_s", "complete_s", "delay_mean_s", "delay_p95_s")
 
 
 def interface_table(table: dict[str, Any]) -> dict[str, Any]:
-    """The stable JSON shape of `reproduce complex --json`."""
-    keys = ("energy_ws", "saved_pct", "gap_removed_pct", "unserved_cpu_pct")
+    """The stable JSON shape of `reproduce complex --json` (issue 8 adds the equal-work keys)."""
+    def pick(row: dict[str, Any]) -> dict[str, Any]:
+        return {**{k: round(row[k], 3) for k in INTERFACE_KEYS}, "completed": row["completed"]}
+
     return {
         "scenario": table["scenario"],
         "seeds": len(table["seeds"]),
-        "table": {name: {k: round(row[k], 3) for k in keys} for name, row in table["rows"].items()
-                  if row.get("main", True)},
-        "extra": {name: {k: round(row[k], 3) for k in keys} for name, row in table["rows"].items()
-                  if not row.get("main", True)},
+        "own_policy": table.get("own_policy"),
+        "table": {name: pick(row) for name, row in table["rows"].items() if row.get("main", True)},
+        "extra": {name: pick(row) for name, row in table["rows"].items() if not row.get("main", True)},
     }

@@ -69,6 +69,8 @@ class SimCluster:
         self.uncapped_power = uncapped_power
         self.power = PowerTable.build([h.power for h in self.hosts], [h.cores for h in self.hosts])
         self.cores = np.array([h.cores for h in self.hosts])
+        # The paper's ideal is an estimate with instant moves and power proportional to load: nothing caps it.
+        self.serve_cap = np.full(len(self.hosts), np.inf) if instant else self.cores
         self.nic = np.array([h.nic_bytes_per_s for h in self.hosts])
         self.suspend_s = np.array([h.power.suspend_s for h in self.hosts])
         self.resume_s = np.array([h.power.resume_s for h in self.hosts])
@@ -150,22 +152,31 @@ class SimCluster:
         extra_watts = np.zeros(len(self.hosts))
         if self.moves:
             self._advance_moves(t, dt, demand, run_host, share, migrating, extra_watts)
-        served_vm = demand * share
         counts = np.bincount(run_host, minlength=len(self.hosts))
-        host_demand = np.bincount(run_host, weights=served_vm, minlength=len(self.hosts)) + self.overhead * counts
-        host_served = np.minimum(host_demand, self.cores)
-        host_served[self.state != ON] = 0.0
-        over = np.divide(host_served, host_demand, out=np.ones_like(host_demand), where=host_demand > 0)
-        served_vm = served_vm * over[run_host]
+        served_vm, host_demand, host_served = self._serve(demand * share, run_host, counts)
         watts = self.power.watts(self.state, host_served, self.uncapped_power) + extra_watts
         self._fire_transitions(t + dt)
         self.now = t + dt
         return TickResult(self.state.copy(), host_demand, host_served, watts, run_host, demand, served_vm,
                           migrating)
 
+    def _serve(self, want: np.ndarray, run_host: np.ndarray, counts: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """CPU served to each VM and host: a host over its capacity shares it in proportion to demand."""
+        host_demand = np.bincount(run_host, weights=want, minlength=len(self.hosts)) + self.overhead * counts
+        host_served = np.minimum(host_demand, self.serve_cap)
+        host_served[self.state != ON] = 0.0
+        over = np.divide(host_served, host_demand, out=np.ones_like(host_demand), where=host_demand > 0)
+        return want * over[run_host], host_demand, host_served
+
     def _advance_moves(self, t: float, dt: float, demand: np.ndarray, run_host: np.ndarray,
                        share: np.ndarray, migrating: np.ndarray, extra_watts: np.ndarray) -> None:
         moves = list(self.moves.values())
+        for m in moves:
+            if m.process.runs_at_destination:
+                run_host[m.vm] = m.dst
+        # A guest dirties memory only while it runs: at the CPU its host serves it, not the CPU it wants.
+        served, _, _ = self._serve(demand, run_host, np.bincount(run_host, minlength=len(self.hosts)))
         out_deg = np.bincount([m.src for m in moves], minlength=len(self.hosts))
         in_deg = np.bincount([m.dst for m in moves], minlength=len(self.hosts))
         link = self.shared_link / len(moves) if self.shared_link else np.inf
@@ -173,14 +184,12 @@ class SimCluster:
         for m in moves:
             proc = m.process
             migrating[m.vm] = True
-            if proc.runs_at_destination:
-                run_host[m.vm] = m.dst
             extra_watts[m.src] += power.migration[m.src]
             extra_watts[m.dst] += power.migration[m.dst]
             if proc.phase in (Phase.SETUP, Phase.PRECOPY):
                 extra_watts[m.src] += power.dirty_tracking[m.src]
             rate = min(self.nic[m.src] / out_deg[m.src], self.nic[m.dst] / in_deg[m.dst], link)
-            share[m.vm] = proc.advance(dt, rate, demand[m.vm] * self.dirty_full[m.vm])
+            share[m.vm] = proc.advance(dt, rate, served[m.vm] * self.dirty_full[m.vm])
             if proc.done:
                 del self.moves[m.vm]
                 if proc.outcome is MigrationOutcome.COMPLETED:

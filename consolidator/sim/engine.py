@@ -21,13 +21,16 @@ from consolidator.control.ports import NullSink, SampleSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationMethod, PowerState
 from consolidator.policies.base import Policy
+from consolidator.sim.backlog import UNITS_PER_CORE_S, Accounting, Backlog, to_core_s, to_units
 from consolidator.sim.cluster import SimCluster, TickResult
 from consolidator.sim.scenario import Scenario
+from consolidator.sim.workload import PoissonTasks
 
 log = logging.getLogger(__name__)
 # A VM at or above this load is "active" (the paper's return threshold, III-C): the paper's design
 # gives an active VM a Server node of its own, so VM-seconds it spends on a Warehouse node are reported.
 ACTIVE_LOAD = 0.5
+ARRIVALS_STREAM = 1  # second word of the arrivals generator's seed (the loads use the seed alone)
 
 
 @dataclass
@@ -47,6 +50,49 @@ class RunRecord:
     vm_migrating: np.ndarray | None
     migrations: list[MigrationFinished] = field(default_factory=list)
     power_events: list[HostPowerChanged] = field(default_factory=list)
+    vm_backlog: np.ndarray | None = None  # core·s waiting at the end of each tick (work-conserving guests)
+
+
+_TICK_ARRAYS = ("host_state", "host_demand", "host_served", "host_watts", "host_vms", "vm_host", "vm_demand",
+                "vm_served", "vm_load_avg", "vm_migrating", "vm_backlog")
+
+
+def _new_record(n: int, dt: float, n_h: int, n_v: int, vms: bool) -> RunRecord:
+    def per_vm(dtype: type) -> np.ndarray | None:
+        return np.zeros((n, n_v), dtype=dtype) if vms else None
+
+    return RunRecord(
+        t_s=np.arange(n) * dt,
+        host_state=np.zeros((n, n_h), dtype=np.int8), host_demand=np.zeros((n, n_h)),
+        host_served=np.zeros((n, n_h)), host_watts=np.zeros((n, n_h)), host_vms=np.zeros((n, n_h), dtype=np.int32),
+        vm_host=per_vm(np.int32), vm_demand=per_vm(np.float64), vm_served=per_vm(np.float64),
+        vm_load_avg=per_vm(np.float64), vm_migrating=per_vm(np.bool_), vm_backlog=per_vm(np.float64),
+    )
+
+
+def _truncate(rec: RunRecord, k: int) -> None:
+    for name in _TICK_ARRAYS:
+        if (a := getattr(rec, name)) is not None:
+            setattr(rec, name, a[:k])
+    rec.t_s = rec.t_s[:k]
+
+
+@dataclass
+class _Window:
+    """Sums over the scenario's window [0, duration): the paper's Table IV measures."""
+
+    demand_core_s: float = 0.0
+    unserved_core_s: float = 0.0
+    overload_s: float = 0.0
+    active_on_warehouse_vm_s: float = 0.0
+    backlog_end_units: int = 0
+
+    def add(self, tick: TickResult, demand: np.ndarray, load: np.ndarray, dt: float, cores: np.ndarray,
+            warehouse: np.ndarray) -> None:
+        self.demand_core_s += float(demand.sum()) * dt
+        self.unserved_core_s += float((demand - tick.vm_served).sum()) * dt
+        self.overload_s += float(np.count_nonzero(tick.host_demand > cores + 1e-9)) * dt
+        self.active_on_warehouse_vm_s += float(np.count_nonzero((load >= ACTIVE_LOAD) & warehouse[tick.vm_host])) * dt
 
 
 @dataclass
@@ -89,36 +135,37 @@ class Simulation:
                                             self.sink, method, states,
                                             max_moves_per_host=scenario.max_moves_per_host)
         self.loads = scenario.loads(self.seed)
+        self.tasks = PoissonTasks(scenario.guests.task_mean_s)
+        # Arrivals draw from their own stream: every policy sees the same work for a seed.
+        self.arrivals_rng = np.random.default_rng([self.seed, ARRIVALS_STREAM])
+        self.backlog = Backlog(self.cluster.vcpus, scenario.tick_s, scenario.guests.accounting)
 
     def run(self) -> RunResult:
+        """Arrivals until the scenario's duration, then ticks until every backlog is served (bounded)."""
         sc = self.scenario
         dt = sc.tick_s
         n = math.ceil(sc.duration_s / dt - 1e-9)
-        n_h, n_v = len(sc.hosts), len(sc.vms)
-        rec = RunRecord(
-            t_s=np.arange(n) * dt,
-            host_state=np.zeros((n, n_h), dtype=np.int8), host_demand=np.zeros((n, n_h)),
-            host_served=np.zeros((n, n_h)), host_watts=np.zeros((n, n_h)),
-            host_vms=np.zeros((n, n_h), dtype=np.int32),
-            vm_host=np.zeros((n, n_v), dtype=np.int32) if self.record_vms else None,
-            vm_demand=np.zeros((n, n_v)) if self.record_vms else None,
-            vm_served=np.zeros((n, n_v)) if self.record_vms else None,
-            vm_load_avg=np.zeros((n, n_v)) if self.record_vms else None,
-            vm_migrating=np.zeros((n, n_v), dtype=bool) if self.record_vms else None,
-        )
-        demand_total = unserved_total = overload_s = active_on_wh = 0.0
+        limit = n + (math.ceil(sc.guests.drain_limit_s / dt - 1e-9)
+                     if sc.guests.accounting is Accounting.WORK_CONSERVING else 0)
+        # np.zeros leaves untouched rows unallocated: room for the longest drain costs nothing until used
+        rec = _new_record(limit, dt, len(sc.hosts), len(sc.vms), self.record_vms)
+        acc = _Window()
         warehouse = self.cluster.is_warehouse()
         self._deliver(rec)
-        for k in range(n):
+        k = 0
+        while k < n or (k < limit and not self.backlog.drained()):
             t = k * dt
-            demand = self.loads.at(t)
+            load = self.loads.at(t) if k < n else np.zeros(len(sc.vms))
+            demand = self.backlog.demand(to_units(self.tasks.work_core_s(load, dt, self.arrivals_rng)))
             tick = self.cluster.step(t, dt, demand)
+            self.backlog.serve(tick.vm_served)
             self._record(rec, k, tick)
-            vm_demand = np.minimum(demand, self.cluster.vcpus)
-            demand_total += float(vm_demand.sum()) * dt
-            unserved_total += float((vm_demand - tick.vm_served).sum()) * dt
-            overload_s += float(np.count_nonzero(tick.host_demand > self.cluster.cores + 1e-9)) * dt
-            active_on_wh += float(np.count_nonzero((vm_demand >= ACTIVE_LOAD) & warehouse[tick.vm_host])) * dt
+            if rec.vm_backlog is not None:
+                rec.vm_backlog[k] = self.backlog.backlog / (UNITS_PER_CORE_S)
+            if k < n:
+                acc.add(tick, demand, load, dt, self.cluster.cores, warehouse)
+            if k == n - 1:
+                acc.backlog_end_units = int(self.backlog.backlog.sum())
             self.loop.monitor.record_arrays(t + dt, tick.host_served, tick.vm_served, tick.vm_host,
                                             store=self.store_samples)
             self._deliver(rec)
@@ -126,9 +173,10 @@ class Simulation:
             self._deliver(rec)
             if rec.vm_load_avg is not None:
                 rec.vm_load_avg[k] = self.loop.monitor.vm_avg()
+            k += 1
         self.sink.flush()
-        summary = self._summary(rec, dt, demand_total, unserved_total, overload_s)
-        summary["active_on_warehouse_vm_s"] = active_on_wh
+        _truncate(rec, k)
+        summary = self._summary(rec, dt, n, acc)
         return RunResult(sc, self.policy.name, self.method, self.seed, summary, rec)
 
     def _deliver(self, rec: RunRecord) -> None:
@@ -153,34 +201,56 @@ class Simulation:
             rec.vm_served[k] = tick.vm_served  # type: ignore[index]
             rec.vm_migrating[k] = tick.vm_migrating  # type: ignore[index]
 
-    def _summary(self, rec: RunRecord, dt: float, demand: float, unserved: float, overload_s: float
-                 ) -> dict[str, Any]:
+    def _summary(self, rec: RunRecord, dt: float, n: int, acc: _Window) -> dict[str, Any]:
         sc = self.scenario
-        energy_by_host = rec.host_watts.sum(axis=0) * dt
+        energy_by_host = rec.host_watts[:n].sum(axis=0) * dt
         done = [m for m in rec.migrations if m.outcome.value == "completed"]
+        demand = acc.demand_core_s
         return {
             "scenario": sc.name,
             "policy": self.policy.name,
             "migration": self.method.value,
             "seed": self.seed,
-            "duration_s": float(len(rec.t_s) * dt),
+            "duration_s": float(n * dt),
             "tick_s": dt,
             "energy_ws": float(energy_by_host.sum()),
             "energy_ws_by_host": {h.name: float(e) for h, e in zip(sc.hosts, energy_by_host, strict=True)},
+            **self._work_summary(rec, dt, n, acc),
             "demand_core_s": demand,
-            "unserved_core_s": unserved,
-            "unserved_cpu_pct": 100.0 * unserved / demand if demand > 0 else 0.0,
-            "overload_s": overload_s,
+            "unserved_core_s": acc.unserved_core_s,
+            "unserved_cpu_pct": 100.0 * acc.unserved_core_s / demand if demand > 0 else 0.0,
+            "overload_s": acc.overload_s,
+            "active_on_warehouse_vm_s": acc.active_on_warehouse_vm_s,
             "migrations": len(done),
             "migrations_cancelled": sum(1 for m in rec.migrations if m.outcome.value == "cancelled"),
             "migration_s_total": float(sum(m.t_s - m.start_s for m in rec.migrations)),
             "suspends": sum(1 for e in rec.power_events if e.state is PowerState.SUSPENDED),
             "wakes": sum(1 for e in rec.power_events if e.state is PowerState.ON),
-            "active_host_s": float(np.count_nonzero(rec.host_state != 2) * dt),
+            "active_host_s": float(np.count_nonzero(rec.host_state[:n] != 2) * dt),
             "controller_deferred": self.loop.controller.rejected,
             "params": {"overhead_per_vm_cores": sc.overhead_per_vm_cores,
                        "max_moves_per_host": sc.max_moves_per_host, "instant": self.cluster.instant,
+                       "guests": {"accounting": sc.guests.accounting.value, "task_mean_s": sc.guests.task_mean_s,
+                                  "drain_limit_s": sc.guests.drain_limit_s},
                        "migration": {k: (v.value if isinstance(v, enum.Enum) else v)
                                      for k, v in dataclasses.asdict(sc.migration).items()}},
         }
 
+    def _work_summary(self, rec: RunRecord, dt: float, n: int, acc: _Window) -> dict[str, Any]:
+        """Work arrived and served, the backlog, energy and time to complete it, and the delay of work."""
+        b = self.backlog
+        delays = b.delays()
+        drained = b.drained() or b.accounting is Accounting.LOST_CPU
+        return {
+            "accounting": b.accounting.value,
+            "work_arrived_core_s": to_core_s(b.arrived),
+            "work_served_core_s": to_core_s(b.served),
+            "work_dropped_core_s": to_core_s(b.dropped + (b.backlog if b.accounting is Accounting.LOST_CPU else 0)),
+            "backlog_end_core_s": acc.backlog_end_units / UNITS_PER_CORE_S,
+            "energy_to_complete_ws": float(rec.host_watts.sum()) * dt,
+            "complete_s": float(len(rec.t_s) * dt),
+            "completed": drained,  # False: the drain hit guests.drain_limit_s with work still waiting
+            "delay_mean_s": delays.mean_s,
+            "delay_p95_s": delays.p95_s,
+            "delay_max_s": delays.max_s,
+        }

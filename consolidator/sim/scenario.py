@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import HostSpec, PowerProfile, Role, VmSpec
 from consolidator.models.migration import DirtyModel, MigrationParams, OnTimeoutPolicy
+from consolidator.sim.backlog import Accounting, GuestModel
 from consolidator.sim.workload import RandomModes, StepLoads
 
 NonNeg = Annotated[float, Field(ge=0)]
@@ -40,7 +41,9 @@ class PowerIn(_Strict):
     migration_watts: NonNeg = 3.0
     dirty_tracking_watts: NonNeg = 20.0
     table_watts: list[NonNeg] | None = Field(default=None, min_length=11, max_length=11)
-    full_load_cores: Pos | None = 1.0
+    # Load at which the power curve saturates. Default: the host's ``cores``, where it stops serving
+    # (DESIGN §2 "Host capacity"). Another value is a sensitivity reading, not a model of a real host.
+    full_load_cores: Pos | None = None
 
 
 class HostIn(_Strict):
@@ -48,7 +51,9 @@ class HostIn(_Strict):
     role: Literal["warehouse", "server"]
     count: Annotated[int, Field(ge=1, le=1_000_000)] = 1  # >1: name is a template with {i}
     start: Annotated[int, Field(ge=0)] = 0  # first {i}
-    cores: Pos = 4.0
+    # Capacity: the CPU load the host serves, in the VMs' load unit, and where its power curve saturates.
+    # Paper profile: the host's "100 %" = 1.0 (DESIGN §2 "Host capacity").
+    cores: Pos = 1.0
     mem_mib: Annotated[int, Field(gt=0)] = 16384
     nic_mb_s: Pos = 120.0
     power: PowerIn = PowerIn()
@@ -98,6 +103,12 @@ class MigrationIn(_Strict):
     shared_link_mb_s: Pos | None = None  # a cap on all concurrent migrations together
 
 
+class GuestsIn(_Strict):
+    accounting: Literal["work-conserving", "lost-cpu"] = "work-conserving"
+    task_mean_s: NonNeg = GuestModel.task_mean_s
+    drain_limit_s: NonNeg = GuestModel.drain_limit_s
+
+
 class ScenarioIn(_Strict):
     name: Name
     description: str = ""
@@ -110,6 +121,7 @@ class ScenarioIn(_Strict):
     vms: list[VmIn] = Field(min_length=1)
     workload: RandomIn | None = None
     migration: MigrationIn = MigrationIn()
+    guests: GuestsIn = GuestsIn()
 
 
 @dataclass(frozen=True)
@@ -128,6 +140,7 @@ class Scenario:
     migration: MigrationParams
     shared_link_bytes_per_s: float | None
     max_moves_per_host: int | None = None
+    guests: GuestModel = GuestModel()
     source: str = "<scenario>"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
@@ -183,7 +196,8 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
     hosts: list[HostSpec] = []
     for h in m.hosts:
         profile = PowerProfile(**{**h.power.model_dump(), "table_watts": tuple(h.power.table_watts)
-                                  if h.power.table_watts else None})
+                                  if h.power.table_watts else None,
+                                  "full_load_cores": h.power.full_load_cores or h.cores})
         for i in range(h.count):
             hosts.append(HostSpec(_expand(h.name, h.count, h.start + i), Role(h.role), h.cores, h.mem_mib,
                                   h.nic_mb_s * 1e6, profile))
@@ -228,6 +242,7 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
         random_modes=random_modes, overhead_per_vm_cores=m.overhead_per_vm_cores, migration=params,
         shared_link_bytes_per_s=mig.shared_link_mb_s * 1e6 if mig.shared_link_mb_s else None,
         max_moves_per_host=m.max_moves_per_host,
+        guests=GuestModel(Accounting(m.guests.accounting), m.guests.task_mean_s, m.guests.drain_limit_s),
         source=source, raw=raw,
     )
 

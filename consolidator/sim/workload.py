@@ -1,7 +1,10 @@
-"""VM CPU demand over time: explicit step schedules, and the paper's random active/idle generator.
+"""VM CPU load over time (explicit step schedules, the paper's random active/idle generator) and the work
+that load brings (Poisson tasks).
 
-Both are held as one sorted table of (time, vm, load) changes, applied tick by tick with
-``searchsorted``; thousands of VMs cost one vectorised assignment per tick.
+A VM's load is the rate at which CPU work arrives, in cores; ``PoissonTasks`` turns it into work per
+tick the way the paper's guest generator (and ours, agent/guest/workload.c) does. The load tables are
+held as one sorted table of (time, vm, load) changes, applied tick by tick with ``searchsorted``;
+thousands of VMs cost one vectorised assignment per tick.
 """
 
 from __future__ import annotations
@@ -38,6 +41,25 @@ class RandomModes:
             t[alive] += rng.uniform(self.switch_s[0], self.switch_s[1], alive.size)
             alive = alive[t[alive] < duration_s]
         return StepLoads.from_arrays(n_vms, np.concatenate(times), np.concatenate(vms), np.concatenate(loads))
+
+
+@dataclass(frozen=True)
+class PoissonTasks:
+    """Tasks arrive as a Poisson process at rate load / ``task_mean_s``, each needing an exponential amount
+    of CPU (mean ``task_mean_s`` core·s): the paper's generator (IV-A) and agent/guest/workload.c
+    (wl.task_ms, 20 ms). ``task_mean_s = 0`` gives fluid work: exactly load × tick per tick."""
+
+    task_mean_s: float = 0.02
+
+    def work_core_s(self, load: np.ndarray, dt: float, rng: np.random.Generator) -> np.ndarray:
+        """Work (core·s) arriving at each VM during one tick of ``dt`` seconds at ``load`` cores."""
+        if self.task_mean_s <= 0:
+            return load * dt
+        tasks = rng.poisson(load * (dt / self.task_mean_s))
+        work = np.zeros(load.shape)
+        some = np.flatnonzero(tasks)
+        work[some] = rng.standard_gamma(tasks[some]) * self.task_mean_s  # the sum of n exponentials
+        return work
 
 
 class StepLoads:
