@@ -82,6 +82,13 @@ class VMController:
         out[self.lost] = -1
         return out
 
+    def move_sources(self) -> np.ndarray:
+        """The source host of each VM's move in flight, -1 for a VM not moving."""
+        out = np.full(len(self.vms), -1, dtype=np.int64)
+        for v, m in self.moves.items():
+            out[v] = m.src
+        return out
+
     def busy(self) -> np.ndarray:
         busy = np.zeros(len(self.vms), dtype=bool)
         busy[list(self.moves)] = True

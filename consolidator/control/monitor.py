@@ -52,9 +52,10 @@ class LoadMonitor:
         vm_names: Sequence[str],
         sink: SampleSink,
         window_periods: int = 10,
+        short_periods: int = 3,
     ) -> None:
-        if window_periods < 1:
-            raise ValueError("window_periods must be >= 1")
+        if window_periods < 1 or short_periods < 1:
+            raise ValueError("window_periods and short_periods must be >= 1")
         self.host_names = tuple(host_names)
         self.vm_names = tuple(vm_names)
         self.host_index = {name: i for i, name in enumerate(self.host_names)}
@@ -69,6 +70,9 @@ class LoadMonitor:
         self._fresh = np.zeros(len(self.host_names) + len(self.vm_names), dtype=bool)
         self._host_avg = RingAverage(len(self.host_names), window_periods)
         self._vm_avg = RingAverage(len(self.vm_names), window_periods)
+        # a short window beside it: a step in load shows within a few periods, one noisy sample does not
+        self._host_short = RingAverage(len(self.host_names), short_periods)
+        self._vm_short = RingAverage(len(self.vm_names), short_periods)
         self.last_period_s: float | None = None
 
     # -- ingestion -------------------------------------------------------------------------------
@@ -120,6 +124,8 @@ class LoadMonitor:
         self._fresh[:] = False
         self._host_avg.push(self.host_now)
         self._vm_avg.push(self.vm_now)
+        self._host_short.push(self.host_now)
+        self._vm_short.push(self.vm_now)
         self.last_period_s = t_s
 
     # -- queries ----------------------------------------------------------------------------------
@@ -128,6 +134,12 @@ class LoadMonitor:
 
     def vm_avg(self) -> FloatArray:
         return self._vm_avg.mean()
+
+    def host_short(self) -> FloatArray:
+        return self._host_short.mean()
+
+    def vm_short(self) -> FloatArray:
+        return self._vm_short.mean()
 
     def host_overhead_now(self) -> FloatArray:
         """Host CPU not accounted to any VM in the latest period (virtualisation overhead), ≥ 0."""

@@ -29,6 +29,7 @@ class Snapshot:
     host_mem_mib: FloatArray
     host_load_avg: FloatArray  # measured, cores, over the averaging window
     host_load_now: FloatArray
+    host_load_short: FloatArray  # measured, cores, over the last few periods (Load Monitor's short window)
     host_overhead_now: FloatArray  # measured CPU not accounted to VMs (virtualisation overhead)
     vm_names: tuple[str, ...]
     vm_host: IntArray  # where the VM will be: its destination while moving, else its host
@@ -36,7 +37,9 @@ class Snapshot:
     vm_mem_mib: FloatArray
     vm_load_avg: FloatArray
     vm_load_now: FloatArray
+    vm_load_short: FloatArray
     vm_busy: BoolArray  # migrating, or waiting for its destination to wake
+    vm_move_src: IntArray  # the source host of the VM's move in flight, -1 when not moving
     vm_last_move_end_s: FloatArray  # -inf if never moved
     # For migration-aware planners: the guest's memory dirty rate (measured by the hypervisor where it
     # reports one, else estimated as its served load × its spec's rate at full load) and each host's

@@ -46,9 +46,15 @@ class MoveCoster:
     methods: tuple[MigrationMethod, ...] = LIVE_METHODS
 
     def cost(self, method: MigrationMethod, mem_bytes: float, load: float, dirty_bytes_per_s: float,
-             link_bytes_per_s: float, source_excess_cores: float, source_sleeps: bool) -> MoveCost:
-        est = _estimate(method, mem_bytes, _rounded(dirty_bytes_per_s), _rounded(link_bytes_per_s),
-                        self._prediction_params())
+             link_bytes_per_s: float, source_excess_cores: float, source_sleeps: bool,
+             dirty_at_destination: float | None = None) -> MoveCost:
+        """``load``: what the guest wants (cores); ``dirty_at_destination``: its dirty rate once it gets that
+        (default: as at the source). Precopy and hybrid are predicted at the source's rate, postcopy at the
+        destination's."""
+        dirty = dirty_bytes_per_s
+        if method is MigrationMethod.POSTCOPY and dirty_at_destination is not None:
+            dirty = dirty_at_destination
+        est = _estimate(method, mem_bytes, _rounded(dirty), _rounded(link_bytes_per_s), self._prediction_params())
         if not est.converged:
             return MoveCost(method, est.duration_s, est.duration_s, math.inf, math.inf, math.inf)
         at_source = self._time_at_source(method, est, mem_bytes, link_bytes_per_s)
@@ -60,9 +66,10 @@ class MoveCoster:
         return MoveCost(method, est.duration_s, at_source, delayed, energy, energy + self.delay_weight_ws * delayed)
 
     def cheapest(self, mem_bytes: float, load: float, dirty_bytes_per_s: float, link_bytes_per_s: float,
-                 source_excess_cores: float, source_sleeps: bool) -> MoveCost:
+                 source_excess_cores: float, source_sleeps: bool, dirty_at_destination: float | None = None
+                 ) -> MoveCost:
         costs = [self.cost(m, mem_bytes, load, dirty_bytes_per_s, link_bytes_per_s, source_excess_cores,
-                           source_sleeps) for m in self.methods]
+                           source_sleeps, dirty_at_destination) for m in self.methods]
         return min(costs, key=lambda c: (c.cost_ws, c.duration_s))
 
     def _prediction_params(self) -> MigrationParams:

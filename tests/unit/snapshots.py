@@ -26,6 +26,8 @@ def snap(
     nic: float = 120e6,
     cores: float = 4.0,
     vm_avg: list[float] | None = None,
+    move_src: list[int] | None = None,
+    vm_short: list[float] | None = None,
 ) -> Snapshot:
     n_h, n_v = len(states), len(vm_host)
     load = np.asarray(vm_load, dtype=float)
@@ -40,6 +42,7 @@ def snap(
         host_mem_mib=np.full(n_h, host_mem),
         host_load_avg=host_load,
         host_load_now=host_load,
+        host_load_short=host_load,
         host_overhead_now=np.asarray(overhead if overhead is not None else [0.0] * n_h, dtype=float),
         vm_names=tuple(f"VM{i}" for i in range(n_v)),
         vm_host=np.asarray(vm_host, dtype=np.int64),
@@ -47,7 +50,9 @@ def snap(
         vm_mem_mib=np.full(n_v, vm_mem),
         vm_load_avg=np.asarray(vm_avg, dtype=float) if vm_avg is not None else load,
         vm_load_now=load,
+        vm_load_short=np.asarray(vm_short, dtype=float) if vm_short is not None else load,
         vm_busy=np.asarray(busy if busy is not None else [False] * n_v, dtype=bool),
+        vm_move_src=np.asarray(move_src if move_src is not None else [-1] * n_v, dtype=np.int64),
         vm_last_move_end_s=np.asarray(last_end if last_end is not None else [-np.inf] * n_v, dtype=float),
         vm_dirty_bytes_per_s=load * dirty_per_load,
         host_nic_bytes_per_s=np.full(n_h, nic),

@@ -61,15 +61,25 @@ CASES = [
     ("a VM moved less than hold_s ago is not packed",
      dict(vm_host=[0, 1], vm_load=[0.1, 0.5], states=[ON, ON], last_end=[95.0, -math.inf], **ONE),
      [], []),
-    ("a VM whose window average is still high is not packed yet",
-     dict(vm_host=[0, 1], vm_load=[0.1, 0.5], vm_avg=[0.8, 0.5], states=[ON, ON], **ONE),
+    ("a VM whose short window is still high is not packed yet (one low sample is not a mode change)",
+     dict(vm_host=[0, 1], vm_load=[0.1, 0.5], vm_short=[0.6, 0.5], states=[ON, ON], **ONE),
+     [], []),
+    ("the 10 s average does not hold back a VM whose short window shows it idle",
+     dict(vm_host=[0, 1], vm_load=[0.1, 0.5], vm_short=[0.1, 0.5], vm_avg=[0.8, 0.5], states=[ON, ON], **ONE),
+     [("VM0", "PM0", "PM1")], []),
+    ("a destination VM's 10 s average counts in room checks (cautious)",
+     dict(vm_host=[0, 1], vm_load=[0.1, 0.5], vm_avg=[0.1, 0.85], states=[ON, ON], **ONE),
      [], []),
     ("no host is woken to receive an idle VM",
      dict(vm_host=[1], vm_load=[0.1], states=[SUSP, ON], **ONE),
      [], []),
     ("a host with a move in flight neither sends nor receives an idle VM",
      dict(vm_host=[1, 1, 2], vm_load=[0.1, 0.1, 0.1], states=[ON, ON, ON], busy=[True, False, False],
-          runs_on=[0, 1, 2], **ONE),
+          runs_on=[0, 1, 2], move_src=[0, -1, -1], **ONE),
+     [], []),
+    ("a postcopy in flight still holds its source's link: no second move off an overloaded host",
+     dict(vm_host=[1, 0, 0], vm_load=[0.9, 0.6, 0.45], states=[ON, ON, SUSP], busy=[True, False, False],
+          runs_on=[1, 0, 0], move_src=[0, -1, -1], **ONE),
      [], []),
     ("one move per destination per round: the second idle host waits",
      dict(vm_host=[0, 1, 2], vm_load=[0.1, 0.1, 0.5], states=[ON, ON, ON], **ONE),
@@ -87,6 +97,17 @@ def test_aware_policy(case: str, kwargs: dict, moves: list, suspends: list) -> N
     got_suspends = [a.host for a in plan.actions if isinstance(a, Suspend)]
     assert got_moves == moves
     assert got_suspends == suspends
+
+
+def test_wake_ahead_for_a_host_waiting_for_its_link() -> None:
+    """A saturated host whose link is taken gets an empty host woken (or kept awake) for its next move."""
+    kw = dict(vm_host=[1, 0, 0], vm_load=[0.9, 0.6, 0.45], busy=[True, False, False], runs_on=[1, 0, 0],
+              move_src=[0, -1, -1], **ONE)
+    plan = AwarePolicy().plan(snap(states=[ON, ON, SUSP, SUSP], **kw))
+    assert [(type(a).__name__, a.host) for a in plan.actions] == [("Wake", "PM2")]
+    plan = AwarePolicy().plan(snap(states=[ON, ON, ON, ON], **kw))
+    assert [(type(a).__name__, a.host) for a in plan.actions] == [("Suspend", "PM3")]  # PM2 is kept
+    assert not AwarePolicy(wake_ahead=0).plan(snap(states=[ON, ON, SUSP, SUSP], **kw)).actions
 
 
 def test_saturated_for_the_whole_window_is_overloaded_even_if_the_vms_look_light() -> None:

@@ -48,6 +48,8 @@ def test_ten_second_average_and_latest_values() -> None:
     assert m.latest_vm("v") == 0.4
     assert m.average_vm("v") == pytest.approx((5 * 0.8 + 5 * 0.4) / 10)
     assert m.host_overhead_now()[0] == pytest.approx(0.05)
+    assert m.vm_short()[0] == pytest.approx(0.4)  # the short window (3 periods) has seen only the new level
+    assert m.host_short()[0] == pytest.approx(0.45)
     assert len(sink.hosts) == 20 and len(sink.vms) == 20
 
 
