@@ -101,7 +101,14 @@ class HostAgent:
         await self.driver.destroy_vm(name)
 
     async def list_vms(self) -> list[VmView]:
-        return [VmView.of(info) for info in await self.driver.list_vms()]
+        """Every VM; one this agent is still sending is MIGRATING whatever its driver says (a
+        restarted manager tells a move in flight from an abandoned incoming VM by this)."""
+        views = [VmView.of(info) for info in await self.driver.list_vms()]
+        for view in views:
+            task = self._migrations.get(view.name)
+            if view.state is VmRunState.RUNNING and task is not None and not task.done():
+                view.state = VmRunState.MIGRATING
+        return views
 
     async def set_load(self, name: str, body: LoadBody) -> None:
         self.power.require_on()

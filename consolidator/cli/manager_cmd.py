@@ -32,7 +32,7 @@ def manager(
     if check:
         typer.echo(json.dumps(resolved_json(cfg), indent=2))
         return
-    from consolidator.manager.service import serve
+    from consolidator.manager.daemon import serve
 
     raise typer.Exit(serve(cfg, str(config)))
 

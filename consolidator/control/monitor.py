@@ -128,6 +128,29 @@ class LoadMonitor:
         self._vm_short.push(self.vm_now)
         self.last_period_s = t_s
 
+    def carry_over(self, old: LoadMonitor) -> None:
+        """Take the averaging windows and latest values of the hosts and VMs ``old`` also knows (a
+        cluster whose VM set changed keeps its history; new VMs start empty)."""
+        for mine, theirs, names, old_names in (
+            (self._host_avg, old._host_avg, self.host_names, old.host_index),
+            (self._vm_avg, old._vm_avg, self.vm_names, old.vm_index),
+        ):
+            pairs = [(i, old_names[n]) for i, n in enumerate(names) if n in old_names]
+            if not pairs or mine._rows.shape[0] != theirs._rows.shape[0]:
+                continue
+            new_i, old_i = (list(x) for x in zip(*pairs, strict=True))
+            mine._rows[:, new_i] = theirs._rows[:, old_i]
+            mine._sum[new_i] = theirs._sum[old_i]
+            mine._count, mine._next = theirs._count, theirs._next
+        for i, name in enumerate(self.vm_names):
+            j = old.vm_index.get(name)
+            if j is not None:
+                self.vm_now[i], self.vm_host_now[i] = old.vm_now[j], old.vm_host_now[j]
+        for i, name in enumerate(self.host_names):
+            j = old.host_index.get(name)
+            if j is not None:
+                self.host_now[i] = old.host_now[j]
+
     # -- queries ----------------------------------------------------------------------------------
     def host_avg(self) -> FloatArray:
         return self._host_avg.mean()

@@ -18,7 +18,7 @@ controller admitted (``note_started``). Nothing here reads a clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -85,6 +85,13 @@ class History:
         self.all_starts.append(t_s)
         self.all_starts[:] = [t for t in self.all_starts if t > t_s - HOUR_S]
         self.starts[vm][:] = [t for t in self.starts[vm] if t > t_s - HOUR_S]
+
+    def replay(self, events: Sequence[Event]) -> None:
+        """Rebuild from a run's stored events (a restarted manager): starts and failures."""
+        for event in events:
+            if isinstance(event, MigrationFinished):
+                self.note_started(event.vm, event.start_s)
+            self.on_event(event)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, MigrationFinished):

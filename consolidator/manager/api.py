@@ -59,7 +59,7 @@ def bearer_auth(token: str) -> Any:
     """A FastAPI dependency: 401 unless the request carries ``Authorization: Bearer <token>``."""
     expected = f"Bearer {token}".encode()
 
-    def check(request: Request) -> None:
+    async def check(request: Request) -> None:
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
             raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or wrong bearer token",
@@ -74,41 +74,41 @@ def create_app(telemetry: Telemetry, controls: Controls, token: str, metrics_aut
     secured = [Depends(auth)]
 
     @app.get("/api/status", dependencies=secured)
-    def get_status() -> dict[str, Any]:
+    async def get_status() -> dict[str, Any]:
         return telemetry.status()
 
     @app.get("/api/mode", dependencies=secured)
-    def get_mode() -> dict[str, Any]:
+    async def get_mode() -> dict[str, Any]:
         return {"mode": telemetry.mode, "changes": telemetry.mode_changes}
 
     @app.put("/api/mode", dependencies=secured)
-    def put_mode(body: ModeBody, request: Request) -> dict[str, Any]:
+    async def put_mode(body: ModeBody, request: Request) -> dict[str, Any]:
         client = request.client.host if request.client else "unknown"
         controls.set_mode(body.mode, by=f"api {client}")
-        return get_mode()
+        return await get_mode()
 
     @app.get("/api/power", dependencies=secured)
-    def get_power(seconds: float = Query(300.0, gt=0, le=86_400)) -> dict[str, Any]:
+    async def get_power(seconds: float = Query(300.0, gt=0, le=86_400)) -> dict[str, Any]:
         return telemetry.power_series(seconds)
 
     @app.get("/api/migrations", dependencies=secured)
-    def get_migrations(limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
+    async def get_migrations(limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
         return telemetry.migration_timeline(limit)
 
     @app.get("/api/recommendations", dependencies=secured)
-    def get_recommendations(limit: int = Query(50, ge=1, le=10_000)) -> list[dict[str, Any]]:
+    async def get_recommendations(limit: int = Query(50, ge=1, le=10_000)) -> list[dict[str, Any]]:
         return telemetry.pending(limit)
 
     @app.get("/api/refusals", dependencies=secured)
-    def get_refusals(limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
+    async def get_refusals(limit: int = Query(100, ge=1, le=10_000)) -> dict[str, Any]:
         return telemetry.refusal_view(limit)
 
     @app.get("/api/energy", dependencies=secured)
-    def get_energy() -> dict[str, Any]:
+    async def get_energy() -> dict[str, Any]:
         return telemetry.energy()
 
     @app.get("/metrics", dependencies=secured if metrics_auth else [])
-    def get_metrics() -> Response:
+    async def get_metrics() -> Response:
         return Response(telemetry.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
     from consolidator.manager.dashboard import mount_dashboard

@@ -157,6 +157,8 @@ class ClusterConfig(_Strict):
     window_periods: int = Field(10, ge=1, le=3600)
     overhead_per_vm: float | None = Field(None, ge=0, description="load per VM instead of the host's measured")
     run_store: str = Field(min_length=1)
+    journal: Path | None = Field(None, description="JSON lines of plans, mode switches, start and stop; "
+                                                   "default: beside a SQLite run store")
     listen: str = "127.0.0.1:8780"
     api_token_file: Path
     metrics_auth: bool = False
@@ -170,6 +172,14 @@ class ClusterConfig(_Strict):
     @property
     def method(self) -> MigrationMethod:
         return MigrationMethod(self.migration.method)
+
+    def journal_path(self) -> Path:
+        if self.journal is not None:
+            return self.journal
+        store = self.run_store.removeprefix("sqlite:///")
+        if "://" in store:
+            raise UserError("required when the run store is not a SQLite file", field="journal")
+        return Path(store).with_suffix(".journal.jsonl")
 
     def listen_address(self) -> tuple[str, int]:
         return split_address(self.listen, 8780)
@@ -220,6 +230,10 @@ def _check_references(cfg: ClusterConfig, source: str) -> None:
         cfg.listen_address()
     except UserError as exc:
         raise UserError(exc.message, source=source, field="listen") from None
+    try:
+        cfg.journal_path()
+    except UserError as exc:
+        raise UserError(exc.message, source=source, field=exc.field) from None
     try:
         make_policy(cfg.policy.name, **cfg.policy.args)
     except UserError as exc:

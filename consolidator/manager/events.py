@@ -95,13 +95,31 @@ class EventForwarder:
 
     async def start(self) -> None:
         """Skip each agent's history: only events from now on reach the loop."""
+        await self.mark()
+        self.follow()
+
+    async def mark(self) -> None:
+        """Remember where each agent's event log ends now; ``follow`` delivers what comes after. A
+        restarting manager marks before it reads the cluster, so no event between the two is lost.
+        An agent that does not answer is marked when it first answers (its past is skipped)."""
+        async def one(host: str, client: Engine) -> None:
+            try:
+                self.next_seq[host] = (await client.events(after=0)).next_seq
+            except AgentError as exc:
+                log.warning("events of %s: %s", host, exc)
+
+        await asyncio.gather(*(one(h, c) for h, c in self._clients.items()))
+
+    def follow(self) -> None:
+        """Start one long-poll task per agent (after ``mark``)."""
         for host, client in self._clients.items():
-            self.next_seq[host] = (await client.events(after=0)).next_seq
             self._tasks.append(asyncio.create_task(self._follow(host, client), name=f"events-{host}"))
 
     async def _follow(self, host: str, client: Engine) -> None:
         while True:
             try:
+                if host not in self.next_seq:
+                    self.next_seq[host] = (await client.events(after=0)).next_seq
                 batch = await client.events(after=self.next_seq[host] - 1, timeout_s=POLL_WAIT_S)
             except AgentError as exc:  # a suspended real host does not answer; keep trying
                 log.debug("events of %s: %s", host, exc)
