@@ -134,6 +134,8 @@ class LoadMonitor:
         for mine, theirs, names, old_names in (
             (self._host_avg, old._host_avg, self.host_names, old.host_index),
             (self._vm_avg, old._vm_avg, self.vm_names, old.vm_index),
+            (self._host_short, old._host_short, self.host_names, old.host_index),
+            (self._vm_short, old._vm_short, self.vm_names, old.vm_index),
         ):
             pairs = [(i, old_names[n]) for i, n in enumerate(names) if n in old_names]
             if not pairs or mine._rows.shape[0] != theirs._rows.shape[0]:

@@ -22,10 +22,12 @@ def snap(t_s: float = 100.0, states: tuple[int, ...] = (ON, ON, ON, SUSPENDED),
     return Snapshot(
         t_s=t_s, method=POST, host_names=HOSTS, host_is_warehouse=np.array([True, False, False, False]),
         host_state=np.array(states, dtype=np.int8), host_cores=np.ones(4), host_mem_mib=np.full(4, 4096.0),
-        host_load_avg=np.zeros(4), host_load_now=np.zeros(4), host_overhead_now=np.zeros(4),
+        host_load_avg=np.zeros(4), host_load_now=np.zeros(4), host_load_short=np.zeros(4),
+        host_overhead_now=np.zeros(4),
         vm_names=tuple(f"vm{i}" for i in range(n)), vm_host=np.array(vm_host, dtype=np.int64),
         vm_runs_on=np.array(vm_host, dtype=np.int64), vm_mem_mib=np.full(n, 256.0), vm_load_avg=np.full(n, 0.1),
-        vm_load_now=np.full(n, 0.1), vm_busy=np.zeros(n, dtype=bool), vm_last_move_end_s=np.full(n, last_end),
+        vm_load_now=np.full(n, 0.1), vm_load_short=np.full(n, 0.1), vm_busy=np.zeros(n, dtype=bool),
+        vm_move_src=np.full(n, -1, dtype=np.int64), vm_last_move_end_s=np.full(n, last_end),
         vm_dirty_bytes_per_s=np.zeros(n), host_nic_bytes_per_s=np.full(4, 120e6))
 
 
