@@ -1,18 +1,27 @@
 """The host agent: one host's VMs (through a VM driver), its power state and its event stream.
 
 The HTTP layer (``agent/api/app.py``) only authenticates, validates and translates; every
-decision about the host lives here. Errors: ``NotFound`` -> 404, ``Conflict`` -> 409.
+decision about the host lives here. Errors: ``NotFound`` -> 404, ``Conflict`` -> 409,
+``Forbidden`` -> 403 (a migration to a destination the configuration does not name).
+
+Lifecycles: a VM name is claimed for the whole of a create or prepare-incoming, so a second one
+for the same name is refused (never two QEMU processes for one name). A postcopy whose link broke
+is paused, never destroyed: delete, cancel and suspend are refused while a VM's memory is split.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ipaddress
 import logging
 import time
+from collections.abc import Iterator
+from typing import Any
 
 from consolidator.agent.api import procstats
 from consolidator.agent.api.config import AgentConfig
-from consolidator.agent.api.errors import Conflict, NotFound
+from consolidator.agent.api.errors import Conflict, Forbidden, NotFound
 from consolidator.agent.api.eventlog import EventLog
 from consolidator.agent.api.schemas import (
     HostStatsView,
@@ -20,6 +29,7 @@ from consolidator.agent.api.schemas import (
     LoadBody,
     MigrateBody,
     MigrationAccepted,
+    ResumeBody,
     VmBody,
     VmStatsView,
     VmView,
@@ -45,18 +55,24 @@ class HostAgent:
     def __init__(self, config: AgentConfig, driver: Hypervisor) -> None:
         self.config = config
         self.driver = driver
-        self.events = EventLog(config.name)
+        self.events = EventLog(config.name, path=config.state_dir / "events.jsonl")
         self.power = HostPower(config, self.events)
         self._migrations: dict[str, asyncio.Task[None]] = {}
+        self._claims: set[str] = set()  # names with a create or prepare-incoming under way
         self._cpu_before = procstats.read_cpu_times()
         self._guest_marks: dict[str, tuple[float, float]] = {}
         self._guest_loads: dict[str, float] = {}
 
     async def start(self) -> list[VmInfo]:
-        """Adopt the QEMU processes that outlived a previous agent."""
+        """Adopt the QEMU processes that outlived a previous agent and watch on their migrations:
+        each outcome (completed, failed, still running, paused) is read from QEMU, not guessed."""
         adopted = await self.driver.adopt()
         if adopted:
             log.info("adopted %d running VM(s): %s", len(adopted), ", ".join(v.name for v in adopted))
+        for request, started_s in self.driver.pending_migrations():
+            log.info("watching on the migration of %s started at %.3f", request.vm, started_s)
+            self._migrations[request.vm] = asyncio.create_task(
+                self._run_migration(request, self._peer_name(request.dst_uri), started_s, attach=True))
         return adopted
 
     async def close(self) -> None:
@@ -85,19 +101,40 @@ class HostAgent:
         if len(vms) >= self.config.max_vms:
             raise Conflict(f"host {self.config.name} already runs max_vms={self.config.max_vms} VMs")
 
+    @contextlib.contextmanager
+    def _claim(self, name: str) -> Iterator[None]:
+        """One lifecycle per name: taken before the first await, so a concurrent call sees it."""
+        if name in self._claims:
+            raise Conflict(f"VM {name!r} is being created or received on host {self.config.name}")
+        self._claims.add(name)
+        try:
+            yield
+        finally:
+            self._claims.discard(name)
+
+    def _require_unclaimed(self, name: str) -> None:
+        if name in self._claims:
+            raise Conflict(f"VM {name!r} is being created or received; try again when it is up")
+
     async def create_vm(self, body: VmBody) -> VmView:
-        await self._check_new_vm(body)
-        return VmView.of(await self.driver.create_vm(body.to_config()))
+        with self._claim(body.name):
+            await self._check_new_vm(body)
+            return VmView.of(await self.driver.create_vm(body.to_config()))
 
     async def prepare_incoming(self, body: VmBody) -> str:
-        await self._check_new_vm(body)
-        return await self.driver.prepare_incoming(body.to_config(), self.config.migration_listen_host)
+        with self._claim(body.name):
+            await self._check_new_vm(body)
+            return await self.driver.prepare_incoming(body.to_config(), self.config.migration_listen_host)
 
-    async def destroy_vm(self, name: str) -> None:
-        await self._vm(name)
+    async def destroy_vm(self, name: str, force: bool = False) -> None:
+        self._require_unclaimed(name)
+        info = await self._vm(name)
         task = self._migrations.get(name)
         if task is not None and not task.done():
             raise Conflict(f"VM {name!r} is migrating; cancel the migration first")
+        if info.state in (VmRunState.POSTCOPY, VmRunState.POSTCOPY_PAUSED) and not force:
+            raise Conflict(f"VM {name!r} is {info.state.value}: part of its memory is still on the source; "
+                           "deleting it loses the guest (add ?force=true if the source is gone for good)")
         await self.driver.destroy_vm(name)
 
     async def list_vms(self) -> list[VmView]:
@@ -126,9 +163,32 @@ class HostAgent:
 
     # --- migration -------------------------------------------------------------------------
 
+    def _check_destination(self, dst_uri: str, dst_host: str) -> None:
+        """A migration goes only to a peer this host's configuration names, at the address it names,
+        on a port of the migration range: anything else is refused before QEMU connects."""
+        _, host, port = dst_uri.split(":")
+        address = self.config.migration_peers.get(dst_host)
+        if address is None:
+            raise Forbidden(f"{dst_host!r} is not a migration peer of {self.config.name} (migration_peers)")
+        try:
+            same = ipaddress.IPv4Address(host) == ipaddress.IPv4Address(address)
+        except ValueError:
+            same = False
+        if not same:
+            raise Forbidden(f"{dst_host}'s migration address is {address}, not {host}")
+        low, high = self.config.migration_ports
+        if not low <= int(port) <= high:
+            raise Forbidden(f"port {port} is outside the migration ports {low}..{high}")
+
+    def _peer_name(self, dst_uri: str) -> str:
+        host = dst_uri.split(":")[1]
+        return next((name for name, address in self.config.migration_peers.items() if address == host), host)
+
     async def migrate(self, name: str, body: MigrateBody) -> MigrationAccepted:
         """Start sending ``name`` to a prepared destination; the outcome arrives as an event."""
         self.power.require_on()
+        self._check_destination(body.dst_uri, body.dst_host)
+        self._require_unclaimed(name)
         info = await self._vm(name)
         running = self._migrations.get(name)
         if (running is not None and not running.done()) or info.state != VmRunState.RUNNING:
@@ -146,9 +206,14 @@ class HostAgent:
         return MigrationAccepted(vm=name, src_host=self.config.name, dst_host=body.dst_host,
                                  method=request.method)
 
-    async def _run_migration(self, request: MigrationRequest, dst: str, start: float) -> None:
+    async def _run_migration(self, request: MigrationRequest, dst: str, start: float, attach: bool = False) -> None:
+        async def observe(what: str, details: dict[str, Any]) -> None:
+            await self.events.append(f"migration_{what}", vm=request.vm, src=self.config.name,  # type: ignore[arg-type]
+                                     dst=dst, method=request.method, start_wall_s=start,
+                                     paused_s=details.get("paused_s"), detail=str(details))
+
         try:
-            report = await self.driver.migrate(request)
+            report = await self.driver.migrate(request, observe, started_s=start if attach else None)
         except (DriverError, OSError) as exc:
             log.warning("migration of %s to %s failed: %s", request.vm, dst, exc)
             report = MigrationReport(vm=request.vm, method=request.method, outcome=MigrationOutcome.FAILED,
@@ -160,6 +225,7 @@ class HostAgent:
             bytes_sent=report.bytes_sent,
             downtime_s=report.downtime_s, rounds=report.rounds, converged=report.converged,
             switched_to_postcopy=report.switched_to_postcopy, detail=report.detail,
+            paused_s=report.timeline.get("paused_s"), recoveries=int(report.timeline.get("recoveries", 0)),
         )
 
     async def incoming_marks(self, name: str) -> IncomingMarksView:
@@ -173,7 +239,28 @@ class HostAgent:
         task = self._migrations.get(name)
         if task is None or task.done():
             raise Conflict(f"VM {name!r} is not migrating")
-        await self.driver.cancel_migration(name)
+        try:
+            await self.driver.cancel_migration(name)
+        except DriverError as exc:
+            if "postcopy" in str(exc):
+                raise Conflict(str(exc)) from exc
+            raise
+
+    async def resume_migration(self, name: str, body: ResumeBody) -> None:
+        """Source of a paused postcopy: send the rest to where the destination listens again."""
+        self._check_destination(body.dst_uri, body.dst_host)
+        await self._vm(name)
+        task = self._migrations.get(name)
+        if task is None or task.done():
+            raise Conflict(f"VM {name!r} is not migrating")
+        self.driver.resume_migration(name, body.dst_uri)
+
+    async def recover_incoming(self, name: str) -> str:
+        """Destination of a paused (or hung) postcopy: listen again; returns the URI for the source."""
+        info = await self._vm(name)
+        if info.state not in (VmRunState.POSTCOPY, VmRunState.POSTCOPY_PAUSED):
+            raise Conflict(f"VM {name!r} is {info.state.value}, not an incoming postcopy")
+        return await self.driver.recover_incoming(name, self.config.migration_listen_host)
 
     # --- host ------------------------------------------------------------------------------
 

@@ -8,8 +8,9 @@ the destination's ``prepare_incoming`` returns a URI, the source's ``migrate`` s
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 
@@ -20,6 +21,7 @@ class VmRunState(enum.Enum):
     INCOMING = "incoming"  # destination side, waiting for or receiving a migration
     MIGRATING = "migrating"  # source side, migration in progress
     POSTCOPY = "postcopy"  # running on the destination, pages still arriving
+    POSTCOPY_PAUSED = "postcopy-paused"  # link broken mid-postcopy: the guest's memory is split, recover it
     PAUSED = "paused"
     STOPPED = "stopped"
 
@@ -86,6 +88,10 @@ class VmStats:
     mem_mib: int
 
 
+# hears "paused" / "resumed" with details (wall-clock marks) of an outgoing postcopy whose link broke
+MigrationObserver = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
 class Hypervisor(Protocol):
     """What the agent needs from a VM driver. Every method but ``incoming_marks`` is async; errors
     raise DriverError."""
@@ -94,7 +100,23 @@ class Hypervisor(Protocol):
 
     async def prepare_incoming(self, config: VmConfig, listen_host: str) -> str: ...
 
-    async def migrate(self, request: MigrationRequest) -> MigrationReport: ...
+    async def migrate(self, request: MigrationRequest, observer: MigrationObserver | None = None,
+                      started_s: float | None = None) -> MigrationReport:
+        """Send a VM away. ``observer`` hears "paused"/"resumed" of a postcopy whose link broke;
+        ``started_s``: watch on a migration an earlier agent started (see ``pending_migrations``)."""
+        ...
+
+    def resume_migration(self, vm: str, dst_uri: str) -> None:
+        """Source of a paused postcopy: resume it to the destination's new address (with retries)."""
+        ...
+
+    async def recover_incoming(self, vm: str, listen_host: str) -> str:
+        """Destination of a paused (or hung) postcopy: listen again; returns the new URI."""
+        ...
+
+    def pending_migrations(self) -> list[tuple[MigrationRequest, float]]:
+        """Outgoing migrations an earlier agent started on adopted VMs: (request, wall-clock start)."""
+        ...
 
     async def cancel_migration(self, vm: str) -> None: ...
 

@@ -22,10 +22,15 @@ def build_driver(config: AgentConfig, source: str) -> Hypervisor:
         from consolidator.agent.qemu import driver_from_config
     except ImportError as exc:
         raise UserError(f"the QEMU driver is not available: {exc}", source=source, field="driver") from exc
+    tls_dir = config.migration_tls.dir if config.migration_tls is not None else None
     try:
-        return driver_from_config(config.driver, state_dir=config.state_dir)
+        return driver_from_config(config.driver, state_dir=config.state_dir,
+                                  migration_ports=config.migration_ports, tls_dir=tls_dir)
     except (TypeError, ValueError) as exc:
         raise UserError(str(exc), source=source, field="driver") from exc
+    except OSError as exc:
+        raise UserError(f"cannot create {config.state_dir}: {exc.strerror}", source=source,
+                        field="state_dir") from exc
 
 
 def serve(config_path: Path) -> None:

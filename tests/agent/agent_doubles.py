@@ -47,7 +47,7 @@ class RecordingHypervisor:
         self.marks: dict[str, dict[str, float]] = {}  # destination side: vm -> "resume", "completed"
 
     def mutating_calls(self) -> list[str]:
-        readonly = {"list_vms", "vm_stats", "adopt", "close", "check_pages", "incoming_marks"}
+        readonly = {"list_vms", "vm_stats", "adopt", "close", "check_pages", "incoming_marks", "pending_migrations"}
         return [name for name, _ in self.calls if name not in readonly]
 
     async def create_vm(self, config: VmConfig) -> VmInfo:
@@ -64,7 +64,8 @@ class RecordingHypervisor:
         self.fabric[uri] = self
         return uri
 
-    async def migrate(self, request: MigrationRequest) -> MigrationReport:
+    async def migrate(self, request: MigrationRequest, observer: object = None,
+                      started_s: float | None = None) -> MigrationReport:
         self.calls.append(("migrate", (request,)))
         start = time.time()
         await asyncio.sleep(self.migrate_s)
@@ -80,6 +81,16 @@ class RecordingHypervisor:
 
     async def cancel_migration(self, vm: str) -> None:
         self.calls.append(("cancel_migration", (vm,)))
+
+    def resume_migration(self, vm: str, dst_uri: str) -> None:
+        self.calls.append(("resume_migration", (vm, dst_uri)))
+
+    async def recover_incoming(self, vm: str, listen_host: str) -> str:
+        self.calls.append(("recover_incoming", (vm, listen_host)))
+        return f"tcp:{listen_host}:{self.port + 1}"
+
+    def pending_migrations(self) -> list[tuple[MigrationRequest, float]]:
+        return []
 
     def incoming_marks(self, vm: str) -> dict[str, float]:
         self.calls.append(("incoming_marks", (vm,)))
@@ -121,13 +132,15 @@ class RecordingHypervisor:
 
 
 TOKEN = "s3cret-token-for-tests-0123456789"
+# migration peers of every test agent: the doubles listen on loopback; pm2 has a lab-like address
+PEERS = {"pm0": "127.0.0.1", "pm1": "127.0.0.1", "pm2": "10.77.0.12", "pm3": "127.0.0.1"}
 
 
 def make_agent(tmp_path: Path, driver: Hypervisor, **overrides: object) -> HostAgent:
     """A HostAgent of an emulated lab host over ``driver`` (tests serve it in-process)."""
     data: dict[str, object] = {
         "name": "pm1", "token": TOKEN, "emulated": True, "state_dir": str(tmp_path), "cores": 1.0,
-        "max_vm_mem_mib": 1024, "power": {"suspend_s": 0.05, "resume_s": 0.05},
+        "max_vm_mem_mib": 1024, "power": {"suspend_s": 0.05, "resume_s": 0.05}, "migration_peers": PEERS,
     }
     data.update(overrides)
     return HostAgent(parse_config(data, "test.toml"), driver)

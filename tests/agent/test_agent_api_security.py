@@ -27,6 +27,8 @@ ROUTES = [
     ("GET", "/v1/vms/vm0/incoming", None),
     ("POST", "/v1/vms/vm0/migrate", MIGRATE),
     ("POST", "/v1/vms/vm0/migrate/cancel", None),
+    ("POST", "/v1/vms/vm0/migrate/resume", {"dst_uri": "tcp:10.77.0.12:49153", "dst_host": "pm2"}),
+    ("POST", "/v1/vms/vm0/incoming/recover", None),
     ("PUT", "/v1/vms/vm0/load", {"load": 1.0, "dirty_mib_s": 80}),
     ("GET", "/v1/vms/vm0/stats", None),
     ("POST", "/v1/vms/vm0/check", None),

@@ -44,7 +44,8 @@ class Lab:
         write_token(token)
         port = 20000 + os.getpid() % 20000
         self.specs = {h.host: AgentSpec(h.host, "127.0.0.1", port + i, root / h.host, token, netns=h.netns,
-                                        migration_host=h.address, suspend_s=0.5, resume_s=0.5)
+                                        migration_host=h.address, suspend_s=0.5, resume_s=0.5,
+                                        peers={p.host: p.address for p in net.hosts if p is not h})
                       for i, h in enumerate(net.hosts)}
         self.pids: dict[str, int] = {}
 

@@ -1,8 +1,9 @@
 """The host agent's HTTP API: bearer-token auth on every route, typed bodies, errors as JSON.
 
-Routes live under ``/v1``. Status codes: 401 no or wrong token (nothing is changed), 422 a body or
-parameter that does not validate, 404 unknown VM, 409 the host's state forbids it (suspended,
-migrating, exists), 502 the VM driver failed.
+Routes live under ``/v1``. Status codes: 401 no or wrong token (nothing is changed), 413 a body
+over MAX_BODY_BYTES, 422 a body or parameter that does not validate (the answer names the field,
+never echoes the input), 403 a migration to a destination the configuration does not name, 404
+unknown VM, 409 the host's state forbids it (suspended, migrating, exists), 502 the VM driver failed.
 """
 
 from __future__ import annotations
@@ -12,13 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consolidator.agent.api.config import NAME_PATTERN
-from consolidator.agent.api.errors import Conflict, NotFound
+from consolidator.agent.api.errors import Conflict, Forbidden, NotFound
 from consolidator.agent.api.schemas import (
     CheckView,
     ErrorView,
@@ -30,6 +32,7 @@ from consolidator.agent.api.schemas import (
     MigrateBody,
     MigrationAccepted,
     PowerView,
+    ResumeBody,
     VmBody,
     VmStatsView,
     VmView,
@@ -39,7 +42,8 @@ from consolidator.agent.hypervisor import DriverError
 
 VmName = Annotated[str, Path(pattern=NAME_PATTERN, description="VM name")]
 _bearer = HTTPBearer(auto_error=False)
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorView} for code in (401, 404, 409, 502)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorView} for code in (401, 403, 404, 409, 413, 502)}
+MAX_BODY_BYTES = 1 << 20  # every body of this API is a few hundred bytes
 
 
 class Unauthorized(Exception):
@@ -87,6 +91,34 @@ class BearerGate:
         await self._app(scope, receive, send)
 
 
+class BodyLimit:
+    """ASGI middleware: a body over ``limit`` bytes is a 413, by its Content-Length or as it streams in."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self._app = app
+        self._limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self._app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"0")
+        if not length.isdigit() or int(length) > self._limit:
+            await _error(413, f"request body over {self._limit} bytes")(scope, receive, send)
+            return
+        seen = 0
+
+        async def limited() -> Any:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self._limit:  # an HTTPException: FastAPI's body reader passes it on as a 413
+                raise HTTPException(413, f"request body over {self._limit} bytes")
+            return message
+
+        await self._app(scope, limited, send)
+
+
 def _vm_routes(agent: HostAgent) -> APIRouter:
     router = APIRouter(prefix="/vms", tags=["vms"])
 
@@ -99,8 +131,11 @@ def _vm_routes(agent: HostAgent) -> APIRouter:
         return await agent.create_vm(body)
 
     @router.delete("/{name}", status_code=status.HTTP_204_NO_CONTENT)
-    async def destroy_vm(name: VmName) -> None:
-        await agent.destroy_vm(name)
+    async def destroy_vm(
+        name: VmName,
+        force: Annotated[bool, Query(description="also an incoming postcopy half (its source is gone)")] = False,
+    ) -> None:
+        await agent.destroy_vm(name, force)
 
     @router.post("/{name}/incoming", response_model=IncomingView, status_code=status.HTTP_201_CREATED)
     async def prepare_incoming(name: VmName, body: VmBody) -> IncomingView:
@@ -116,6 +151,17 @@ def _vm_routes(agent: HostAgent) -> APIRouter:
     @router.post("/{name}/migrate", response_model=MigrationAccepted, status_code=status.HTTP_202_ACCEPTED)
     async def migrate(name: VmName, body: MigrateBody) -> MigrationAccepted:
         return await agent.migrate(name, body)
+
+    @router.post("/{name}/migrate/resume", status_code=status.HTTP_202_ACCEPTED)
+    async def resume_migration(name: VmName, body: ResumeBody) -> dict[str, str]:
+        """Source of a paused postcopy: resume to the destination's new address (retried with backoff)."""
+        await agent.resume_migration(name, body)
+        return {"vm": name, "status": "resuming"}
+
+    @router.post("/{name}/incoming/recover", response_model=IncomingView, status_code=status.HTTP_201_CREATED)
+    async def recover_incoming(name: VmName) -> IncomingView:
+        """Destination of a paused (or hung) postcopy: listen again; the answer's uri goes to resume."""
+        return IncomingView(vm=name, uri=await agent.recover_incoming(name))
 
     @router.post("/{name}/migrate/cancel", status_code=status.HTTP_202_ACCEPTED)
     async def cancel_migration(name: VmName) -> dict[str, str]:
@@ -181,6 +227,7 @@ def create_app(agent: HostAgent, token: str, *, adopt: bool = True) -> FastAPI:
     app = FastAPI(title=f"Consolidator host agent ({agent.config.name})", version="1", lifespan=lifespan)
     auth = [Depends(_auth_dependency(token))]
     app.add_middleware(BearerGate, token=token)
+    app.add_middleware(BodyLimit)  # added last: runs first, so even an unauthenticated flood is cut off
     app.include_router(_vm_routes(agent), prefix="/v1", dependencies=auth, responses=_ERRORS)
     app.include_router(_host_routes(agent), prefix="/v1", dependencies=auth, responses=_ERRORS)
 
@@ -189,6 +236,17 @@ def create_app(agent: HostAgent, token: str, *, adopt: bool = True) -> FastAPI:
         response = _error(401, "missing or wrong bearer token")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # the field and the reason, never the input: it may be huge, or NaN that JSON cannot carry
+        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+                  for e in exc.errors()[:20]]
+        return JSONResponse(status_code=422, content={"detail": errors})
+
+    @app.exception_handler(Forbidden)
+    async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
+        return _error(403, str(exc))
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

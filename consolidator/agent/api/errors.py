@@ -9,3 +9,7 @@ class NotFound(Exception):
 
 class Conflict(Exception):
     """The request is valid but the host's state forbids it now (suspended, busy, exists, full)."""
+
+
+class Forbidden(Exception):
+    """The request is valid but not allowed by this host's configuration (e.g. an unknown migration peer)."""

@@ -21,7 +21,7 @@ MIGRATION_URI_PATTERN = r"^tcp:(\d{1,3}\.){3}\d{1,3}:\d{1,5}$"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)  # NaN and Infinity are 422s
 
 
 class VmBody(_Strict):
@@ -91,6 +91,13 @@ class MigrateBody(_Strict):
     @property
     def migration_method(self) -> MigrationMethod:
         return MigrationMethod(self.method)
+
+
+class ResumeBody(_Strict):
+    """Source of a paused postcopy: where the destination listens again (its recover call's ``uri``)."""
+
+    dst_uri: str = Field(pattern=MIGRATION_URI_PATTERN)
+    dst_host: str = Field(pattern=NAME_PATTERN)
 
 
 class MigrationAccepted(BaseModel):
@@ -163,7 +170,8 @@ class PowerView(BaseModel):
     power_state: PowerState
 
 
-EventKind = Literal["migration_started", "migration_finished", "host_power"]
+EventKind = Literal["migration_started", "migration_finished", "migration_paused", "migration_resumed",
+                    "host_power"]
 
 
 class EventView(BaseModel):
@@ -186,6 +194,9 @@ class EventView(BaseModel):
     rounds: int = 0
     converged: bool | None = None
     switched_to_postcopy: bool | None = None
+    paused_s: float | None = Field(default=None, description="migration_resumed: how long it was paused; "
+                                                             "migration_finished: all pauses together")
+    recoveries: int = Field(0, description="postcopy pauses recovered during this migration")
     power_state: PowerState | None = None
     detail: str = ""
 

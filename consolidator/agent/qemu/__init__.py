@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ __all__ = ["DriverSettings", "QemuDriver", "driver_from_config"]
 _KEYS = {"qemu_binary": str, "accel": str, "netns": str, "boot_timeout_s": float}
 
 
-def driver_from_config(table: dict[str, Any], state_dir: Path | str) -> QemuDriver:
+def driver_from_config(table: dict[str, Any], state_dir: Path | str, migration_ports: tuple[int, int] = (49152, 49407),
+                       tls_dir: Path | None = None) -> QemuDriver:
     """Build the driver from an agent's ``[driver]`` table; unknown keys or wrong types raise ValueError."""
     unknown = sorted(set(table) - set(_KEYS))
     if unknown:
@@ -23,4 +25,7 @@ def driver_from_config(table: dict[str, Any], state_dir: Path | str) -> QemuDriv
         if not isinstance(value, (int, float) if kind is float else kind) or isinstance(value, bool):
             raise ValueError(f"driver.{key} must be a {kind.__name__}, not {value!r}")
         args[key] = kind(value)
-    return QemuDriver(DriverSettings(state_dir=Path(state_dir), **args))
+        if kind is float and not (math.isfinite(args[key]) and 0 < args[key] <= 3600):
+            raise ValueError(f"driver.{key} must be a finite number of seconds in (0, 3600], not {value!r}")
+    return QemuDriver(DriverSettings(state_dir=Path(state_dir), migration_ports=migration_ports, tls_dir=tls_dir,
+                                     **args))

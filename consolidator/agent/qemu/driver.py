@@ -26,8 +26,16 @@ from consolidator.agent.hypervisor import (
     VmRunState,
     VmStats,
 )
-from consolidator.agent.qemu import guestctl, launch
-from consolidator.agent.qemu.migration import capabilities, run_migration
+from consolidator.agent.qemu import endpoints, guestctl, launch
+from consolidator.agent.qemu.migration import (
+    PAUSED_STATES,
+    MigrationProgress,
+    Observer,
+    capabilities,
+    new_progress,
+    resume_to,
+    run_migration,
+)
 from consolidator.agent.qemu.monitor import Monitor
 
 log = logging.getLogger(__name__)
@@ -50,6 +58,8 @@ class _Vm:
     ctl_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     cpu_mark: tuple[float, float] | None = None  # (wall s, process CPU s) at the last vm_stats
     dirty_bytes_per_s: float | None = None
+    listen_port: int | None = None  # incoming: the port this QEMU listens on
+    progress: MigrationProgress | None = None  # outgoing: migration.new_progress(), steered by resume_migration
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +72,8 @@ class DriverSettings:
     netns: str | None = None
     boot_timeout_s: float = 60.0
     guest: GuestImage | None = None  # None: build (or take from the cache) on first use
+    migration_ports: tuple[int, int] = (49152, 49407)  # incoming migrations listen on one of these
+    tls_dir: Path | None = None  # QEMU TLS migration: x509 files (ca-cert.pem, server-*.pem, client-*.pem)
 
 
 class QemuDriver:
@@ -130,17 +142,31 @@ class QemuDriver:
             raise DriverError(f"{exc}; console: {console!r}") from exc
         return await self._info(vm)
 
+    def _ports_taken(self) -> set[int]:
+        return {vm.listen_port for vm in self._vms.values() if vm.listen_port is not None}
+
     async def prepare_incoming(self, config: VmConfig, listen_host: str) -> str:
-        """Start a destination QEMU listening on ``listen_host`` (a free port) and return its URI."""
-        vm = await self._launch(config, incoming=True)
-        await vm.monitor.execute("migrate-incoming", {"uri": f"tcp:{listen_host}:0"})
-        info = await vm.monitor.execute("query-migrate")
-        addresses = info.get("socket-address", [])
-        if not addresses:
-            await self.destroy_vm(config.name)
-            raise DriverError(f"destination {config.name}: QEMU reported no listening address")
-        addr = addresses[0]
-        return f"tcp:{addr['host']}:{addr['port']}"
+        """Start a destination QEMU listening on ``listen_host`` (a port of the configured range) and
+        return its URI; a port found busy costs a fresh QEMU and another port (three tries)."""
+        for attempt in range(3):
+            vm = await self._launch(config, incoming=True)
+            vm.listen_port = endpoints.pick_port(self.settings.migration_ports, self._ports_taken())
+            try:
+                await endpoints.use_tls(vm.monitor, self.settings.tls_dir, server=True)
+                return await endpoints.listen_incoming(vm.monitor, listen_host, vm.listen_port)
+            except endpoints.PortBusy:
+                log.info("port %d busy (try %d): a fresh QEMU for %s", vm.listen_port, attempt + 1, config.name)
+                await self.destroy_vm(config.name)
+            except DriverError:
+                await self.destroy_vm(config.name)
+                raise
+        raise DriverError(f"destination {config.name}: no free migration port in three tries")
+
+    async def recover_incoming(self, vm: str, listen_host: str) -> str:
+        """Destination of a broken postcopy: listen again (``migrate-recover``); returns the new URI."""
+        entry = self._get(vm)
+        entry.listen_port = endpoints.pick_port(self.settings.migration_ports, self._ports_taken())
+        return await endpoints.recover_incoming(entry.monitor, listen_host, entry.listen_port)
 
     async def destroy_vm(self, vm: str) -> None:
         """Stop the QEMU process (QMP quit, then signals) and delete its state folder."""
@@ -171,26 +197,58 @@ class QemuDriver:
 
     # --- migration -------------------------------------------------------------------------------
 
-    async def migrate(self, request: MigrationRequest) -> MigrationReport:
-        """Migrate a VM away; on success the source QEMU is stopped and forgotten."""
+    async def migrate(self, request: MigrationRequest, observer: Observer | None = None,
+                      started_s: float | None = None) -> MigrationReport:
+        """Migrate a VM away; on success the source QEMU is stopped and forgotten.
+
+        ``started_s`` given: watch on a migration an earlier agent started (``pending_migrations``),
+        with its timeout counted from that start. ``observer`` hears of postcopy pauses and recoveries.
+        """
         vm = self._get(request.vm)
         await self._info(vm)  # refreshes ``incoming`` for a VM that arrived here
         if vm.migrating or vm.incoming:
             raise DriverError(f"VM {request.vm!r} cannot migrate now (migrating={vm.migrating}, "
                               f"incoming={vm.incoming})")
-        vm.migrating = True
+        attach = started_s is not None
+        progress = new_progress(started_s if started_s is not None else time.time(), observer)
+        vm.migrating, vm.progress = True, progress
         try:
-            report = await run_migration(vm.monitor, request)
+            if not attach:
+                host = request.dst_uri.split(":")[1]
+                await endpoints.use_tls(vm.monitor, self.settings.tls_dir, server=False, hostname=host)
+                launch.save_migration(vm.paths, request, progress.started_s)
+            report = await run_migration(vm.monitor, request, progress, attach=attach)
         finally:
-            vm.migrating = False
+            vm.migrating, vm.progress = False, None
+        vm.paths.migration.unlink(missing_ok=True)
         if report.outcome.value == "completed":
             await self.destroy_vm(request.vm)
         return report
+
+    def resume_migration(self, vm: str, dst_uri: str) -> None:
+        """A paused postcopy of ``vm``: send the rest to ``dst_uri`` (retried with backoff until it takes)."""
+        entry = self._get(vm)
+        if entry.progress is None:
+            raise DriverError(f"VM {vm!r} is not migrating")
+        resume_to(entry.progress, dst_uri)
+
+    def pending_migrations(self) -> list[tuple[MigrationRequest, float]]:
+        """Outgoing migrations recorded by an earlier agent whose QEMU this driver adopted."""
+        found = []
+        for vm in self._vms.values():
+            record = launch.load_migration(vm.paths)
+            if record is not None and not vm.migrating:
+                found.append(record)
+        return found
 
     async def cancel_migration(self, vm: str) -> None:
         entry = self._get(vm)
         if not entry.migrating:
             raise DriverError(f"VM {vm!r} is not migrating")
+        status = (await entry.monitor.execute("query-migrate")).get("status", "")
+        if status.startswith("postcopy"):
+            raise DriverError(f"VM {vm!r} is in {status}: the guest runs on the destination and its "
+                              "memory is split between both hosts; a postcopy is recovered, never cancelled")
         await entry.monitor.execute("migrate_cancel")
 
     async def wait_incoming(self, vm: str, timeout_s: float = 120.0) -> dict[str, float]:
@@ -281,17 +339,24 @@ class QemuDriver:
             try:
                 status = (await vm.monitor.execute("query-status")).get("status", "")
                 state = _RUNSTATES.get(status, VmRunState.PAUSED)
-                if state is VmRunState.RUNNING:
-                    mig = (await vm.monitor.execute("query-migrate")).get("status", "")
-                    if mig == "completed" and vm.incoming:
-                        vm.incoming = False  # the incoming migration has landed here
-                    if mig.startswith("postcopy") and vm.incoming:
-                        state = VmRunState.POSTCOPY
-                    elif vm.migrating or mig in ("active", "setup", "device", "pre-switchover"):
-                        state = VmRunState.MIGRATING
+                if state is VmRunState.RUNNING or vm.migrating or vm.incoming:
+                    state = self._migration_state(vm, state, (await vm.monitor.execute("query-migrate")))
             except DriverError as exc:
                 log.debug("status of %s: %s", vm.config.name, exc)
         return VmInfo(vm.config.name, state, vm.config, vm.pid, str(vm.paths.qmp))
+
+    @staticmethod
+    def _migration_state(vm: _Vm, state: VmRunState, info: dict[str, object]) -> VmRunState:
+        mig = str(info.get("status", ""))
+        if mig == "completed" and vm.incoming:
+            vm.incoming = False  # the incoming migration has landed here
+        if mig in PAUSED_STATES:
+            return VmRunState.POSTCOPY_PAUSED  # a broken link: the guest is split between two hosts
+        if mig.startswith("postcopy") and vm.incoming:
+            return VmRunState.POSTCOPY
+        if vm.migrating or mig in ("active", "setup", "device", "pre-switchover"):
+            return VmRunState.MIGRATING
+        return state
 
     async def list_vms(self) -> list[VmInfo]:
         return [await self._info(vm) for vm in list(self._vms.values())]
@@ -320,7 +385,10 @@ class QemuDriver:
             await monitor.connect(paths.qmp)
             vm = _Vm(launch.load_config(paths), paths, pid, monitor)
             status = (await monitor.execute("query-status")).get("status")
-            vm.incoming = status == "inmigrate"
+            mig = (await monitor.execute("query-migrate")).get("status", "none")
+            # an incoming migration still running (or paused) here, not an outgoing one we recorded
+            vm.incoming = status == "inmigrate" or (
+                mig not in ("none", "completed") and not paths.migration.exists())
             self._vms[folder.name] = vm
             found.append(await self._info(vm))
         return found

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consolidator.agent.guest import GuestImage
-from consolidator.agent.hypervisor import DriverError, VmConfig
+from consolidator.agent.hypervisor import DriverError, MigrationRequest, OnTimeout, VmConfig
+from consolidator.domain.types import MigrationMethod
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,11 @@ class VmPaths:
     @property
     def console(self) -> Path:
         return self.folder / "console.log"
+
+    @property
+    def migration(self) -> Path:
+        """The outgoing migration in flight (request and start), so a restarted agent can watch it on."""
+        return self.folder / "migration.json"
 
 
 def validate_config(config: VmConfig) -> None:
@@ -143,6 +149,29 @@ def qemu_argv(binary: str, config: VmConfig, image: GuestImage, paths: VmPaths, 
     return argv
 
 
+def save_migration(paths: VmPaths, request: MigrationRequest, started_s: float) -> None:
+    record = {**dataclasses.asdict(request), "method": request.method.value,
+              "on_timeout": request.on_timeout.value, "started_s": started_s}
+    tmp = paths.migration.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    os.replace(tmp, paths.migration)
+
+
+def load_migration(paths: VmPaths) -> tuple[MigrationRequest, float] | None:
+    """The recorded migration in flight, or None (none recorded, or a record that cannot be read)."""
+    try:
+        record = json.loads(paths.migration.read_text())
+        started_s = float(record.pop("started_s"))
+        record["method"] = MigrationMethod(record["method"])
+        record["on_timeout"] = OnTimeout(record["on_timeout"])
+        return MigrationRequest(**record), started_s
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        log.warning("unreadable migration record %s: %s", paths.migration, exc)
+        return None
+
+
 def read_pid(paths: VmPaths) -> int | None:
     try:
         return int(paths.pidfile.read_text().strip())
@@ -231,6 +260,15 @@ class CpuQuota:
             log.warning("cannot set a CPU quota for VM %s in %s: %s", vm, group, exc)
             return None
         return group
+
+    def groups(self) -> list[str]:
+        """The VM names of this state folder's groups that exist (left by any run of its driver)."""
+        found = self._group("x")
+        if found is None or not found[0].parent.exists():
+            return []
+        prefix = f"{self._tag}-"
+        return sorted(p.name.removeprefix(prefix) for p in found[0].parent.iterdir()
+                      if p.is_dir() and p.name.startswith(prefix))
 
     def remove(self, vm: str) -> bool:
         """Delete the VM's group; False while it still holds a (just exited, not yet reaped) process."""

@@ -5,6 +5,11 @@
   the guest runs at the destination and pulls the pages it faults on.
 - hybrid: postcopy after ``hybrid_precopy_rounds`` full precopy passes (``dirty-sync-count``).
 - timeout (precopy): ``migrate_cancel`` (the guest keeps running at the source) or switch to postcopy.
+- a broken link during postcopy: QEMU's ``postcopy-paused`` (QMP MIGRATION event). A hung link (no
+  byte moves for ``STALL_S``, TCP does not notice for minutes) is paused on purpose with
+  ``migrate-pause``. The migration then waits, never cancelled (neither side holds the whole guest),
+  until ``resume_to`` names the destination's new listening address (``migrate-recover`` there), and
+  retries ``migrate`` with ``resume`` on it with backoff until QEMU is back in ``postcopy-active``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from consolidator.agent.hypervisor import DriverError, MigrationReport, MigrationRequest, OnTimeout
+from consolidator.agent.hypervisor import (
+    DriverError,
+    MigrationObserver,
+    MigrationReport,
+    MigrationRequest,
+    OnTimeout,
+)
 from consolidator.agent.qemu.monitor import Monitor
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 
@@ -24,13 +35,30 @@ log = logging.getLogger(__name__)
 POLL_S = 0.05
 UNLIMITED_BYTES_PER_S = 100e9  # "no cap": the link decides
 FINAL_STATES = {"completed", "failed", "cancelled"}
+PAUSED_STATES = {"postcopy-paused", "postcopy-recover-setup", "postcopy-recover"}
+STALL_S = 3.0  # postcopy-active with no byte sent for this long: the link is hung, pause it
+RESUME_BACKOFF_S = (0.5, 1.0, 2.0, 4.0)  # then every 4 s while the link stays down
+RESUME_ATTEMPT_S = 10.0  # a resume stuck connecting this long is paused and tried again
+
+# called with "paused" or "resumed" and details; the agent turns them into events
+Observer = MigrationObserver
 
 
 @dataclass
-class _Progress:
+class MigrationProgress:
+    """The state of one migration that ``run_migration`` drives and ``resume_to`` steers."""
+
     started_s: float
     switched_s: float | None = None
     last: dict[str, Any] = field(default_factory=dict)
+    moved_bytes: int = -1  # transferred at the last change, for the stall check
+    moved_s: float = 0.0
+    paused_s: float | None = None  # wall clock of the current pause
+    pauses: list[tuple[float, float]] = field(default_factory=list)  # (paused, recovered) wall clocks
+    resume_uri: str | None = None  # set by the agent once the destination listens again
+    resume_attempts: int = 0
+    attempt_s: float = 0.0
+    observer: Observer | None = None
 
 
 def capabilities(postcopy: bool, incoming: bool = False) -> list[dict[str, Any]]:
@@ -55,7 +83,7 @@ async def _configure(mon: Monitor, req: MigrationRequest) -> None:
     })
 
 
-async def _switch_to_postcopy(mon: Monitor, progress: _Progress, why: str) -> None:
+async def _switch_to_postcopy(mon: Monitor, progress: MigrationProgress, why: str) -> None:
     log.info("%s: switching to postcopy (%s)", mon.name, why)
     await mon.execute("migrate-start-postcopy")
     progress.switched_s = time.time()
@@ -72,9 +100,61 @@ async def _cancel(mon: Monitor, timeout_s: float = 30.0) -> dict[str, Any]:
     raise DriverError(f"{mon.name}: migration did not stop within {timeout_s} s of migrate_cancel")
 
 
-async def _drive(mon: Monitor, req: MigrationRequest, progress: _Progress) -> dict[str, Any]:
-    """Poll query-migrate until a final state, acting on hybrid rounds and the timeout."""
-    if req.method is MigrationMethod.POSTCOPY:
+async def _notify(progress: MigrationProgress, what: str, **details: Any) -> None:
+    if progress.observer is not None:
+        try:
+            await progress.observer(what, details)
+        except Exception:  # an observer's failure must not stop the migration it watches
+            log.exception("migration observer failed on %s", what)
+
+
+async def _watch_postcopy(mon: Monitor, progress: MigrationProgress, status: str, moved: int) -> None:
+    """Pause a hung link, tell of pauses and recoveries, retry the resume while paused."""
+    now = time.time()
+    if status == "postcopy-active":
+        if progress.paused_s is not None:  # recovered
+            progress.pauses.append((progress.paused_s, now))
+            log.info("%s: postcopy recovered after %.2f s paused", mon.name, now - progress.paused_s)
+            await _notify(progress, "resumed", paused_s=now - progress.paused_s, recovered_wall_s=now)
+            progress.paused_s, progress.resume_uri, progress.resume_attempts = None, None, 0
+        if moved != progress.moved_bytes:
+            progress.moved_bytes, progress.moved_s = moved, now
+        elif now - progress.moved_s > STALL_S:
+            log.warning("%s: no byte moved for %.1f s in postcopy: pausing the hung link", mon.name, STALL_S)
+            try:
+                await mon.execute("migrate-pause")
+            except DriverError as exc:  # it completed or paused meanwhile: the next poll sees which
+                log.info("%s: migrate-pause: %s", mon.name, exc)
+            progress.moved_s = now
+        return
+    if progress.paused_s is None:
+        progress.paused_s = now
+        event = mon.last("MIGRATION", status="postcopy-paused")
+        log.warning("%s: postcopy paused (link broken); waiting for the destination to listen again", mon.name)
+        await _notify(progress, "paused", paused_wall_s=event.timestamp_s if event else now)
+    if progress.resume_uri is None:
+        return
+    if status == "postcopy-paused":
+        wait_s = RESUME_BACKOFF_S[min(progress.resume_attempts, len(RESUME_BACKOFF_S) - 1)]
+        if progress.resume_attempts == 0 or now - progress.attempt_s >= wait_s:
+            progress.resume_attempts += 1
+            progress.attempt_s = now
+            log.info("%s: resume attempt %d to %s", mon.name, progress.resume_attempts, progress.resume_uri)
+            try:
+                await mon.execute("migrate", {"uri": progress.resume_uri, "resume": True})
+            except DriverError as exc:  # QEMU refused this attempt; the next one comes later
+                log.info("%s: resume attempt failed: %s", mon.name, exc)
+    elif now - progress.attempt_s > RESUME_ATTEMPT_S:  # stuck connecting to a dead address
+        try:
+            await mon.execute("migrate-pause")
+        except DriverError as exc:
+            log.info("%s: cannot pause a stuck resume: %s", mon.name, exc)
+        progress.attempt_s = now
+
+
+async def _drive(mon: Monitor, req: MigrationRequest, progress: MigrationProgress) -> dict[str, Any]:
+    """Poll query-migrate until a final state, acting on hybrid rounds, the timeout and pauses."""
+    if req.method is MigrationMethod.POSTCOPY and progress.switched_s is None:
         await _switch_to_postcopy(mon, progress, "postcopy from the start")
     while True:
         info: dict[str, Any] = await mon.execute("query-migrate")
@@ -82,6 +162,10 @@ async def _drive(mon: Monitor, req: MigrationRequest, progress: _Progress) -> di
         status = info.get("status", "")
         if status in FINAL_STATES:
             return info
+        if status == "postcopy-active" or status in PAUSED_STATES:
+            await _watch_postcopy(mon, progress, status, int(info.get("ram", {}).get("transferred", 0)))
+            await asyncio.sleep(POLL_S)
+            continue
         in_postcopy = progress.switched_s is not None or status.startswith("postcopy")
         syncs = int(info.get("ram", {}).get("dirty-sync-count", 0))
         if req.method is MigrationMethod.HYBRID and not in_postcopy and syncs > req.hybrid_precopy_rounds:
@@ -95,11 +179,29 @@ async def _drive(mon: Monitor, req: MigrationRequest, progress: _Progress) -> di
         await asyncio.sleep(POLL_S)
 
 
-async def run_migration(mon: Monitor, req: MigrationRequest) -> MigrationReport:
-    """Run one migration from the QEMU behind ``mon`` to ``req.dst_uri`` and report what happened."""
-    await _configure(mon, req)
-    progress = _Progress(started_s=time.time())
-    await mon.execute("migrate", {"uri": req.dst_uri})
+def new_progress(started_s: float, observer: Observer | None = None) -> MigrationProgress:
+    return MigrationProgress(started_s=started_s, observer=observer)
+
+
+def resume_to(progress: MigrationProgress, dst_uri: str) -> None:
+    """A paused postcopy: the destination listens again at ``dst_uri``; the driving loop retries there."""
+    progress.resume_uri, progress.resume_attempts = dst_uri, 0
+
+
+async def run_migration(mon: Monitor, req: MigrationRequest, progress: MigrationProgress,
+                        attach: bool = False) -> MigrationReport:
+    """Run one migration from the QEMU behind ``mon`` to ``req.dst_uri`` and report what happened.
+
+    ``attach``: the migration was started by an earlier agent (now restarted); only watch it on."""
+    if attach:
+        status = (await mon.execute("query-migrate")).get("status", "none")
+        if status == "none":
+            raise DriverError(f"{mon.name}: the migration was never started in QEMU")
+        if status.startswith("postcopy"):
+            progress.switched_s = progress.started_s
+    else:
+        await _configure(mon, req)
+        await mon.execute("migrate", {"uri": req.dst_uri})
     final = await _drive(mon, req, progress)
     ended_s = time.time()
     status = final.get("status")
@@ -119,6 +221,9 @@ async def run_migration(mon: Monitor, req: MigrationRequest) -> MigrationReport:
         timeline["qemu_total_s"] = final["total-time"] / 1000.0
     if "downtime" in final:
         timeline["qemu_downtime_s"] = final["downtime"] / 1000.0  # kept for comparison only
+    if progress.pauses:
+        timeline["paused_s"] = sum(end - begin for begin, end in progress.pauses)
+        timeline["recoveries"] = float(len(progress.pauses))
     return MigrationReport(
         vm=req.vm, method=req.method, outcome=outcome, total_s=ended_s - progress.started_s,
         downtime_s=None, bytes_sent=int(ram.get("transferred", 0)),

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from consolidator.manager.client import AgentClient, AgentEndpoint, AgentError
@@ -42,6 +42,7 @@ class AgentSpec:
     suspend_s: float = 5.0
     resume_s: float = 5.0
     accel: str = "auto"
+    peers: dict[str, str] = field(default_factory=dict)  # the hosts it may migrate to: name -> address
 
     @property
     def base_url(self) -> str:
@@ -67,6 +68,7 @@ def write_config(spec: AgentSpec, path: Path) -> Path:
         f'migration_listen_host = "{spec.migration_host or spec.listen_host}"',
         f'state_dir = "{spec.state_dir}"',
         f"cores = {spec.cores}", f"mem_mib = {spec.mem_mib}", "",
+        "[migration_peers]", *(f'{name} = "{address}"' for name, address in sorted(spec.peers.items())), "",
         "[power]", f"suspend_s = {spec.suspend_s}", f"resume_s = {spec.resume_s}", "",
         "[driver]", f'accel = "{spec.accel}"',
         *([f'netns = "{spec.netns}"'] if spec.netns else []), "",

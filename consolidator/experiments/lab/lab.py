@@ -90,7 +90,8 @@ def lab_up(folder: Path, hosts: list[str], link_bytes_per_s: float, resume_s: fl
     write_token(state.token_file)
     specs = {h: AgentSpec(h, MANAGEMENT_HOST, AGENT_PORT + i, state.state_dir(h), state.token_file,
                           netns=state.netns[h], migration_host=state.addresses[h], suspend_s=suspend_s,
-                          resume_s=resume_s) for i, h in enumerate(hosts)}
+                          resume_s=resume_s, peers={p: a for p, a in state.addresses.items() if p != h})
+             for i, h in enumerate(hosts)}
     for h, spec in specs.items():
         config = write_config(spec, folder / f"{h}.toml")
         state.pids[h] = start_agent(spec, config, folder / f"{h}.log")
@@ -113,6 +114,10 @@ def lab_down(folder: Path) -> list[str]:
     for host, pid in state.pids.items():
         if stop_agent(pid):
             removed.append(f"agent {host} (pid {pid})")
+    for host in state.hosts:  # agents restarted since 'up' (a fault run, a person) are not in lab.json
+        for pid in processes_naming(str(Path(state.folder) / f"{host}.toml")):
+            if stop_agent(pid):
+                removed.append(f"agent {host} (pid {pid}, restarted)")
     for host in state.hosts:
         removed += _kill_vms(state.state_dir(host))
     removed += state.network().teardown()
@@ -122,18 +127,36 @@ def lab_down(folder: Path) -> list[str]:
     return removed
 
 
+def processes_naming(text: str) -> list[int]:
+    """Pids of processes (ours or not) whose command line contains ``text`` as one argument or part of one."""
+    needle = text.encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if any(needle in arg for arg in argv):
+            found.append(int(entry.name))
+    return found
+
+
 def _kill_vms(state_dir: Path) -> list[str]:
-    """QEMU processes outlive their agent by design; ``down`` ends them by the pids they recorded."""
+    """QEMU processes outlive their agent by design; ``down`` ends every QEMU whose files are in the
+    host's state folder (by its command line, so one whose pid file is gone is found too), then every
+    CPU cgroup of that state folder."""
     removed = []
     quota = launch.CpuQuota(state_dir)
-    for pidfile in sorted(state_dir.glob("*/qemu.pid")):
-        paths = launch.VmPaths(pidfile.parent)
-        pid = launch.read_pid(paths)
-        if pid is not None and launch.pid_alive(pid) and launch.is_qemu(pid):
+    for pid in processes_naming(f"{state_dir.resolve()}/"):
+        if launch.pid_alive(pid) and launch.is_qemu(pid):
             launch.kill(pid, signal.SIGKILL)
-            removed.append(f"qemu {pidfile.parent.name} (pid {pid})")
+            removed.append(f"qemu (pid {pid})")
             deadline = time.monotonic() + 5.0
             while launch.pid_alive(pid) and time.monotonic() < deadline:  # its cgroup empties on exit
                 time.sleep(0.05)
-        quota.remove(pidfile.parent.name)
+    for group in quota.groups():
+        if quota.remove(group):
+            removed.append(f"cgroup {group}")
     return removed
