@@ -8,7 +8,7 @@ from pathlib import Path
 import uvicorn
 
 from consolidator.agent.api.app import create_app
-from consolidator.agent.api.config import AgentConfig, load_config
+from consolidator.agent.api.config import AgentConfig, check_tls_files, load_config
 from consolidator.agent.host import HostAgent
 from consolidator.agent.hypervisor import Hypervisor
 from consolidator.domain.errors import UserError
@@ -36,6 +36,7 @@ def build_driver(config: AgentConfig, source: str) -> Hypervisor:
 def serve(config_path: Path) -> None:
     """Serve until interrupted. QEMU processes keep running when the agent stops; a new agent adopts them."""
     config = load_config(config_path)
+    check_tls_files(config, str(config_path))
     agent = HostAgent(config, build_driver(config, str(config_path)))
     app = create_app(agent, config.read_token(str(config_path)))
     log.info("agent %s on %s:%d (tls: %s, emulated: %s)", config.name, config.listen_host, config.port,

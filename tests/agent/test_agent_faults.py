@@ -16,7 +16,7 @@ from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 from fastapi.testclient import TestClient
 
 from consolidator.agent.api.app import MAX_BODY_BYTES, create_app
-from consolidator.agent.api.config import load_config
+from consolidator.agent.api.config import check_tls_files, load_config
 from consolidator.agent.hypervisor import VmConfig, VmInfo, VmRunState
 from consolidator.agent.serve import build_driver
 from consolidator.domain.errors import UserError
@@ -156,7 +156,6 @@ def _config(tmp_path: Path, extra: str) -> Path:
     ('[migration_peers]\npm1 = "not-an-address"', "migration_peers"),
     ('[migration_peers]\n"Bad Name" = "10.0.0.1"', "migration_peers"),
     ('[migration_tls]\ndir = "/nonexistent-pki"', "migration_tls.dir"),
-    ('tls_cert = "/nonexistent/cert.pem"\ntls_key = "/nonexistent/key.pem"', "tls_cert"),
 ])
 def test_bad_config_values_name_file_and_field(tmp_path: Path, extra: str, field: str | None) -> None:
     path = _config(tmp_path, extra)
@@ -172,8 +171,16 @@ def test_bad_tls_files_and_state_dir_name_their_field(tmp_path: Path) -> None:
     (tmp_path / "key.pem").write_bytes(b"\x00\xff garbage")
     path = _config(tmp_path, f'tls_cert = "{tmp_path / "cert.pem"}"\ntls_key = "{tmp_path / "key.pem"}"')
     with pytest.raises(UserError, match="not a PEM certificate") as caught:
-        load_config(path)
+        check_tls_files(load_config(path), str(path))  # as the agent does when it starts
     assert caught.value.field == "tls_cert"
+    path = _config(tmp_path, 'tls_cert = "/nonexistent/cert.pem"\ntls_key = "/nonexistent/key.pem"')
+    with pytest.raises(UserError, match="not a readable file") as caught:
+        check_tls_files(load_config(path), str(path))
+    assert caught.value.field == "tls_cert"
+    done = subprocess.run([sys.executable, "-m", "consolidator.cli.main", "agent", "--config", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {path}: tls_cert: /nonexistent/cert.pem is not a readable file"
     (tmp_path / "state").write_text("a file, not a folder")
     with pytest.raises(UserError) as caught:
         load_config(_config(tmp_path, ""))

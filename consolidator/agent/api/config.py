@@ -183,7 +183,8 @@ def check_tls_files(config: AgentConfig, source: str) -> None:
 
 
 def load_config(path: Path) -> AgentConfig:
-    """Read and validate ``host.toml``; the token file and TLS files, if any, are checked too."""
+    """Read and validate ``host.toml``; the token file, if any, is checked too (the TLS files are
+    checked by ``check_tls_files`` when the agent starts: they may be installed after the config)."""
     try:
         if path.stat().st_size > MAX_CONFIG_BYTES:
             raise UserError(f"larger than {MAX_CONFIG_BYTES} bytes: not a host.toml", source=str(path))
@@ -196,5 +197,4 @@ def load_config(path: Path) -> AgentConfig:
         raise UserError(f"not valid TOML: {exc}", source=str(path)) from exc
     config = parse_config(data, str(path))
     config.read_token(str(path))
-    check_tls_files(config, str(path))
     return config
