@@ -22,8 +22,9 @@ and its 10 s average: cautious):
   converging is never chosen, so no move keeps a VM starving at its source longer than postcopy would.
 - *Link* — a host takes part in one move at a time (as source or destination), so each move has the
   whole link: parallel postcopies off one host share it and stall every guest for the whole transfer.
-- *Wake ahead* — an overloaded host waiting for its link keeps an empty host awake (or wakes one), so
-  the next move starts when the link frees instead of a resume time later.
+- *Wake ahead* — a saturated host still holding ``wake_ahead_vms`` VMs and waiting for its link keeps
+  an empty host awake (or wakes one), so its next move starts when the link frees instead of a resume
+  time later (the paper's start: every VM on the Warehouse node).
 - Every other powered host without VMs is suspended.
 
 Requirements: per-VM dirty rates, per-host link rates and each move's source in the Snapshot; the
@@ -91,6 +92,7 @@ class AwarePolicy:
     delay_weight_ws: float = 100.0  # Ws per core·s of delayed work, when pricing a move
     max_precopy_s: float = 60.0  # a precopy predicted to take longer is not chosen
     wake_ahead: float = 1.0  # 1: keep or wake an empty host for an overloaded host waiting for its link
+    wake_ahead_vms: float = 3.0  # ... that still holds this many VMs (a pile-up, not a guest catching up)
     name: str = "aware"
     params: MigrationParams = field(default_factory=MigrationParams)
     power: PowerProfile = field(default_factory=PowerProfile)
@@ -149,12 +151,15 @@ class AwarePolicy:
         used[s.vm_host[moving]] = True
         used[s.vm_move_src[moving & (s.vm_move_src >= 0)]] = True
         saturated = s.host_load_short >= _SATURATED * s.host_cores
-        # a guest that just arrived catches up on the work its move delayed: that saturation passes, so a
-        # host that received one within hold_s counts as saturated only over the whole 10 s window
-        arrived = np.zeros(n, dtype=bool)
-        arrived[s.vm_host[placed & ~s.vm_busy & (s.t_s - s.vm_last_move_end_s < self.hold_s)]] = True
-        saturated &= ~arrived | (s.host_load_avg >= _SATURATED * s.host_cores)
-        return _Round(level, peak, per_host(level), per_host(peak), saturated, counts.copy(),
+        # a guest that just arrived catches up on the work its move delayed: that load passes. On a host
+        # that received one within hold_s, the newcomer counts at its 10 s average (stalls included) and
+        # saturation must hold over the whole 10 s window
+        arrived = placed & ~s.vm_busy & (s.t_s - s.vm_last_move_end_s < self.hold_s)
+        at_new = np.zeros(n, dtype=bool)
+        at_new[s.vm_host[arrived]] = True
+        saturated &= ~at_new | (s.host_load_avg >= _SATURATED * s.host_cores)
+        settled = np.where(arrived, np.minimum(level, s.vm_load_avg), level)
+        return _Round(level, peak, per_host(settled), per_host(peak), saturated, counts.copy(),
                       s.host_mem_mib - s.host_mem_used(), per_vm, used, np.zeros(n, dtype=bool))
 
     def _overloaded(self, s: Snapshot, r: _Round) -> np.ndarray:
@@ -255,7 +260,7 @@ class AwarePolicy:
     # -- wake ahead -------------------------------------------------------------------------------
     def _spares(self, s: Snapshot, r: _Round, waiting: list[int]) -> tuple[set[int], list[int]]:
         """Empty hosts to keep powered and hosts to wake, one per overloaded host waiting for its link."""
-        need = sum(1 for h in waiting if r.used[h] and r.saturated[h])
+        need = sum(1 for h in waiting if r.used[h] and r.saturated[h] and r.count[h] >= self.wake_ahead_vms)
         if need == 0:
             return set(), []
         free = np.flatnonzero((r.count == 0) & ~r.used & (s.host_state != FAILED))

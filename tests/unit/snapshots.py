@@ -28,6 +28,7 @@ def snap(
     vm_avg: list[float] | None = None,
     move_src: list[int] | None = None,
     vm_short: list[float] | None = None,
+    host_avg: list[float] | None = None,
 ) -> Snapshot:
     n_h, n_v = len(states), len(vm_host)
     load = np.asarray(vm_load, dtype=float)
@@ -40,7 +41,7 @@ def snap(
         host_state=np.array([STATE_CODES[s] for s in states], dtype=np.int8),
         host_cores=np.full(n_h, cores),
         host_mem_mib=np.full(n_h, host_mem),
-        host_load_avg=host_load,
+        host_load_avg=np.asarray(host_avg, dtype=float) if host_avg is not None else host_load,
         host_load_now=host_load,
         host_load_short=host_load,
         host_overhead_now=np.asarray(overhead if overhead is not None else [0.0] * n_h, dtype=float),

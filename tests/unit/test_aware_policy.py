@@ -101,13 +101,22 @@ def test_aware_policy(case: str, kwargs: dict, moves: list, suspends: list) -> N
 
 def test_wake_ahead_for_a_host_waiting_for_its_link() -> None:
     """A saturated host whose link is taken gets an empty host woken (or kept awake) for its next move."""
-    kw = dict(vm_host=[1, 0, 0], vm_load=[0.9, 0.6, 0.45], busy=[True, False, False], runs_on=[1, 0, 0],
-              move_src=[0, -1, -1], **ONE)
+    kw = dict(vm_host=[1, 0, 0, 0], vm_load=[0.9, 0.4, 0.35, 0.3], busy=[True, False, False, False],
+              runs_on=[1, 0, 0, 0], move_src=[0, -1, -1, -1], **ONE)
     plan = AwarePolicy().plan(snap(states=[ON, ON, SUSP, SUSP], **kw))
     assert [(type(a).__name__, a.host) for a in plan.actions] == [("Wake", "PM2")]
     plan = AwarePolicy().plan(snap(states=[ON, ON, ON, ON], **kw))
     assert [(type(a).__name__, a.host) for a in plan.actions] == [("Suspend", "PM3")]  # PM2 is kept
     assert not AwarePolicy(wake_ahead=0).plan(snap(states=[ON, ON, SUSP, SUSP], **kw)).actions
+    assert not AwarePolicy(wake_ahead_vms=4).plan(snap(states=[ON, ON, SUSP, SUSP], **kw)).actions
+
+
+def test_a_guest_catching_up_after_its_move_does_not_send_it_away_again() -> None:
+    """A VM that arrived within hold_s counts at its 10 s average (its stall included), and its host is
+    saturated only if saturated over the whole window."""
+    kw = dict(vm_host=[0, 0], vm_load=[0.6, 0.45], vm_avg=[0.6, 0.2], host_avg=[0.8, 0.0], states=[ON, SUSP], **ONE)
+    assert AwarePolicy().plan(snap(**kw)).actions  # settled: 1.05 served, saturated -> relief
+    assert not AwarePolicy().plan(snap(last_end=[-math.inf, 95.0], **kw)).actions
 
 
 def test_saturated_for_the_whole_window_is_overloaded_even_if_the_vms_look_light() -> None:
