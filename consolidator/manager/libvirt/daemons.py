@@ -34,7 +34,8 @@ unix_sock_admin_perms = "0700"
 auth_unix_rw = "none"
 auth_unix_ro = "none"
 host_uuid = "{host_uuid}"
-log_outputs = "3:file:{log}/libvirtd.log"
+log_filters = "{filters}"
+log_outputs = "1:file:{log}/libvirtd.log"
 keepalive_interval = 5
 keepalive_count = 5
 """
@@ -106,7 +107,8 @@ class PrivateLibvirtd:
             (root / sub).mkdir(parents=True, exist_ok=True)
         (root / "sock").chmod(0o700)
         (root / "etc/libvirt/libvirtd.conf").write_text(LIBVIRTD_CONF.format(
-            sock=root / "sock", host_uuid=self.host_uuid, log="/var/log/libvirt"))
+            sock=root / "sock", host_uuid=self.host_uuid, log="/var/log/libvirt",
+            filters=os.environ.get("CONSOLIDATOR_LIBVIRTD_LOG_FILTERS", "3:*")))
         (root / "etc/libvirt/qemu.conf").write_text(
             QEMU_CONF.format(shared=", ".join(f'"{p}"' for p in self.spec.shared)))
         (root / "etc/libvirt/libvirt.conf").write_text("")
