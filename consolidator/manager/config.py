@@ -109,6 +109,18 @@ class LibvirtHost(_HostBase):
 
     driver: Literal["libvirt"]
     uri: str = Field(min_length=1, description="libvirt connection URI, e.g. qemu+tls://pm1/system")
+    peer_uri: str | None = Field(None, min_length=1, description="how the other hosts' libvirtd reach this one "
+                                                                 "(peer-to-peer migration); default: uri")
+    migrate_uri: str | None = Field(None, pattern=r"^(tcp|rdma)://\S+$",
+                                    description="where migration data goes, e.g. tcp://10.0.1.11")
+    suspend_command: list[str] = Field(default_factory=list, max_length=64,
+                                       description="argv run to suspend the host (no shell); "
+                                                   "empty: libvirt's virNodeSuspendForDuration")
+    wake_command: list[str] = Field(default_factory=list, max_length=64,
+                                    description="argv of the engine's own wake (emulated hosts); "
+                                                "real hosts wake through [hosts.NAME.power]")
+    postcopy_preempt: bool = Field(False, description="VIR_MIGRATE_POSTCOPY_PREEMPT (needs it in libvirt's API)")
+    migration_tls: bool = Field(False, description="VIR_MIGRATE_TLS: QEMU's migration stream in TLS")
 
 
 HostConfig = Annotated[AgentHost | LibvirtHost, Field(discriminator="driver")]

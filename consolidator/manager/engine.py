@@ -116,7 +116,16 @@ def _agent(name: str, host: AgentHost) -> Engine:
     return AgentEngine(AgentEndpoint(name, host.url, token, ca))
 
 
-ENGINES: dict[str, EngineFactory] = {"agent": _agent}
+def _libvirt(name: str, host: Any) -> Engine:
+    try:  # the binding is optional (pip extra "libvirt"): only a libvirt host needs it
+        from consolidator.manager.libvirt.engine import engine_from_config
+    except ImportError as exc:
+        raise UserError(f"driver 'libvirt' needs the libvirt-python binding ({exc}); "
+                        "install it with scripts/setup.d/40-libvirt.sh", field=f"hosts.{name}.driver") from exc
+    return engine_from_config(name, host)
+
+
+ENGINES: dict[str, EngineFactory] = {"agent": _agent, "libvirt": _libvirt}
 
 
 def make_engine(name: str, host: Any) -> Engine:

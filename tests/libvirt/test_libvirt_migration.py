@@ -7,53 +7,69 @@ One test bed for the module; the guest moves back and forth, each test starting 
 
 from __future__ import annotations
 
-import queue
+import asyncio
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 
 libvirt = pytest.importorskip("libvirt", reason="the libvirt-python binding is not installed (40-libvirt.sh)")
 
-from consolidator.agent.hypervisor import OnTimeout, VmConfig  # noqa: E402
-from consolidator.manager.cluster import MigrationOptions  # noqa: E402
-from consolidator.manager.libvirt.cluster import LibvirtCluster  # noqa: E402
+from consolidator.agent.api.schemas import EventView  # noqa: E402
+from consolidator.agent.hypervisor import OnTimeout, VmConfig, VmRunState  # noqa: E402
+from consolidator.manager.client import AgentError  # noqa: E402
 from consolidator.manager.libvirt.daemons import why_libvirtd_cannot_run  # noqa: E402
 from consolidator.manager.libvirt.testbed import Testbed  # noqa: E402
+from consolidator.manager.options import DEFAULT_OPTIONS, MigrationOptions  # noqa: E402
 
 WHY = why_libvirtd_cannot_run()
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.skipif(WHY is not None, reason=WHY or "")]
 HOSTS = ("A", "B")
 
 
-class Engine:
-    """A LibvirtCluster whose events land in a queue; ``move`` runs one migration to its end."""
+class Pair:
+    """The two hosts' LibvirtEngines in one event loop, as the manager holds them."""
 
-    def __init__(self, bed: Testbed, options: MigrationOptions = MigrationOptions()) -> None:
-        self.bed = bed
-        self.events: queue.Queue[Event] = queue.Queue()
-        t0 = time.monotonic()
-        self.cluster = LibvirtCluster(bed.hosts(), self.events.put, lambda: time.monotonic() - t0,
-                                      waker=bed.wake, options=options).open()
+    def __init__(self, bed: Testbed) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.engines = bed.engines()
+        self.after = dict.fromkeys(self.engines, 0)
+        self.run(self._skip_history())
 
-    def next(self, kind: type, timeout_s: float = 120.0) -> Event:
+    async def _skip_history(self) -> None:
+        for host, engine in self.engines.items():
+            self.after[host] = (await engine.events(0)).next_seq - 1
+
+    def run(self, work: Any) -> Any:
+        return self.loop.run_until_complete(work)
+
+    def next(self, host: str, kind: str, timeout_s: float = 120.0) -> EventView:
         end = time.monotonic() + timeout_s
-        while True:
-            event = self.events.get(timeout=max(0.01, end - time.monotonic()))
-            if isinstance(event, kind):
-                return event
+        while time.monotonic() < end:
+            batch = self.run(self.engines[host].events(self.after[host], timeout_s=1.0))
+            for event in batch.events:
+                self.after[host] = event.seq
+                if event.kind == kind:
+                    return event
+        raise AssertionError(f"no {kind} event from {host} within {timeout_s} s")
 
-    def move(self, vm: str, src: str, dst: str, method: MigrationMethod) -> MigrationFinished:
-        self.cluster.start_migration(vm, src, dst, method)
-        done = self.next(MigrationFinished)
-        assert isinstance(done, MigrationFinished)
-        return done
+    def move(self, vm: str, src: str, dst: str, method: MigrationMethod,
+             options: MigrationOptions = DEFAULT_OPTIONS) -> tuple[EventView, float | None]:
+        """One move to its end: the source's migration_finished and the downtime (destination's
+        resume mark - source's pause mark, as the manager's forwarder computes it)."""
+        self.run(self.engines[src].migrate_to(vm, self.engines[dst], method, options))
+        done = self.next(src, "migration_finished")
+        marks = self.run(self.engines[dst].incoming_marks(vm))
+        downtime = None if marks.resume is None or done.stop_wall_s is None else marks.resume - done.stop_wall_s
+        return done, downtime
 
     def close(self) -> None:
-        self.cluster.close()
+        for engine in self.engines.values():
+            self.run(engine.close())
+        self.loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -84,15 +100,14 @@ def other(host: str) -> str:
 def test_postcopy_at_80_mib_s(bed: Testbed) -> None:
     src = where(bed)
     bed.set_load(src, "vm0", 0.5, 80)
-    engine = Engine(bed)
+    pair = Pair(bed)
     try:
-        done = engine.move("vm0", src, other(src), MigrationMethod.POSTCOPY)
-        result = engine.cluster.results["vm0"]
+        done, downtime = pair.move("vm0", src, other(src), MigrationMethod.POSTCOPY)
     finally:
-        engine.close()
+        pair.close()
     assert done.outcome is MigrationOutcome.COMPLETED, done.detail
     assert where(bed) == other(src)
-    assert result.switched_to_postcopy and 0 < done.downtime_s < 0.5
+    assert downtime is not None and 0 < downtime < 0.5
     assert 200e6 < done.bytes_sent < 400e6  # 256 MiB once, not resent
     assert bed.check_pages(other(src), "vm0") == 0
 
@@ -100,13 +115,14 @@ def test_postcopy_at_80_mib_s(bed: Testbed) -> None:
 def test_precopy_that_cannot_converge_is_cancelled_at_its_timeout(bed: Testbed) -> None:
     src = where(bed)
     bed.set_load(src, "vm0", 1.0, 200)  # 200 MiB/s of writes over a 120 MB/s link
-    engine = Engine(bed, MigrationOptions(timeout_s=8.0, on_timeout=OnTimeout.CANCEL))
+    pair = Pair(bed)
     try:
-        done = engine.move("vm0", src, other(src), MigrationMethod.PRECOPY)
+        done, _ = pair.move("vm0", src, other(src), MigrationMethod.PRECOPY,
+                            MigrationOptions(timeout_s=8.0, on_timeout=OnTimeout.CANCEL))
     finally:
-        engine.close()
+        pair.close()
     assert done.outcome is MigrationOutcome.CANCELLED, done.detail
-    assert 8.0 <= done.t_s - done.start_s < 30.0
+    assert done.start_wall_s is not None and 8.0 <= done.t_wall_s - done.start_wall_s < 30.0
     assert where(bed) == src  # the guest keeps running at the source
     assert bed.check_pages(src, "vm0") == 0
 
@@ -114,61 +130,64 @@ def test_precopy_that_cannot_converge_is_cancelled_at_its_timeout(bed: Testbed) 
 def test_precopy_switched_to_postcopy_at_its_timeout(bed: Testbed) -> None:
     src = where(bed)
     bed.set_load(src, "vm0", 1.0, 200)
-    engine = Engine(bed, MigrationOptions(timeout_s=6.0, on_timeout=OnTimeout.POSTCOPY))
+    pair = Pair(bed)
     try:
-        done = engine.move("vm0", src, other(src), MigrationMethod.PRECOPY)
-        result = engine.cluster.results["vm0"]
+        done, _ = pair.move("vm0", src, other(src), MigrationMethod.PRECOPY,
+                            MigrationOptions(timeout_s=6.0, on_timeout=OnTimeout.POSTCOPY))
     finally:
-        engine.close()
+        pair.close()
     assert done.outcome is MigrationOutcome.COMPLETED, done.detail
-    assert result.switched_to_postcopy and result.rounds >= 2
+    assert done.switched_to_postcopy and done.rounds >= 2
     assert bed.check_pages(other(src), "vm0") == 0
 
 
 def test_hybrid_at_200_mib_s(bed: Testbed) -> None:
     src = where(bed)
     bed.set_load(src, "vm0", 1.0, 200)
-    engine = Engine(bed)
+    pair = Pair(bed)
     try:
-        done = engine.move("vm0", src, other(src), MigrationMethod.HYBRID)
-        result = engine.cluster.results["vm0"]
+        done, downtime = pair.move("vm0", src, other(src), MigrationMethod.HYBRID)
     finally:
-        engine.close()
+        pair.close()
     assert done.outcome is MigrationOutcome.COMPLETED, done.detail
-    assert result.switched_to_postcopy and result.rounds >= 2  # one full precopy pass, then postcopy
+    assert done.switched_to_postcopy and done.rounds >= 2  # one full precopy pass, then postcopy
+    assert downtime is not None and 0 < downtime < 0.5  # one full precopy pass, then postcopy
     assert bed.check_pages(other(src), "vm0") == 0
 
 
 def test_discovery_and_statistics(bed: Testbed) -> None:
     host = where(bed)
     bed.set_load(host, "vm0", 0.5, 40)
-    engine = Engine(bed)
+    pair = Pair(bed)
     try:
-        found = engine.cluster.discover()
-        assert found.placement == {"vm0": host}
-        assert [(v.name, v.mem_mib, v.vcpus) for v in found.vms] == [("vm0", 256, 1)]
-        engine.cluster.poll(0.0)  # first poll: counters and a dirty-rate measurement start
+        (view,) = pair.run(pair.engines[host].list_vms())
+        assert (view.name, view.state, view.config.mem_mib, view.config.vcpus) == ("vm0", VmRunState.RUNNING, 256, 1)
+        assert pair.run(pair.engines[other(host)].list_vms()) == []
+        pair.run(pair.engines[host].host_stats())  # first poll: counters and a dirty-rate measurement start
         time.sleep(2.0)
-        stats = engine.cluster.poll(2.0)
+        stats = pair.run(pair.engines[host].host_stats())
     finally:
-        engine.close()
-    assert set(stats) == set(HOSTS)
-    (vm,) = stats[host].vms
-    assert vm.vm == "vm0" and 0.3 < vm.cpu_load < 1.2  # TCG runs the 0.5 load plus emulation
+        pair.close()
+    (vm,) = stats.vms
+    assert vm.name == "vm0" and 0.3 < vm.cpu_load < 1.2  # TCG runs the 0.5 load plus emulation
     assert vm.dirty_bytes_per_s is not None and 10 * 2**20 < vm.dirty_bytes_per_s < 80 * 2**20
-    assert stats[other(host)].vms == ()
+    assert stats.power_state is PowerState.ON and stats.emulated and stats.cpu_load == vm.cpu_load
 
 
-def test_refusals_unconfigured_peer_and_suspend_with_domains(bed: Testbed) -> None:
+def test_refusals(bed: Testbed) -> None:
+    """A move only to another libvirt host of the configuration; no suspend with domains running;
+    destroy_vm never touches a running domain."""
     host = where(bed)
-    engine = Engine(bed)
+    pair = Pair(bed)
     try:
-        done = engine.move("vm0", host, "elsewhere", MigrationMethod.POSTCOPY)
-        assert done.outcome is MigrationOutcome.FAILED and "not a host of the configuration" in done.detail
-        engine.cluster.suspend_host(host)
-        refused = engine.next(HostPowerChanged)
-        assert isinstance(refused, HostPowerChanged)
-        assert refused.state is PowerState.ON and "domains running: vm0" in refused.detail
+        src = pair.engines[host]
+        with pytest.raises(AgentError, match="not run by libvirt"):
+            pair.run(src.migrate_to("vm0", object(), MigrationMethod.POSTCOPY, MigrationOptions()))
+        with pytest.raises(AgentError, match="domains running: vm0"):
+            pair.run(src.suspend())
+        with pytest.raises(AgentError, match="runs here"):
+            pair.run(src.destroy_vm("vm0"))
     finally:
-        engine.close()
+        pair.close()
     assert where(bed) == host
+    assert bed.check_pages(host, "vm0") == 0

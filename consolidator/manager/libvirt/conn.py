@@ -49,6 +49,7 @@ class MarkKind(enum.Enum):
     RUNNING_AT_DST = "running_at_dst"  # destination resumed the guest (postcopy: pages still coming)
     POSTCOPY_FAILED = "postcopy_failed"  # either side: postcopy broke, the guest waits for recovery
     LEFT_SOURCE = "left_source"  # the source domain stopped because it migrated
+    INCOMING = "incoming"  # destination: the domain was started to receive a migration
     OTHER = "other"
 
 
@@ -76,6 +77,8 @@ def classify(event: int, detail: int) -> MarkKind:
             return MarkKind.POSTCOPY_FAILED
     if event == libvirt.VIR_DOMAIN_EVENT_STOPPED and detail == libvirt.VIR_DOMAIN_EVENT_STOPPED_MIGRATED:
         return MarkKind.LEFT_SOURCE
+    if event == libvirt.VIR_DOMAIN_EVENT_STARTED and detail == libvirt.VIR_DOMAIN_EVENT_STARTED_MIGRATED:
+        return MarkKind.INCOMING
     return MarkKind.OTHER
 
 

@@ -21,8 +21,8 @@ import libvirt
 
 from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
-from consolidator.manager.cluster import MigrationOptions
 from consolidator.manager.libvirt.conn import DomainMark, HostLink, MarkKind
+from consolidator.manager.options import MigrationOptions
 
 log = logging.getLogger(__name__)
 
@@ -132,6 +132,12 @@ class MigrationJob:
         with self._cond:
             self._stats = stats
             self._cond.notify_all()
+
+    def stop_wall_s(self) -> float | None:
+        """When the source paused the guest for the move (lifecycle event), if it did."""
+        with self._cond:
+            return next((m.wall_s for m in self._marks
+                         if m.host == self.src.name and m.kind is MarkKind.STOPPED_FOR_MOVE), None)
 
     def cancel(self) -> None:
         with self._cond:

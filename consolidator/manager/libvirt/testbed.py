@@ -24,15 +24,18 @@ from consolidator.agent.hypervisor import VmConfig
 from consolidator.agent.qemu import guestctl
 from consolidator.agent.qemu.launch import kernel_cmdline
 from consolidator.agent.qemu.netlink import ShapedLink
-from consolidator.manager.libvirt.cluster import LibvirtHost
 from consolidator.manager.libvirt.daemons import DaemonSpec, PrivateLibvirtd
+from consolidator.manager.libvirt.engine import LibvirtEngine, LibvirtHostSettings
 from consolidator.manager.libvirt.guestxml import GuestDomain, domain_xml
+from consolidator.manager.libvirt.migration import LibvirtSettings
 
 log = logging.getLogger(__name__)
 
 
 class Testbed:
     """Hosts ``names[0]`` (link end A) and ``names[1]`` (end B), each a private libvirtd."""
+
+    __test__ = False  # not a pytest class
 
     def __init__(self, names: tuple[str, str] = ("W", "S1"), rate_bytes_per_s: float = 120e6,
                  tag: str | None = None) -> None:
@@ -56,14 +59,17 @@ class Testbed:
             raise
         return self
 
-    def hosts(self) -> list[LibvirtHost]:
-        """The configuration of the two hosts (suspend = freeze the daemon)."""
-        out = []
-        for name, end in zip(self.names, (self.link.a, self.link.b), strict=True):
-            d = self.daemons[name]
-            out.append(LibvirtHost(name=name, uri=d.uri, migrate_uri=f"tcp://{end.address}",
-                                   suspend_command=("kill", "-STOP", str(d.pid))))
-        return out
+    def settings(self, host: str, migration: LibvirtSettings | None = None) -> LibvirtHostSettings:
+        """One host's engine settings, as cluster.toml would give them (suspend = freeze the daemon)."""
+        end = self.link.a if host == self.names[0] else self.link.b
+        d = self.daemons[host]
+        return LibvirtHostSettings(uri=d.uri, migrate_uri=f"tcp://{end.address}",
+                                   suspend_command=("kill", "-STOP", str(d.pid)),
+                                   wake_command=("kill", "-CONT", str(d.pid)), emulated=True,
+                                   migration=migration or LibvirtSettings())
+
+    def engines(self, migration: LibvirtSettings | None = None) -> dict[str, LibvirtEngine]:
+        return {name: LibvirtEngine(name, self.settings(name, migration)) for name in self.names}
 
     def wake(self, host: str) -> None:
         """The waker of an emulated host: thaw its daemon."""
