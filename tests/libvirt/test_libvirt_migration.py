@@ -169,7 +169,8 @@ def test_discovery_and_statistics(bed: Testbed) -> None:
     finally:
         pair.close()
     (vm,) = stats.vms
-    assert vm.name == "vm0" and 0.3 < vm.cpu_load < 1.2  # TCG runs the 0.5 load plus emulation
+    # the 0.5 load plus emulation; less when the machine is loaded (an idle TCG guest: about 0.02)
+    assert vm.name == "vm0" and 0.1 < vm.cpu_load < 1.2
     assert vm.dirty_bytes_per_s is not None and 10 * 2**20 < vm.dirty_bytes_per_s < 80 * 2**20
     assert stats.power_state is PowerState.ON and stats.emulated and stats.cpu_load == vm.cpu_load
 
