@@ -69,12 +69,13 @@ def write_run(result: RunResult, out_dir: Path) -> None:
         assert rec.vm_load_avg is not None and rec.vm_migrating is not None
         with open(out_dir / "vms.csv", "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["t_s", "vm", "host", "demand", "served", "load_avg", "migrating"])
+            w.writerow(["t_s", "vm", "host", "demand", "served", "load_avg", "migrating", "backlog"])
+            backlog = rec.vm_backlog if rec.vm_backlog is not None else np.zeros_like(rec.vm_served)
             for k, t in enumerate(rec.t_s):
                 for j, v in enumerate(vms):
                     w.writerow([f"{t:g}", v.name, hosts[rec.vm_host[k, j]].name, f"{rec.vm_demand[k, j]:.5f}",
                                 f"{rec.vm_served[k, j]:.5f}", f"{rec.vm_load_avg[k, j]:.5f}",
-                                int(rec.vm_migrating[k, j])])
+                                int(rec.vm_migrating[k, j]), f"{backlog[k, j]:.5f}"])
     with open(out_dir / "migrations.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["vm", "src", "dst", "method", "start_s", "end_s", "outcome", "bytes_sent", "downtime_s",

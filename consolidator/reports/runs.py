@@ -50,6 +50,10 @@ class RunSummary(BaseModel):
     unserved_core_s: float | None = None
     unserved_cpu_pct: float | None = None
     overload_s: float | None = None
+    energy_to_complete_ws: float | None = None  # equal work (issue 8): until every backlog is served
+    complete_s: float | None = None
+    delay_mean_s: float | None = None
+    delay_p95_s: float | None = None
     migrations: int | None = None
     migrations_cancelled: int | None = None
     suspends: int | None = None

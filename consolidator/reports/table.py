@@ -38,6 +38,17 @@ class Row(BaseModel):
     unserved_cpu_pct_sd: float | None = None
     migrations: float | None = None
     migrations_sd: float | None = None
+    # equal work (issue 8): energy until every backlog is served, the gap it removes, the delay of work
+    energy_to_complete_ws: float | None = None
+    energy_to_complete_ws_sd: float | None = None
+    gap_removed_complete_pct: float | None = None
+    gap_removed_complete_pct_sd: float | None = None
+    delay_mean_s: float | None = None
+    delay_mean_s_sd: float | None = None
+    delay_p95_s: float | None = None
+    delay_p95_s_sd: float | None = None
+    work_served_core_s: float | None = None
+    note: str | None = None
 
 
 class PaperRow(BaseModel):
@@ -58,6 +69,7 @@ class TableFile(BaseModel):
     rows: dict[str, Row]
     paper: dict[str, PaperRow] = {}
     notes: list[str] = []
+    own_policy: str | None = None
 
 
 @dataclass(frozen=True)
@@ -72,19 +84,25 @@ class TableView:
 
 HEADER = (
     "run",
-    "energy (Ws)",
+    "energy to complete (Ws)",
+    "gap removed, complete (%)",
+    "delay mean (s)",
+    "delay p95 (s)",
+    "window energy (Ws)",
     "paper (Ws)",
     "saved (%)",
     "paper saved (%)",
-    "gap to ideal removed (%)",
+    "gap removed, window (%)",
     "paper gap removed (%)",
     "unserved CPU (%)",
     "migrations",
 )
+# The column to read first (equal work), then the paper's fixed-window measure beside its Table IV.
+COMPLETE, GAP_COMPLETE, DELAY_MEAN, DELAY_P95, ENERGY, PAPER_ENERGY, SAVED, PAPER_SAVED, GAP, PAPER_GAP = range(1, 11)
 
 
 # Two-line headers: the numbers, not the words, set the column widths (fits 80 columns at 20 seeds).
-RICH_HEADER = ("energy\nWs", "saved\n%", "gap to ideal\nremoved %", "unserved\nCPU %", "\nmigrations")
+RICH_HEADER = ("energy to\ncomplete Ws", "gap\nremoved %", "delay\np95 s", "window\nenergy Ws", "window\ngap %")
 
 
 def load_table(path: Path) -> TableFile:
@@ -118,8 +136,9 @@ def _paper_gap(paper: dict[str, PaperRow], name: str) -> float | None:
 
 
 def row_names(table: TableFile) -> list[str]:
-    """The paper's rows in its order, then any extra rows in the order the file lists them."""
-    return [n for n in ROW_ORDER if n in table.rows] + [n for n in table.rows if n not in ROW_ORDER]
+    """The paper's rows in its order, our own policy's, then any extra rows in the order the file lists them."""
+    first = [n for n in (*ROW_ORDER, table.own_policy) if n is not None and n in table.rows]
+    return first + [n for n in table.rows if n not in first]
 
 
 def table_view(table: TableFile) -> TableView:
@@ -131,6 +150,10 @@ def table_view(table: TableFile) -> TableView:
         rows.append(
             (
                 name,
+                _cell(row.energy_to_complete_ws, row.energy_to_complete_ws_sd, ",.0f", with_sd),
+                _cell(row.gap_removed_complete_pct, row.gap_removed_complete_pct_sd, ".0f", with_sd),
+                _cell(row.delay_mean_s, None, ".1f", False),
+                _cell(row.delay_p95_s, None, ".1f", False),
                 _cell(row.energy_ws, row.energy_ws_sd, ",.0f", with_sd),
                 _cell(paper.energy_ws, None, ",.0f", False),
                 _cell(row.saved_pct, row.saved_pct_sd, ".1f", with_sd),
@@ -165,14 +188,14 @@ def to_rich(view: TableView) -> Table:
         show_edge=False,
         collapse_padding=True,
     )
-    pairs = ((1, 2), (3, 4), (5, 6), (7, None), (8, None))
+    pairs = ((COMPLETE, None), (GAP_COMPLETE, None), (DELAY_P95, None), (ENERGY, PAPER_ENERGY), (GAP, PAPER_GAP))
     table.add_column("run", no_wrap=True)
     for name in RICH_HEADER:
         table.add_column(name, justify="right", overflow="fold")
     for row in view.rows:
         cells = [_with_paper(row[ours], row[paper] if paper else DASH) for ours, paper in pairs]
         table.add_row(escape(row[0]), *cells)
-    if any(row[i] != DASH for row in view.rows for i in (2, 4, 6)):
+    if any(row[i] != DASH for row in view.rows for i in (PAPER_ENERGY, PAPER_SAVED, PAPER_GAP)):
         note = "[dim](in brackets: the paper's Table IV)[/]"
         table.caption = f"{table.caption}\n{note}" if table.caption else note
     return table

@@ -9,7 +9,23 @@ import pytest
 from rich.console import Console
 
 from consolidator.domain.errors import UserError
-from consolidator.reports.table import TableFile, load_table, table_view, to_html, to_markdown, to_rich
+from consolidator.reports.table import (
+    COMPLETE,
+    DELAY_P95,
+    ENERGY,
+    GAP,
+    GAP_COMPLETE,
+    PAPER_ENERGY,
+    PAPER_GAP,
+    PAPER_SAVED,
+    SAVED,
+    TableFile,
+    load_table,
+    table_view,
+    to_html,
+    to_markdown,
+    to_rich,
+)
 
 PAPER = {
     "none": {"energy_ws": 390175, "saved_pct": 0.0},
@@ -66,7 +82,17 @@ def _cells(view_rows: tuple[tuple[str, ...], ...]) -> dict[str, tuple[str, ...]]
 )
 def test_cells(seeds: list[int], row: dict[str, float], expected: tuple[str, ...]) -> None:
     cells = _cells(table_view(_table(seeds, postcopy=row)).rows)["postcopy"]
-    assert (cells[1], cells[3], cells[5], cells[7], cells[8]) == expected
+    assert (cells[ENERGY], cells[SAVED], cells[GAP], cells[-2], cells[-1]) == expected
+
+
+def test_equal_work_cells_come_first() -> None:
+    row = {"energy_ws": 399604.5, "energy_to_complete_ws": 401898.1, "energy_to_complete_ws_sd": 5100.0,
+           "gap_removed_complete_pct": -9.5, "gap_removed_complete_pct_sd": 20.0, "delay_mean_s": 7.42,
+           "delay_p95_s": 23.0}
+    cells = _cells(table_view(_table([0, 1], postcopy=row)).rows)["postcopy"]
+    assert cells[COMPLETE] == "401,898 ± 5,100" and cells[GAP_COMPLETE] == "-10 ± 20"
+    assert cells[DELAY_P95] == "23.0" and cells[DELAY_P95 - 1] == "7.4"
+    assert table_view(_table([0], postcopy=row)).header[COMPLETE] == "energy to complete (Ws)"
 
 
 def test_paper_columns_and_derived_gap() -> None:
@@ -80,18 +106,24 @@ def test_paper_columns_and_derived_gap() -> None:
         )
     )
     cells = _cells(view.rows)
-    assert cells["postcopy"][2] == "344,204" and cells["postcopy"][4] == "11.8"
+    assert cells["postcopy"][PAPER_ENERGY] == "344,204" and cells["postcopy"][PAPER_SAVED] == "11.8"
     # (390175 - 344204) / (390175 - 294033) = 47.8 %, (390175 - 369877) / 96142 = 21.1 %:
     # the paper's 48 % and 21 %
-    assert cells["postcopy"][6] == "48" and cells["precopy"][6] == "21"
-    assert cells["ideal"][6] == "100" and cells["none"][6] == "0"
+    assert cells["postcopy"][PAPER_GAP] == "48" and cells["precopy"][PAPER_GAP] == "21"
+    assert cells["ideal"][PAPER_GAP] == "100" and cells["none"][PAPER_GAP] == "0"
 
 
 def test_rows_in_paper_order_then_extras_in_file_order() -> None:
     rows = {name: {"energy_ws": 1.0} for name in ("precopy", "hybrid", "postcopy", "ideal@1.5", "none", "ideal")}
     view = table_view(_table([0], **rows))
     assert [r[0] for r in view.rows] == ["none", "ideal", "postcopy", "precopy", "hybrid", "ideal@1.5"]
-    assert _cells(view.rows)["hybrid"][2] == "—"  # no paper value for an extra row
+    assert _cells(view.rows)["hybrid"][PAPER_ENERGY] == "—"  # no paper value for an extra row
+
+
+def test_own_policy_row_follows_the_papers_rows() -> None:
+    rows = {name: {"energy_ws": 1.0} for name in ("hybrid", "aware", "none", "postcopy")}
+    table = TableFile.model_validate({"scenario": "complex", "seeds": [0], "rows": rows, "own_policy": "aware"})
+    assert [r[0] for r in table_view(table).rows] == ["none", "postcopy", "aware", "hybrid"]
 
 
 def test_title_says_how_many_seeds() -> None:
@@ -127,7 +159,7 @@ def test_columns_empty_in_every_row_are_left_out_of_markdown_and_html() -> None:
         }
     )
     text = to_markdown(table_view(table))
-    assert "| run | energy (Ws) |" in text and "saved" not in text and "| —" not in text
+    assert "| run | window energy (Ws) |" in text and "saved" not in text and "| —" not in text
     html = to_html(table_view(table))
     assert html.count("<th>") == 2 and "<td>—</td>" not in html
 
@@ -153,12 +185,17 @@ def test_rich_fits_80_columns_without_cutting_numbers() -> None:
         "unserved_cpu_pct_sd": 0.05,
         "migrations": 123.4,
         "migrations_sd": 10.2,
+        "energy_to_complete_ws": 402204.0,
+        "energy_to_complete_ws_sd": 12345.0,
+        "gap_removed_complete_pct": -109.8,
+        "gap_removed_complete_pct_sd": 55.0,
+        "delay_p95_s": 123.4,
     }
     console = Console(width=80, record=True, color_system=None)
     console.print(to_rich(table_view(_table(list(range(20)), postcopy=row, precopy=row))))
     text = console.export_text()
     assert max(len(line) for line in text.splitlines()) <= 80
-    for value in ("344,204 ± 12,345", "11.8 ± 1.1", "48 ± 5", "0.12 ± 0.05", "123.4 ± 10.2", "(344,204)"):
+    for value in ("402,204 ± 12,345", "-110 ± 55", "123.4", "344,204 ± 12,345", "48 ± 5", "(344,204)", "(48)"):
         assert value in text, value
 
 
@@ -191,13 +228,15 @@ def test_extra_keys_are_kept(tmp_path: Path) -> None:
 def test_paper_gap_given_in_the_file_wins_over_the_derived_one() -> None:
     paper = {**PAPER, "postcopy": {"energy_ws": 344204, "saved_pct": 11.8, "gap_removed_pct": 50.0}}
     table = TableFile.model_validate({"scenario": "c", "rows": {"postcopy": {"energy_ws": 1}}, "paper": paper})
-    assert _cells(table_view(table).rows)["postcopy"][6] == "50"
+    assert _cells(table_view(table).rows)["postcopy"][PAPER_GAP] == "50"
 
 
 def test_table_reading_explains_sensitivity_rows_only_when_present() -> None:
     from consolidator.reports.content import table_reading
 
     plain = _table([0], none={"energy_ws": 1.0}, ideal={"energy_ws": 1.0})
-    assert "gap to ideal removed" in table_reading(plain) and "@" not in table_reading(plain)
+    assert "Energy to complete" in table_reading(plain) and "@" not in table_reading(plain)
     extra = _table([0], ideal={"energy_ws": 1.0}, **{"ideal@1.5": {"energy_ws": 1.0}})
-    assert "Rows ideal@1.5 repeat a baseline" in table_reading(extra)
+    assert "Rows ideal@1.5 are sensitivity readings" in table_reading(extra)
+    legacy = _table([0], **{"precopy-lost-cpu": {"energy_ws": 1.0}})
+    assert "Rows precopy-lost-cpu use the legacy accounting" in table_reading(legacy)
