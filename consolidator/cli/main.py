@@ -7,7 +7,16 @@ import sys
 
 import typer
 
-from consolidator.cli import agent_cmd, literature_cmd, manager_cmd, power_cmd, qemu_cmd, report_cmd, sim_cmd
+from consolidator.cli import (
+    agent_cmd,
+    literature_cmd,
+    manager_cmd,
+    policy_cmd,
+    power_cmd,
+    qemu_cmd,
+    report_cmd,
+    sim_cmd,
+)
 from consolidator.domain.errors import UserError
 
 app = typer.Typer(
@@ -19,7 +28,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: typer's rich help imports markdown-it and costs ~0.1 s per call
 )
 
-for module in (sim_cmd, report_cmd, qemu_cmd, agent_cmd, manager_cmd, power_cmd, literature_cmd):
+for module in (sim_cmd, policy_cmd, report_cmd, qemu_cmd, agent_cmd, manager_cmd, power_cmd, literature_cmd):
     module.register(app)
 
 

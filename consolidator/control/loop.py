@@ -18,7 +18,7 @@ from consolidator.domain.actions import Plan
 from consolidator.domain.events import Event
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerState, Role, VmSpec
-from consolidator.policies.base import Policy
+from consolidator.policies.base import Policy, history_length, plan_interval_s
 
 
 class ControlLoop:
@@ -42,9 +42,15 @@ class ControlLoop:
         self._dirty_full = np.array([v.dirty_bytes_per_s_at_full for v in controller.vms], dtype=np.float64)
         self.plans = 0
         self.actions_taken = 0
+        self._interval_s = plan_interval_s(policy)
+        self._last_plan_s: float | None = None
+        self._core_speed = np.array([h.core_speed for h in hosts], dtype=np.float64)
+        self._vm_size = np.array([v.vcpus * v.vcpu_speed for v in controller.vms], dtype=np.float64)
+        self._tables = np.array([_power_table(h) for h in hosts], dtype=np.float64).reshape(len(hosts), 11)
 
     def snapshot(self, now: float) -> Snapshot:
         m, c = self.monitor, self.controller
+        host_hist, host_len, vm_hist, vm_len = m.history()
         return Snapshot(
             t_s=now,
             method=self.method,
@@ -69,6 +75,13 @@ class ControlLoop:
             vm_last_move_end_s=c.last_end.copy(),
             vm_dirty_bytes_per_s=self._dirty_rates(),
             host_nic_bytes_per_s=self._nic,
+            vm_load_history=vm_hist,
+            vm_history_len=vm_len,
+            host_load_history=host_hist,
+            host_history_len=host_len,
+            host_core_speed=self._core_speed,
+            vm_size=self._vm_size,
+            host_power_table_watts=self._tables,
         )
 
     def _dirty_rates(self) -> np.ndarray:
@@ -77,8 +90,14 @@ class ControlLoop:
         return np.where(np.isnan(m.vm_dirty_now), m.vm_now * self._dirty_full, m.vm_dirty_now)
 
     def tick(self, now: float) -> Plan:
-        """Close the sampling period, plan on the new snapshot, and act on the plan."""
+        """Close the sampling period, plan on the new snapshot (at the policy's interval, if it has one),
+        and act on the plan."""
         self.monitor.close_period(now)
+        if self._interval_s is not None and self._last_plan_s is not None and (
+                now - self._last_plan_s < self._interval_s - 1e-9):
+            return Plan()
+        self._last_plan_s = now
+        self.monitor.push_history()
         plan = self.policy.plan(self.snapshot(now))
         self.plans += 1
         self.actions_taken += len(self.controller.apply(plan, now))
@@ -101,6 +120,15 @@ def build_loop(
     window_periods: int = 10,
     max_moves_per_host: int | None = None,
 ) -> ControlLoop:
-    monitor = LoadMonitor([h.name for h in hosts], [v.name for v in vms], sink, window_periods)
+    monitor = LoadMonitor([h.name for h in hosts], [v.name for v in vms], sink, window_periods,
+                          history_length=history_length(policy))
     controller = VMController(hosts, vms, placement, cluster, power_states, max_moves_per_host)
     return ControlLoop(monitor, controller, policy, method)
+
+
+def _power_table(host: HostSpec) -> tuple[float, ...]:
+    """Watts at 0, 10, ..., 100 % of the host's capacity: its SPECpower table, else linear idle to max."""
+    p = host.power
+    if p.table_watts is not None:
+        return p.table_watts
+    return tuple(p.idle_watts + (p.max_watts - p.idle_watts) * i / 10 for i in range(11))

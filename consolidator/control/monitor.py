@@ -53,9 +53,12 @@ class LoadMonitor:
         sink: SampleSink,
         window_periods: int = 10,
         short_periods: int = 3,
+        history_length: int = 0,
     ) -> None:
         if window_periods < 1 or short_periods < 1:
             raise ValueError("window_periods and short_periods must be >= 1")
+        if history_length < 0:
+            raise ValueError("history_length must be >= 0")
         self.host_names = tuple(host_names)
         self.vm_names = tuple(vm_names)
         self.host_index = {name: i for i, name in enumerate(self.host_names)}
@@ -74,6 +77,15 @@ class LoadMonitor:
         self._host_short = RingAverage(len(self.host_names), short_periods)
         self._vm_short = RingAverage(len(self.vm_names), short_periods)
         self.last_period_s: float | None = None
+        # Load history at the planning interval (policies that ask for it): newest first, each value the
+        # mean of the periods since the previous planning round.
+        self.history_length = history_length
+        self._hist_host = np.zeros((len(self.host_names), history_length))
+        self._hist_vm = np.zeros((len(self.vm_names), history_length))
+        self._hist_count = 0
+        self._since_host = np.zeros(len(self.host_names))
+        self._since_vm = np.zeros(len(self.vm_names))
+        self._since_periods = 0
 
     # -- ingestion -------------------------------------------------------------------------------
     def record_host(self, sample: HostSample) -> None:
@@ -127,6 +139,27 @@ class LoadMonitor:
         self._host_short.push(self.host_now)
         self._vm_short.push(self.vm_now)
         self.last_period_s = t_s
+        if self.history_length:
+            self._since_host += self.host_now
+            self._since_vm += self.vm_now
+            self._since_periods += 1
+
+    def push_history(self) -> None:
+        """End a planning interval: the mean load of its periods becomes the newest history value."""
+        if not self.history_length or self._since_periods == 0:
+            return
+        for hist, since in ((self._hist_host, self._since_host), (self._hist_vm, self._since_vm)):
+            hist[:, 1:] = hist[:, :-1]  # NumPy buffers overlapping slices
+            hist[:, 0] = since / self._since_periods
+            since[:] = 0.0
+        self._since_periods = 0
+        self._hist_count = min(self._hist_count + 1, self.history_length)
+
+    def history(self) -> tuple[FloatArray, npt.NDArray[np.int64], FloatArray, npt.NDArray[np.int64]]:
+        """Host loads, their lengths, VM loads, their lengths: newest first (copies)."""
+        host_len = np.full(len(self.host_names), self._hist_count, dtype=np.int64)
+        vm_len = np.full(len(self.vm_names), self._hist_count, dtype=np.int64)
+        return self._hist_host.copy(), host_len, self._hist_vm.copy(), vm_len
 
     def carry_over(self, old: LoadMonitor) -> None:
         """Take the averaging windows and latest values of the hosts and VMs ``old`` also knows (a
@@ -152,6 +185,14 @@ class LoadMonitor:
             j = old.host_index.get(name)
             if j is not None:
                 self.host_now[i] = old.host_now[j]
+        if self.history_length == old.history_length and self.history_length:
+            pairs = ((self._hist_host, old._hist_host, self.host_names, old.host_index),
+                     (self._hist_vm, old._hist_vm, self.vm_names, old.vm_index))
+            for mine_h, theirs_h, names, old_names in pairs:
+                for i, name in enumerate(names):
+                    if name in old_names:
+                        mine_h[i] = theirs_h[old_names[name]]
+            self._hist_count = old._hist_count
 
     # -- queries ----------------------------------------------------------------------------------
     def host_avg(self) -> FloatArray:

@@ -6,7 +6,7 @@ planner round at 10,000 hosts / 100,000 VMs within milliseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +46,18 @@ class Snapshot:
     # migration link rate.
     vm_dirty_bytes_per_s: FloatArray
     host_nic_bytes_per_s: FloatArray
+    # For the literature policies (Beloglazov & Buyya): loads at the planning interval, most recent
+    # first (row i holds ``*_history_len[i]`` values, zeros after), the load one core serves (a vCPU
+    # is capped at it), each VM's load at 100 % of its vCPUs, and each host's power table (W at 0, 10,
+    # ..., 100 % of host_cores). Runners that do not provide them leave the defaults: no history, unit
+    # cores and vCPUs, no table.
+    vm_load_history: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    vm_history_len: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    host_load_history: FloatArray = field(default_factory=lambda: np.zeros((0, 0)))
+    host_history_len: IntArray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    host_core_speed: FloatArray = field(default_factory=lambda: np.zeros(0))
+    vm_size: FloatArray = field(default_factory=lambda: np.zeros(0))
+    host_power_table_watts: FloatArray = field(default_factory=lambda: np.zeros((0, 11)))
 
     def host_vm_count(self) -> IntArray:
         placed = self.vm_host >= 0

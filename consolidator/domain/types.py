@@ -77,6 +77,9 @@ class HostSpec:
     mem_mib: int = 16384
     nic_bytes_per_s: float = 120e6  # migration link of this host (GbE ≈ 120 MB/s)
     power: PowerProfile = field(default_factory=PowerProfile)
+    # Load one physical core serves, in the VMs' load unit: a vCPU never gets more than this (CloudSim
+    # caps a 2500-MIPS VM on a 1860-MIPS core at 1860; with 1000 MIPS as the unit, 1.86).
+    core_speed: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +89,7 @@ class VmSpec:
     mem_mib: int = 1024
     wws_mib: int | None = None  # writable working set; None = all of its memory
     dirty_bytes_per_s_at_full: float = 200e6  # intensity 0.6 ⇒ ≈ 200 MB/s at 100 % CPU (paper IV-B)
+    vcpu_speed: float = 1.0  # load of one vCPU at 100 % (a 2500-MIPS VM is 2.5 with 1000 MIPS as the unit)
 
     @property
     def mem_bytes(self) -> int:

@@ -17,6 +17,7 @@ from consolidator.domain.errors import UserError
 from consolidator.literature import state
 from consolidator.literature.engine import simulate
 from consolidator.literature.traces import Trace
+from consolidator.policies.literature.arrays import host_kinds
 from consolidator.policies.literature.power import HP_ML110_G4_WATTS, HP_ML110_G5_WATTS
 from consolidator.policies.literature.registry import Baseline, LiteraturePolicy
 
@@ -80,12 +81,6 @@ def host_arrays(setup: CloudSimSetup) -> tuple[np.ndarray, np.ndarray]:
     pe = np.asarray(setup.host_pe_mips)[kinds]
     table = np.asarray(setup.host_watts)[kinds]
     return pe, table
-
-
-def host_kinds(pe: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Hosts with the same core MIPS and power table are interchangeable while unused."""
-    _, kinds = np.unique(np.column_stack([pe, table]), axis=0, return_inverse=True)
-    return kinds.astype(np.int64).ravel()
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from consolidator.literature.optimize import optimize as plan_moves
-from consolidator.literature.state import (
+from consolidator.literature.state import commit_all, update_all, update_hosts
+from consolidator.policies.literature._compile import jit
+from consolidator.policies.literature.arrays import (
     CANCELLED,
     EXTRA_WS,
     F8,
@@ -20,14 +21,11 @@ from consolidator.literature.state import (
     TICK,
     Hosts,
     Vms,
-    commit_all,
     list_append,
     list_remove,
-    update_all,
-    update_hosts,
 )
-from consolidator.policies.literature._compile import jit
 from consolidator.policies.literature.detectors import is_overloaded
+from consolidator.policies.literature.optimize import optimize as plan_moves
 from consolidator.policies.literature.power import spec_power
 
 START_T = 0.1
@@ -134,6 +132,7 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     n_vms = vs.mips.shape[0]
     out_vm = np.empty(4 * n_vms + 16, np.int64)
     out_dst = np.empty(4 * n_vms + 16, np.int64)
+    blocked = np.zeros(hs.n.shape[0], np.bool_)  # CloudSim's hosts never fail
     t = START_T
     for k in range(n_updates):
         acc[TICK] = k
@@ -145,7 +144,7 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
         count = 0
         if consolidate:
             count = plan_moves(hs, vs, kind, param, selector, mig_rate, interval, rand, acc, out_vm, out_dst,
-                               kind_of, n_kinds)
+                               kind_of, n_kinds, blocked)
         dur = np.empty(count)
         extra = np.zeros(count)
         cancel = np.zeros(count, np.bool_)

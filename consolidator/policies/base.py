@@ -25,3 +25,15 @@ class Policy(Protocol):
     ) -> dict[str, str]:
         """Where VMs start; most policies keep the scenario's ``requested`` placement."""
         ...
+
+
+def plan_interval_s(policy: Policy) -> float | None:
+    """Seconds between planning rounds of a policy that plans at an interval (its ``interval_s``,
+    e.g. CloudSim's 300 s), or None: it plans every period."""
+    value = getattr(policy, "interval_s", None)
+    return None if value is None else float(value)
+
+
+def history_length(policy: Policy) -> int:
+    """Values of load history at the planning interval the policy reads (its ``history_length``; 0: none)."""
+    return int(getattr(policy, "history_length", 0))

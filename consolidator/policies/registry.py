@@ -1,43 +1,159 @@
-"""One explicit registration of the planner policies: name -> builder with typed, validated arguments."""
+"""The one registration of planner policies: name -> builder with typed, validated parameters and a line.
+
+Every policy the loop can run is here, and ``consolidator policies``, ``make_policy``, the manager's
+configuration and the docs read this table:
+
+- the paper's heuristic, ours and the baselines (``paper``, ``aware``, ``ideal``, ``none``): their
+  numeric dataclass fields are their parameters, with the fields' defaults;
+- the literature policies, ``<detector>-<selector>-<parameter>`` (Beloglazov & Buyya: THR, IQR, MAD,
+  LR, LRR, MHOD × MMT, MU, RS, MC, PABFD placement), each detector and selector registered once in
+  ``policies.literature.registry``; listed with the detector's default parameter (``thr-mmt-0.8``),
+  and also accepted without it (``thr-mmt``) or with another value (``thr-mmt-0.7``).
+
+Building a literature policy loads the compiled decision code; listing the table does not.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from consolidator.domain.errors import UserError
 from consolidator.policies.aware import AwarePolicy
 from consolidator.policies.base import Policy
 from consolidator.policies.baselines import IdealFirstFit, NoConsolidation
+from consolidator.policies.literature import registry as lit
 from consolidator.policies.paper import PaperPolicy
 
-BUILDERS: dict[str, Callable[..., Policy]] = {
-    "paper": PaperPolicy,
-    "aware": AwarePolicy,
-    "ideal": IdealFirstFit,
-    "none": NoConsolidation,
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter: its default, its type, its closed range (None: unbounded) and what it means."""
+
+    name: str
+    default: float
+    help: str = ""
+    integer: bool = False
+    low: float | None = None
+    high: float | None = None
+
+    def check(self, policy: str, value: object) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise UserError(f"must be a number, got {value!r}", field=f"policy.{self.name}")
+        if self.integer and float(value) != int(value):
+            raise UserError(f"must be a whole number, got {value!r}", field=f"policy.{self.name}")
+        number = float(value)
+        if not math.isfinite(number) or (self.low is not None and number < self.low) or (
+                self.high is not None and number > self.high):
+            low = "-inf" if self.low is None else f"{self.low:g}"
+            high = "inf" if self.high is None else f"{self.high:g}"
+            bounds = f"[{low}, {high}]"
+            raise UserError(f"{number:g} out of range {bounds} for policy {policy!r}", field=f"policy.{self.name}")
+        return number
+
+    def as_dict(self) -> dict[str, object]:
+        return {"default": int(self.default) if self.integer else self.default,
+                "type": "int" if self.integer else "float", "min": self.low, "max": self.high, "help": self.help}
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyEntry:
+    name: str
+    summary: str
+    params: tuple[Param, ...]
+    build: Callable[..., Policy]
+
+    def make(self, args: dict[str, Any]) -> Policy:
+        known = {p.name: p for p in self.params}
+        for key in args:
+            if key not in known:
+                raise UserError(f"policy {self.name!r} takes no argument {key!r} (known: "
+                                f"{', '.join(known) or 'none'})", field=f"policy.{key}")
+        values = {key: known[key].check(self.name, value) for key, value in args.items()}
+        values = {k: int(v) if known[k].integer else v for k, v in values.items()}
+        try:
+            return self.build(**values)
+        except ValueError as exc:
+            raise UserError(str(exc), field="policy") from exc
+
+
+def _dataclass_entry(name: str, cls: type, summary: str) -> PolicyEntry:
+    """A policy class whose numeric dataclass fields are its parameters."""
+    params = tuple(
+        Param(f.name, float(f.default), integer=f.type in ("int", int))  # type: ignore[arg-type]
+        for f in dataclasses.fields(cls)
+        if f.type in ("float", "int", float, int) and f.name != "name"
+    )
+    return PolicyEntry(name, summary, params, cls)
+
+
+def _literature_entry(detector: lit.Detector, selector: lit.Selector) -> PolicyEntry:
+    info = lit.DETECTORS[detector]
+    policy = lit.LiteraturePolicy(detector, selector, info.default)
+    params = (
+        Param(info.param_name, info.default, info.meaning, low=info.low, high=info.high),
+        Param("seed", 1, "seed of the random VM selection (RS)", integer=True, low=0),
+        Param("interval_s", 300.0, "planning interval, s (CloudSim's scheduling interval)", low=1e-9),
+    )
+
+    def build(**values: float) -> Policy:
+        return _literature(detector, selector, values.get(info.param_name, info.default),
+                           int(values.get("seed", 1)), float(values.get("interval_s", 300.0)))
+
+    return PolicyEntry(policy.name, lit.summary(policy), params, build)
+
+
+def _literature(detector: lit.Detector, selector: lit.Selector, parameter: float, seed: int,
+                interval_s: float) -> Policy:
+    from consolidator.policies.literature.planner import LiteraturePlanner  # loads the compiled code
+
+    policy = lit.LiteraturePolicy(detector, selector, parameter)
+    return LiteraturePlanner(policy.name, policy.detector_code, policy.selector_code, parameter, seed, interval_s)
+
+
+ENTRIES: dict[str, PolicyEntry] = {
+    e.name: e for e in (
+        _dataclass_entry("paper", PaperPolicy, "The paper's Warehouse/Server heuristic (Hirofuchi et al. 2011, "
+                                               "III-C): distribute on overload, consolidate idle VMs back."),
+        _dataclass_entry("aware", AwarePolicy, "Ours: migration-aware packing that prices each move and picks "
+                                               "precopy, postcopy or hybrid per move."),
+        _dataclass_entry("ideal", IdealFirstFit, "Baseline: First-Fit of every VM each period, instant "
+                                                 "migrations (the paper's ideal)."),
+        _dataclass_entry("none", NoConsolidation, "Baseline: one VM per Server node, never moved."),
+        *(_literature_entry(d, s) for d in lit.Detector for s in lit.Selector),
+    )
 }
 
 
 def policy_names() -> list[str]:
-    return sorted(BUILDERS)
+    """Every registered name, in the table's order."""
+    return list(ENTRIES)
+
+
+def describe() -> list[dict[str, object]]:
+    """``consolidator policies --json``: name, parameters (default, type, range, meaning) and summary."""
+    return [{"name": e.name, "params": {p.name: p.as_dict() for p in e.params}, "summary": e.summary}
+            for e in ENTRIES.values()]
 
 
 def make_policy(name: str, **args: Any) -> Policy:
-    """Build a policy by name; unknown names and arguments, or wrong types, raise UserError."""
-    builder = BUILDERS.get(name)
-    if builder is None:
-        raise UserError(f"unknown policy {name!r} (known: {', '.join(policy_names())})", field="policy")
-    fields: dict[str, dataclasses.Field[Any]] = (
-        {f.name: f for f in dataclasses.fields(builder)} if dataclasses.is_dataclass(builder) else {}
-    )
-    for key, value in args.items():
-        if key not in fields or fields[key].type not in ("float", "int", float, int):
-            raise UserError(f"policy {name!r} takes no argument {key!r}", field=f"policy.{key}")
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise UserError(f"must be a number, got {value!r}", field=f"policy.{key}")
-    try:
-        return builder(**{k: float(v) for k, v in args.items()})
-    except ValueError as exc:
-        raise UserError(str(exc), field="policy") from exc
+    """Build a policy by name; unknown names and arguments, wrong types or ranges raise UserError.
+
+    Besides the listed names, a literature policy may be named without its parameter (``thr-mmt``)
+    or with another value (``thr-mmt-0.7``); an explicit keyword argument wins over the name's value.
+    """
+    entry = ENTRIES.get(name)
+    if entry is not None:
+        return entry.make(args)
+    key = name.strip().lower()
+    if key.count("-") in (1, 2) and key.split("-")[0] in {d.value for d in lit.Detector}:
+        parsed = lit.parse_policy(key)
+        if parsed.baseline is None:
+            base = ENTRIES[lit.LiteraturePolicy(parsed.detector, parsed.selector,
+                                                lit.DETECTORS[parsed.detector].default).name]
+            return base.make({lit.DETECTORS[parsed.detector].param_name: parsed.parameter, **args})
+    raise UserError(f"unknown policy {name!r} (known: paper, aware, ideal, none, or <detector>-<selector>"
+                    f"[-<parameter>] such as thr-mmt-0.8; `consolidator policies` lists them)", field="policy")

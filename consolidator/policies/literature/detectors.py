@@ -16,13 +16,10 @@ import numpy as np
 import numpy.typing as npt
 
 from consolidator.policies.literature._compile import jit
+from consolidator.policies.literature.codes import IQR, LR, LRR, MAD, MHOD, THR
 
-THR = 0
-IQR = 1
-MAD = 2
-LR = 3
-LRR = 4
-MHOD = 5  # decided by mhod.mhod_overloaded on the host's own utilisation history
+__all__ = ["IQR", "LR", "LRR", "MAD", "MHOD", "THR"]
+
 
 FALLBACK_THRESHOLD = 0.7
 MIN_HISTORY_IQR_MAD = 12

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from consolidator.domain.errors import UserError
-from consolidator.policies.literature import detectors, selectors
+from consolidator.policies.literature import codes
 
 
 class Detector(enum.Enum):
@@ -44,18 +44,30 @@ class DetectorInfo:
     low: float  # inclusive
     high: float  # inclusive
     meaning: str
+    param_name: str  # the parameter's name as a keyword of make_policy
+    title: str
 
 
 DETECTORS: dict[Detector, DetectorInfo] = {
-    Detector.THR: DetectorInfo(detectors.THR, 0.8, 0.0, 1.0, "utilisation threshold (0..1)"),
-    Detector.IQR: DetectorInfo(detectors.IQR, 1.5, 0.0, 10.0, "safety parameter s: 1 - s*IQR"),
-    Detector.MAD: DetectorInfo(detectors.MAD, 2.5, 0.0, 10.0, "safety parameter s: 1 - s*MAD"),
-    Detector.LR: DetectorInfo(detectors.LR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1"),
-    Detector.LRR: DetectorInfo(detectors.LRR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1"),
-    Detector.MHOD: DetectorInfo(detectors.MHOD, 0.1, 0.0, 1.0, "overload time fraction target (OTF)"),
+    Detector.THR: DetectorInfo(codes.THR, 0.8, 0.0, 1.0, "utilisation threshold (0..1)", "threshold",
+                               "static threshold"),
+    Detector.IQR: DetectorInfo(codes.IQR, 1.5, 0.0, 10.0, "safety parameter s: 1 - s*IQR", "safety",
+                               "interquartile range"),
+    Detector.MAD: DetectorInfo(codes.MAD, 2.5, 0.0, 10.0, "safety parameter s: 1 - s*MAD", "safety",
+                               "median absolute deviation"),
+    Detector.LR: DetectorInfo(codes.LR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1", "safety",
+                              "local regression"),
+    Detector.LRR: DetectorInfo(codes.LRR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1", "safety",
+                               "robust local regression (= LR in CloudSim 3.0.3)"),
+    Detector.MHOD: DetectorInfo(codes.MHOD, 0.1, 0.0, 1.0, "overload time fraction target (OTF)", "otf",
+                                "Markov host overload detection"),
 }
 SELECTOR_CODES: dict[Selector, int] = {
-    Selector.MMT: selectors.MMT, Selector.MU: selectors.MU, Selector.RS: selectors.RS, Selector.MC: selectors.MC,
+    Selector.MMT: codes.MMT, Selector.MU: codes.MU, Selector.RS: codes.RS, Selector.MC: codes.MC,
+}
+SELECTOR_TITLES: dict[Selector, str] = {
+    Selector.MMT: "minimum migration time", Selector.MU: "minimum utilisation", Selector.RS: "random selection",
+    Selector.MC: "maximum correlation",
 }
 
 
@@ -84,6 +96,13 @@ class LiteraturePolicy:
     @property
     def selector_code(self) -> int:
         return SELECTOR_CODES[self.selector]
+
+
+def summary(policy: LiteraturePolicy) -> str:
+    """One line for ``consolidator policies``."""
+    d = DETECTORS[policy.detector]
+    return (f"Beloglazov & Buyya: overload by {d.title} ({d.param_name} {policy.parameter:g}), VM selection by "
+            f"{SELECTOR_TITLES[policy.selector]}, PABFD placement (as CloudSim 3.0.3)")
 
 
 def policy_names() -> list[str]:

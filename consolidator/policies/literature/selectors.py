@@ -11,11 +11,10 @@ import numpy as np
 import numpy.typing as npt
 
 from consolidator.policies.literature._compile import jit
+from consolidator.policies.literature.codes import MC, MMT, MU, RS
 
-MMT = 0
-MU = 1
-RS = 2
-MC = 3
+__all__ = ["MC", "MMT", "MU", "RS"]
+
 
 _DOUBLE_MIN = 4.9e-324  # Java Double.MIN_VALUE: MC's starting maximum
 

@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from consolidator.literature.state import F8, I8, RAND_POS, TICK, Hosts, Vms, list_append, list_remove
 from consolidator.policies.literature._compile import jit, jit_inline
+from consolidator.policies.literature.arrays import F8, I8, RAND_POS, TICK, Hosts, Vms, list_append, list_remove
 from consolidator.policies.literature.detectors import LR, LRR, MHOD, is_overloaded, trimmed_length
 from consolidator.policies.literature.mhod import mhod_overloaded
 from consolidator.policies.literature.power import clamp_utilisation, power_increase, spec_power
@@ -142,7 +142,8 @@ class Scan(NamedTuple):
 
 
 @jit
-def new_scan(hs: Hosts, kind_of: I8, n_kinds: int, tick: int) -> Scan:
+def new_scan(hs: Hosts, kind_of: I8, n_kinds: int, tick: int, blocked: np.ndarray) -> Scan:
+    """``blocked`` hosts are never offered as the unused host of their kind."""
     n_hosts = hs.n.shape[0]
     cand = np.empty(n_hosts, np.int64)
     in_cand = np.zeros(n_hosts, np.bool_)
@@ -154,7 +155,7 @@ def new_scan(hs: Hosts, kind_of: I8, n_kinds: int, tick: int) -> Scan:
             cand[c] = h
             in_cand[h] = True
             c += 1
-        else:
+        elif not blocked[h]:
             k = kind_of[h]
             off[k, off_count[k]] = h
             off_count[k] += 1
@@ -208,8 +209,8 @@ def find_host(hs: Hosts, vs: Vms, v: int, excluded: np.ndarray, scan: Scan, allo
     best = -1
     lowest = np.inf
     for h in _order_to_scan(scan, allow_off):
-        if excluded[h] or hs.pe_mips[h] < d or hs.avail[h] < d:
-            continue
+        if excluded[h] or hs.pe_mips[h] < d or hs.avail[h] < d or hs.n[h] >= hs.vms.shape[1]:
+            continue  # (a full VM list happens only in a planner round given short lists, never in the engine)
         diff = power_increase(hs.table[h], hs.watts_before[h], hs.alloc_sum[h], d, hs.total[h])
         if diff < lowest:
             if hs.alloc_sum[h] != 0.0 and overloaded_with(hs, vs, h, v, kind, param, mig_rate, interval, tmp,
@@ -314,7 +315,8 @@ def _next_underloaded(hs: Hosts, order: np.ndarray, excluded: np.ndarray, start:
 @jit
 def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, scan: Scan, kind: int, param: float,
                        mig_rate: float, interval: float, tmp: F8, out_vm: I8, out_dst: I8, count: int) -> int:
-    """getMigrationMapFromUnderUtilizedHosts, with CloudSim's exclusion sets."""
+    """getMigrationMapFromUnderUtilizedHosts, with CloudSim's exclusion sets (``over`` holds the
+    overloaded and the blocked hosts)."""
     n_hosts = hs.n.shape[0]
     off = hs.util == 0.0
     ex_under = over | off
@@ -344,14 +346,19 @@ def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, scan: Scan, kind: i
 
 @jit
 def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rate: float,
-             interval: float, rand: F8, acc: F8, out_vm: I8, out_dst: I8, kind_of: I8, n_kinds: int) -> int:
-    """One optimizeAllocation; fills ``out_vm``/``out_dst`` with the migrations in CloudSim's order."""
+             interval: float, rand: F8, acc: F8, out_vm: I8, out_dst: I8, kind_of: I8, n_kinds: int,
+             blocked: np.ndarray) -> int:
+    """One optimizeAllocation; fills ``out_vm``/``out_dst`` with the migrations in CloudSim's order.
+
+    ``blocked`` hosts (failed, or otherwise not to be touched; none in CloudSim) neither send nor
+    receive VMs.
+    """
     n_hosts = hs.n.shape[0]
     tmp = np.empty(hs.hist.shape[1])
     refresh_all(hs, vs)
     over = np.zeros(n_hosts, np.bool_)
     for h in range(n_hosts):
-        if hs.n[h] > 0:  # an empty host requests nothing and has no history: never overloaded
+        if hs.n[h] > 0 and not blocked[h]:  # an empty host requests nothing and has no history
             over[h] = overloaded(hs, vs, h, kind, param, mig_rate, interval, int(acc[TICK]))
     saved_n = hs.n.copy()
     saved = np.empty(int(np.sum(saved_n)), np.int32)
@@ -359,11 +366,12 @@ def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     for h in range(n_hosts):
         saved[k:k + saved_n[h]] = hs.vms[h, :saved_n[h]]
         k += saved_n[h]
-    scan = new_scan(hs, kind_of, n_kinds, int(acc[TICK]))
+    scan = new_scan(hs, kind_of, n_kinds, int(acc[TICK]), blocked)
     evicted = _evict_overloaded(hs, vs, over, kind, param, selector, mig_rate, interval, rand, acc)
-    count = place(hs, vs, evicted, over, False, scan, kind, param, mig_rate, interval, tmp,
+    count = place(hs, vs, evicted, over | blocked, False, scan, kind, param, mig_rate, interval, tmp,
                   out_vm, out_dst, 0)
-    count = _drain_underloaded(hs, vs, over, scan, kind, param, mig_rate, interval, tmp, out_vm, out_dst, count)
+    count = _drain_underloaded(hs, vs, over | blocked, scan, kind, param, mig_rate, interval, tmp, out_vm, out_dst,
+                               count)
     k = 0
     for h in range(n_hosts):
         hs.n[h] = saved_n[h]
