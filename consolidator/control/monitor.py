@@ -186,12 +186,12 @@ class LoadMonitor:
             if j is not None:
                 self.host_now[i] = old.host_now[j]
         if self.history_length == old.history_length and self.history_length:
-            pairs = ((self._hist_host, old._hist_host, self.host_names, old.host_index),
-                     (self._hist_vm, old._hist_vm, self.vm_names, old.vm_index))
-            for mine_h, theirs_h, names, old_names in pairs:
-                for i, name in enumerate(names):
-                    if name in old_names:
-                        mine_h[i] = theirs_h[old_names[name]]
+            tables = ((self._hist_host, old._hist_host, self.host_names, old.host_index),
+                      (self._hist_vm, old._hist_vm, self.vm_names, old.vm_index))
+            for mine_h, theirs_h, own_names, known in tables:
+                for i, name in enumerate(own_names):
+                    if name in known:
+                        mine_h[i] = theirs_h[known[name]]
             self._hist_count = old._hist_count
 
     # -- queries ----------------------------------------------------------------------------------
