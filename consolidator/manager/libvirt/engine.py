@@ -39,7 +39,7 @@ from consolidator.agent.hypervisor import VmRunState
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.manager.client import AgentError
 from consolidator.manager.libvirt.conn import DomainMark, EventSinks, HostLink, MarkKind
-from consolidator.manager.libvirt.migration import LibvirtSettings, MigrationJob, MoveRequest
+from consolidator.manager.libvirt.migration import LibvirtSettings, MigrationJob, MoveRequest, MoveResult
 from consolidator.manager.libvirt.stats import StatsReader
 from consolidator.manager.options import MigrationOptions
 
@@ -89,6 +89,7 @@ class LibvirtEngine:
         self._jobs: dict[str, MigrationJob] = {}
         self._incoming: dict[str, dict[str, float]] = {}  # vm -> marks on this host as a destination
         self._power = PowerState.ON
+        self.results: dict[str, MoveResult] = {}  # each VM's last move from here, with libvirt's statistics
         self._last_probe = 0.0
         self._tasks: set[concurrent.futures.Future[Any]] = set()
 
@@ -210,6 +211,8 @@ class LibvirtEngine:
             result, outcome, detail = None, MigrationOutcome.FAILED, f"not started: {exc}"
         with self._lock:
             self._jobs.pop(req.vm, None)
+            if result is not None:
+                self.results[req.vm] = result
         stop = job.stop_wall_s()
         if outcome is not MigrationOutcome.COMPLETED:
             log.warning("migration of %s %s -> %s: %s (%s)", req.vm, self.host, job.dst_name, outcome.value, detail)
