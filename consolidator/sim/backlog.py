@@ -139,20 +139,26 @@ class _FifoDelays:
         size = len(self.ring)
         # A VM that began the tick with nothing waiting is served from this tick's arrivals: no delay.
         fresh = self.head == self.now
-        row = self.now % size
-        self.ring[row, fresh] -= units[fresh]
-        self.hist[0] += int(units[fresh].sum())
+        current = self.ring[self.now % size]  # a view: updated in place
+        current -= np.where(fresh, units, 0)
         need = np.where(fresh, 0, units)
-        active = np.flatnonzero(need > 0)
+        active = np.flatnonzero(need)
+        delays: list[IntArray] = [np.zeros(1, dtype=np.int64)]
+        amounts: list[IntArray] = [np.array([int(units.sum()) - int(need.sum())])]
+        wanted = need[active]
         while active.size:
             oldest = self.head[active]
             rows = oldest % size
-            take = np.minimum(self.ring[rows, active], need[active])
-            self.ring[rows, active] -= take
-            need[active] -= take
-            self._add(self.now - oldest, take)
-            self.head[active[self.ring[rows, active] == 0]] += 1
-            active = active[need[active] > 0]
+            avail = self.ring[rows, active]
+            take = np.minimum(avail, wanted)
+            self.ring[rows, active] = avail - take
+            delays.append(self.now - oldest)
+            amounts.append(take)
+            self.head[active[avail == take]] += 1  # that tick's arrivals are all served
+            wanted = wanted - take
+            more = wanted > 0
+            active, wanted = active[more], wanted[more]
+        self._add(np.concatenate(delays), np.concatenate(amounts))
         self.head[backlog == 0] = self.now + 1
 
     def _add(self, delay_ticks: IntArray, units: IntArray) -> None:
