@@ -82,6 +82,16 @@ class AgentClient:
     async def destroy_vm(self, vm: str) -> None:
         await self._call("DELETE", f"/vms/{vm}", f"destroy {vm}")
 
+    async def recover_incoming(self, vm: str) -> str:
+        """Destination of a paused postcopy: listen again; the URI for the source's resume."""
+        data = await self._call("POST", f"/vms/{vm}/incoming/recover", f"recover incoming {vm}")
+        return IncomingView.model_validate(data).uri
+
+    async def resume_migration(self, vm: str, dst_uri: str, dst_host: str) -> None:
+        """Source of a paused postcopy: resume to the destination's new address (the agent retries)."""
+        await self._call("POST", f"/vms/{vm}/migrate/resume", f"resume {vm}",
+                         json={"dst_uri": dst_uri, "dst_host": dst_host})
+
     async def prepare_incoming(self, body: VmBody) -> str:
         data = await self._call("POST", f"/vms/{body.name}/incoming", f"prepare incoming {body.name}",
                                 json=body.model_dump())

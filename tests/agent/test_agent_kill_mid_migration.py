@@ -1,0 +1,97 @@
+"""An agent killed with SIGKILL in the middle of a live migration (real QEMU, TCG, issue 11 item 3):
+after a restart the migration's outcome is read from QEMU, its event follows in the same numbering,
+the time-out is still enforced, and no guest is lost or left behind twice."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import pytest
+from test_agent_live_qemu import VM, Lab, _finished, lab  # noqa: F401  (lab: the fixture)
+
+from consolidator.agent.api.schemas import MigrateBody
+from consolidator.manager.client import AgentClient
+
+pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def _sigkill(lab: Lab, host: str) -> None:
+    pid = lab.pids.pop(host)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+
+
+async def _wait_state(client: AgentClient, vm: str, state: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if any(v.name == vm and v.state.value == state for v in await client.list_vms()):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{vm} not {state} on {client.host}: {await client.list_vms()}")
+
+
+@pytest.mark.parametrize("killed", ["pm0", "pm1"])
+def test_postcopy_completes_when_an_agent_is_killed_midway(lab: Lab, killed: str) -> None:
+    async def main() -> None:
+        await lab.start("pm0")
+        await lab.start("pm1")
+        src, dst = lab.client("pm0"), lab.client("pm1")
+        await src.create_vm(VM)
+        before = (await src.events(0)).next_seq - 1
+        uri = await dst.prepare_incoming(VM)
+        await src.migrate("vm0", MigrateBody(dst_uri=uri, dst_host="pm1", method="postcopy",
+                                             max_bandwidth_bytes_per_s=20e6))  # ~13 s of background copy
+        await _wait_state(dst, "vm0", "postcopy")
+        _sigkill(lab, killed)
+        await asyncio.sleep(1.0)
+        await lab.start(killed)
+        src, dst = lab.client("pm0"), lab.client("pm1")
+        done = await _finished(src, before)
+        assert done["outcome"] == "completed", done
+        seqs = [e.seq for e in (await src.events(before)).events]
+        assert seqs == list(range(before + 1, before + 1 + len(seqs)))  # no number reused or skipped
+        assert [e.kind for e in (await src.events(before)).events][:1] == ["migration_started"]
+        assert await src.list_vms() == []  # the source QEMU is gone, not left stopped
+        await _wait_state(dst, "vm0", "running")
+        assert await dst.check_pages("vm0") == 0
+        await dst.destroy_vm("vm0")
+        await src.close()
+        await dst.close()
+
+    asyncio.run(main())
+
+
+def test_a_precopy_timeout_is_enforced_across_a_source_agent_kill(lab: Lab) -> None:
+    body = VM.model_copy(update={"dirty_mib_s": 200.0, "load": 0.3})  # cannot converge at 20 MB/s
+
+    async def main() -> None:
+        await lab.start("pm0")
+        await lab.start("pm1")
+        src, dst = lab.client("pm0"), lab.client("pm1")
+        await src.create_vm(body)
+        before = (await src.events(0)).next_seq - 1
+        uri = await dst.prepare_incoming(body)
+        started = time.time()
+        await src.migrate("vm0", MigrateBody(dst_uri=uri, dst_host="pm1", method="precopy",
+                                             max_bandwidth_bytes_per_s=20e6, timeout_s=8.0))
+        await asyncio.sleep(2.0)
+        _sigkill(lab, "pm0")
+        await asyncio.sleep(1.0)
+        await lab.start("pm0")
+        src = lab.client("pm0")
+        done = await _finished(src, before)
+        took = time.time() - started
+        assert done["outcome"] == "cancelled", done
+        assert 8.0 <= took < 30, took  # the time-out counted from the original start, not the restart
+        await _wait_state(src, "vm0", "running")  # the guest stays, running, at the source
+        assert await src.check_pages("vm0") == 0
+        await src.destroy_vm("vm0")
+        if any(v.name == "vm0" for v in await dst.list_vms()):  # the abandoned incoming QEMU
+            await dst.destroy_vm("vm0")
+        await src.close()
+        await dst.close()
+
+    asyncio.run(main())
