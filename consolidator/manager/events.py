@@ -23,6 +23,7 @@ from consolidator.domain.events import Event, HostPowerChanged, MigrationFinishe
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
+from consolidator.manager.recovery import PostcopyRecovery
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class EventForwarder:
         self._marks_wait_s = marks_wait_s
         self._tasks: list[asyncio.Task[None]] = []
         self.next_seq: dict[str, int] = {}
+        self.recovery = PostcopyRecovery(dict(clients))  # a paused postcopy is recovered, never dropped
 
     async def start(self) -> None:
         """Skip each agent's history: only events from now on reach the loop."""
@@ -126,6 +128,7 @@ class EventForwarder:
                 await asyncio.sleep(RETRY_S)
                 continue
             for event in batch.events:
+                self.recovery.on_event(event)
                 domain = to_domain(event, self._t0)
                 if isinstance(domain, MigrationFinished):
                     # awaited here, in this agent's own task: the control loop ticks on meanwhile,
@@ -152,6 +155,7 @@ class EventForwarder:
         return dataclasses.replace(finished, downtime_s=downtime)
 
     async def stop(self) -> None:
+        await self.recovery.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

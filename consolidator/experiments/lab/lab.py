@@ -157,6 +157,12 @@ def _kill_vms(state_dir: Path) -> list[str]:
             while launch.pid_alive(pid) and time.monotonic() < deadline:  # its cgroup empties on exit
                 time.sleep(0.05)
     for group in quota.groups():
-        if quota.remove(group):
+        deadline = time.monotonic() + 5.0
+        while not quota.remove(group) and time.monotonic() < deadline:  # busy until init reaps the QEMU
+            time.sleep(0.05)
+        path = quota.group_path(group)
+        if path is None or not path.exists():
             removed.append(f"cgroup {group}")
+        else:
+            log.warning("cgroup %s still busy; left in place", path)
     return removed
