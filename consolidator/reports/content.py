@@ -46,6 +46,13 @@ HOW_TO_READ = {
         "no consolidation (dotted, one VM per Server node) as bounds. The legend gives each run's "
         "energy. The closer a method's line hugs the ideal, the more of the gap it removes."
     ),
+    "backlog": (
+        "Work waiting: the CPU work (core·s) that has arrived at the VMs and not been served yet, summed "
+        "over all VMs, for each method against no consolidation (dotted) and the ideal (dashed). It "
+        "rises while a host is over its capacity or a moving guest stalls on postcopy faults, and falls "
+        "as the work is caught up; the run goes on after the scenario's end until it is zero, which is "
+        "why the x axis may pass it. The legend gives each run's 95th-percentile extra delay of work."
+    ),
     "seeds": (
         "Left: the energy of every seed (dots) and their mean ± sd (black), the spread behind the ± in "
         "the table. Right: each seed's energy saved against no consolidation on the same seed; seeds "
@@ -167,6 +174,8 @@ def _draw_runs(experiment: Experiment, runs: dict[str, Run], fig_dir: Path) -> l
         ("active", "Fig. 8 — active hosts over time", figures.active_hosts_figure, runs),
         ("total", "Fig. 9 — total power over time", figures.total_power_figure, runs),
     ]
+    if all(run.total_backlog() is not None for run in runs.values()):  # runs since issue 8
+        draw.append(("backlog", "Work waiting over time", figures.backlog_figure, runs))
     refs = []
     for key, title, function, arg in draw:
         full = f"{title} ({name} scenario, seed {seed})"

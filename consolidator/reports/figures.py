@@ -1,5 +1,6 @@
 """The paper's figures from stored runs: Fig. 6 (CPU per host and VM), Fig. 7 (power per host and total),
-Fig. 8 (active hosts vs ideal), Fig. 9 (total power vs ideal and none), plus energy per seed.
+Fig. 8 (active hosts vs ideal), Fig. 9 (total power vs ideal and none), plus work waiting and energy per
+seed.
 
 Each function takes loaded runs (``consolidator.reports.runs``), writes one PNG and returns its path.
 Runs side by side are the paper's left/right panels (postcopy | precopy).
@@ -196,11 +197,25 @@ def _panel_width_in(panels: int) -> float:
 
 
 def _series(run: Run, what: str) -> tuple[FloatArray, FloatArray]:
+    if what == "backlog":
+        series = run.total_backlog()
+        assert series is not None, "backlog_figure needs runs with a backlog column"
+        return series
     return run.active_hosts() if what == "active" else run.total_watts()
 
 
+def _label(run: Run, variant: str, what: str) -> str:
+    if what == "active":
+        return variant
+    if what == "backlog":
+        p95 = run.summary.delay_p95_s
+        return variant if p95 is None else f"{variant} (p95 delay {p95:.0f} s)"
+    return f"{variant} ({run.summary.energy_ws:,.0f} Ws)"
+
+
 def _comparison_figure(runs: Mapping[str, Run], what: str, path: Path, title: str) -> Path:
-    """One panel per compared variant, the references drawn in each; ``what``: "active" or "power"."""
+    """One panel per compared variant, the references drawn in each; ``what``: "active", "power" or
+    "backlog"."""
     variants = compared_variants(runs)
     refs = (("ideal", "--"),) if what == "active" else (("none", ":"), ("ideal", "--"))
     fig = p.new_figure(_panel_width_in(len(variants)) * len(variants) + 0.6, 4.2)
@@ -211,10 +226,10 @@ def _comparison_figure(runs: Mapping[str, Run], what: str, path: Path, title: st
         for ref, style in refs:
             if ref in runs and ref != variant:
                 t, y = _series(runs[ref], what)
-                label = ref if what == "active" else f"{ref} ({runs[ref].summary.energy_ws:,.0f} Ws)"
+                label = _label(runs[ref], ref, what)
                 ax.step(t, y, where="post", color=p.variant_colour(ref), ls=style, lw=1.3, zorder=3, label=label)
         t, y = _series(run, what)
-        label = variant if what == "active" else f"{variant} ({run.summary.energy_ws:,.0f} Ws)"
+        label = _label(run, variant, what)
         ax.step(t, y, where="post", color=p.variant_colour(variant, i), lw=2, zorder=4, label=label)
         p.migration_spans(ax, run.migrations, run.summary.duration_s, label=False)
         p.power_markers(ax, run.power_events)
@@ -222,8 +237,12 @@ def _comparison_figure(runs: Mapping[str, Run], what: str, path: Path, title: st
         ax.set_title(f"{variant} vs {against}" if against else variant, pad=16)
         ax.set_xlabel("time (s)")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", framealpha=0.9)  # the bottom of these plots is empty: no host idles at 0
-    if what == "active":
+        # the bottom of the power plots is empty (no host idles at 0); the top of the backlog plots is
+        ax.legend(loc="upper right" if what == "backlog" else "lower right", framealpha=0.9)
+    if what == "backlog":
+        axes[0].set_ylabel("work waiting, all VMs (core·s)")
+        axes[0].set_ylim(0, top * 1.15 + 1e-9)
+    elif what == "active":
         axes[0].set_ylabel("active hosts (on, suspending or resuming)")
         axes[0].set_ylim(0, top + 1)
         axes[0].yaxis.get_major_locator().set_params(integer=True)
@@ -250,6 +269,12 @@ def active_hosts_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path
 def total_power_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
     """Fig. 9: total power over time, one panel per variant, with ideal and no consolidation beside it."""
     return _comparison_figure(runs, "power", path, title)
+
+
+@p.styled
+def backlog_figure(runs: Mapping[str, Run], path: Path, title: str) -> Path:
+    """Work waiting (the VMs' backlogs summed) over time, one panel per variant, none and ideal beside it."""
+    return _comparison_figure(runs, "backlog", path, title)
 
 
 @p.styled

@@ -91,6 +91,7 @@ class VmSeries:
     served: FloatArray
     load_avg: FloatArray
     migrating: npt.NDArray[np.bool_]
+    backlog: FloatArray | None = None  # core·s waiting at the end of the tick (runs since issue 8)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,18 @@ class Run:
         total = np.zeros_like(times)
         for host in self.hosts.values():
             total += np.interp(times, host.t_s, host.watts)
+        return times, total
+
+    def total_backlog(self) -> tuple[FloatArray, FloatArray] | None:
+        """(t_s, core·s waiting over all VMs) on the hosts' tick grid; None for runs without the column."""
+        if not self.vms or any(vm.backlog is None for vm in self.vms.values()):
+            return None
+        times = _common_times(self.hosts.values())
+        total = np.zeros_like(times)
+        for vm in self.vms.values():
+            assert vm.backlog is not None
+            index = np.clip(np.searchsorted(vm.t_s, times, side="right") - 1, 0, len(vm.t_s) - 1)
+            total += vm.backlog[index]
         return times, total
 
     def active_hosts(self) -> tuple[FloatArray, FloatArray]:
@@ -228,8 +241,9 @@ class CsvColumns:
         return {str(name): idx for name, idx in zip(unique, np.split(order, bounds), strict=True)}
 
 
-def read_csv(path: Path, required: tuple[str, ...]) -> CsvColumns:
-    """The required columns of a CSV file; checks the header and that every row has all its fields."""
+def read_csv(path: Path, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> CsvColumns:
+    """The required columns of a CSV file (and those of ``optional`` it has); checks the header and that
+    every row has all its fields."""
     try:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.reader(handle)
@@ -248,7 +262,7 @@ def read_csv(path: Path, required: tuple[str, ...]) -> CsvColumns:
         message = f"line {bad + 2}: {len(rows[bad])} fields, the header has {width}"
         raise UserError(message, source=str(path))
     transposed = list(zip(*rows, strict=True)) if rows else [() for _ in header]
-    columns = {name: transposed[header.index(name)] for name in required}
+    columns = {name: transposed[header.index(name)] for name in (*required, *optional) if name in header}
     return CsvColumns(path=path, columns=columns, rows=len(rows))
 
 
@@ -270,8 +284,9 @@ def load_hosts(path: Path) -> dict[str, HostSeries]:
 
 
 def load_vms(path: Path) -> dict[str, VmSeries]:
-    table = read_csv(path, VM_COLUMNS)
+    table = read_csv(path, VM_COLUMNS, optional=("backlog",))
     cols = {c: table.numbers(c) for c in ("t_s", "demand", "served", "load_avg", "migrating")}
+    backlog = table.numbers("backlog") if "backlog" in table.columns else None
     where = table.text("host")
     return {
         name: VmSeries(
@@ -282,6 +297,7 @@ def load_vms(path: Path) -> dict[str, VmSeries]:
             served=cols["served"][idx],
             load_avg=cols["load_avg"][idx],
             migrating=cols["migrating"][idx] != 0,
+            backlog=backlog[idx] if backlog is not None else None,
         )
         for name, idx in table.groups("vm").items()
     }

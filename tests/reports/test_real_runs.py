@@ -66,6 +66,21 @@ def test_simple_timeline_matches_the_stored_events(out: Path) -> None:
 
 def test_energy_in_figure_titles_and_run_table_is_the_summary(out: Path) -> None:
     summary = json.loads((out / "simple" / "precopy" / "seed-0" / "summary.json").read_text())
-    assert f"| precopy | {summary['energy_ws']:,.0f} |" in (out / "report.md").read_text()
+    markdown = (out / "report.md").read_text()
+    assert f"| precopy | {summary['energy_to_complete_ws']:,.0f} | {summary['complete_s']:,.4g} |" in markdown
+    assert f"| {summary['energy_ws']:,.0f} |" in markdown
     complex_ = next(e for e in find_experiments(out) if e.scenario == "complex")
     assert complex_.figure_seed() == 0  # seed 0 keeps full run folders, the others their summary
+
+
+def test_work_waiting_figure_draws_the_runs_backlog(out: Path) -> None:
+    folder = out / "complex" / "postcopy" / "seed-0"
+    summary = json.loads((folder / "summary.json").read_text())
+    series = load_run(folder).total_backlog()
+    assert series is not None
+    t, waiting = series
+    end = int(summary["duration_s"]) - 1  # the window's last tick
+    assert waiting[t == end][0] == pytest.approx(summary["backlog_end_core_s"], abs=1e-4 * 5)
+    assert waiting[-1] == pytest.approx(0.0, abs=1e-4) and t[-1] + summary["tick_s"] == summary["complete_s"]
+    assert waiting.max() > 1.0  # postcopy's moves leave work waiting
+    check_png(out / "figures" / "complex-backlog.png", (450, 300))
