@@ -42,7 +42,8 @@ class Method(enum.Enum):
 
 
 TracesOpt = Annotated[Path | None, typer.Option(
-    "--traces", help=f"Folder of PlanetLab day folders (default ${TRACES_ENV} or ../shared/data/planetlab).")]
+    "--traces", help=f"Folder of PlanetLab day folders (default ${TRACES_ENV}, else ../shared/data/planetlab, "
+                     "else the cache `consolidator data planetlab` fills).")]
 
 
 def _console() -> Console:

@@ -9,6 +9,7 @@ import typer
 
 from consolidator.cli import (
     agent_cmd,
+    data_cmd,
     literature_cmd,
     manager_cmd,
     policy_cmd,
@@ -28,7 +29,7 @@ app = typer.Typer(
     rich_markup_mode=None,  # plain help: typer's rich help imports markdown-it and costs ~0.1 s per call
 )
 
-for module in (sim_cmd, policy_cmd, report_cmd, qemu_cmd, agent_cmd, manager_cmd, power_cmd, literature_cmd):
+for module in (sim_cmd, policy_cmd, data_cmd, report_cmd, qemu_cmd, agent_cmd, manager_cmd, power_cmd, literature_cmd):
     module.register(app)
 
 
