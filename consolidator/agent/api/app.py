@@ -42,7 +42,7 @@ from consolidator.agent.hypervisor import DriverError
 
 VmName = Annotated[str, Path(pattern=NAME_PATTERN, description="VM name")]
 _bearer = HTTPBearer(auto_error=False)
-_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorView} for code in (401, 403, 404, 409, 413, 502)}
+_ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorView} for code in (400, 401, 403, 404, 409, 413, 502)}
 MAX_BODY_BYTES = 1 << 20  # every body of this API is a few hundred bytes
 
 
