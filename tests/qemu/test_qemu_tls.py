@@ -61,9 +61,11 @@ def make_pki(folder: Path, ips: list[str]) -> Path:
 
 
 def _drivers(pair: Pair, src_pki: Path, dst_pki: Path) -> tuple[QemuDriver, QemuDriver]:
-    a, b = pair.src_settings, pair.dst_settings
-    return (QemuDriver(DriverSettings(a.state_dir, netns=a.netns, guest=a.guest, tls_dir=src_pki, migration_ports=PORTS)),
-            QemuDriver(DriverSettings(b.state_dir, netns=b.netns, guest=b.guest, tls_dir=dst_pki, migration_ports=PORTS)))
+    def one(base: DriverSettings, pki: Path) -> QemuDriver:
+        return QemuDriver(DriverSettings(base.state_dir, netns=base.netns, guest=base.guest, tls_dir=pki,
+                                         migration_ports=PORTS))
+
+    return one(pair.src_settings, src_pki), one(pair.dst_settings, dst_pki)
 
 
 def test_tls_postcopy_completes_and_a_foreign_certificate_is_refused(pair: Pair, tmp_path: Path) -> None:
