@@ -70,7 +70,8 @@ def test_complex_rows_are_compared_at_equal_work(complex_table: dict) -> None:
     for row in rows.values():  # the run goes on after the window only for the work still waiting
         assert row["energy_to_complete_ws"] >= row["energy_ws"]
         assert row["complete_s"] >= 900
-    assert min(rows, key=lambda n: rows[n]["energy_to_complete_ws"]) == "ideal"
+    paper_rows = ("none", "ideal", "postcopy", "precopy")
+    assert min(paper_rows, key=lambda n: rows[n]["energy_to_complete_ws"]) == "ideal"
     assert rows["postcopy"]["delay_mean_s"] > rows["none"]["delay_mean_s"]  # moving VMs makes work wait
 
 
