@@ -30,7 +30,7 @@ GUIDE = ROOT / "docs" / "deploy.md"
 class Block:
     lang: str
     text: str
-    label: str  # the last `path` named in the paragraph before the block
+    label: str  # the first `path` named in the paragraph before the block
 
 
 def guide_blocks() -> list[Block]:
@@ -39,7 +39,7 @@ def guide_blocks() -> list[Block]:
     for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
         before = text[: match.start()].rstrip().rsplit("\n\n", 1)[-1]
         names = re.findall(r"`([^`]+)`", before)
-        found.append(Block(match.group(1), match.group(2), names[-1] if names else ""))
+        found.append(Block(match.group(1), match.group(2), names[0] if names else ""))
     return found
 
 
@@ -151,3 +151,35 @@ def test_tls_recipe_gives_the_agent_a_certificate_a_strict_client_trusts(tmp_pat
     finally:
         os.kill(agent.pid, signal.SIGTERM)
         agent.wait(timeout=30)
+
+
+def test_manager_unit_verifies_and_its_commands_accept_the_guides_cluster_toml(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "cluster.toml").write_text(localize(block("/etc/consolidator/cluster.toml", "toml").text, tmp_path))
+    for name in ("manager.token", "pm0.token", "pm1.token", "bmc.pw"):
+        write_token(etc / name)
+    (etc / "ca.pem").write_text("not read by --check, which only checks that the file is there\n")
+    unit = tmp_path / "consolidator-manager.service"
+    unit.write_text(localize(block("/etc/systemd/system/consolidator-manager.service", "ini").text, tmp_path))
+    if shutil.which("systemd-analyze") is None:
+        pytest.fail("systemd-analyze is missing: scripts/setup.d/61-deploy-checks.sh installs it")
+    verify = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60)
+    assert verify.returncode == 0 and unit.name not in verify.stderr, verify.stderr
+
+    argvs = unit_lines(unit.read_text(), "ExecStartPre") + unit_lines(unit.read_text(), "ExecStart")
+    assert len(argvs) == 2
+    for argv in argvs:
+        check = argv if "--check" in argv else [*argv, "--check"]
+        done = subprocess.run(check, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        resolved = json.loads(done.stdout)
+        assert resolved["mode"] == "recommend" and sorted(resolved["hosts"]) == ["pm0", "pm1"]
+        assert resolved["hosts"]["pm1"]["sleep"] == "off" and resolved["vms"]["db1"]["pin"] is True
+        assert resolved["run_store"] == f"sqlite:///{tmp_path}/var/manager.sqlite"
+    # a mistake in the same file: one line naming file and field, exit 2
+    broken = (etc / "cluster.toml").read_text().replace('method = "postcopy"', 'method = "teleport"')
+    (etc / "cluster.toml").write_text(broken)
+    done = subprocess.run([*argvs[-1], "--check"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith(f"error: {etc}/cluster.toml: migration.method") and done.stderr.count("\n") == 1
