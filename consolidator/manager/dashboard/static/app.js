@@ -323,6 +323,9 @@ function start() {
     button.addEventListener("click", () => askMode(button.dataset.mode));
   }
   $("mode-confirm-yes").addEventListener("click", confirmMode);
+  window.addEventListener("resize", () => {
+    if (chart) chart.setSize({ width: Math.max($("power-chart").clientWidth, 400), height: 260 });
+  });
   $("mode-confirm-no").addEventListener("click", () => { $("mode-confirm").hidden = true; pendingMode = null; });
   if (sessionStorage.getItem(TOKEN_KEY)) {
     $("app").hidden = false;
