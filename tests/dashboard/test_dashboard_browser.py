@@ -2,13 +2,13 @@
 
 Three agent processes (``consolidator agent``, emulated hosts: S3 is a state of the agent, QEMU is
 real, TCG here) and the manager's own command (``consolidator manager --config cluster.toml
---listen``). pm0 is the Warehouse with vm0, pm1 a Server node with vm1, pm2 an empty Server node:
-the paper policy wants vm1 back on pm0 and pm1, pm2 asleep. The page is driven by Debian's
-chromium through Playwright (nothing is downloaded): without a token it shows no data; signed in,
+--listen``). pm0 is the Warehouse with vm0, pm1 and pm2 Server nodes with vm1 and vm2: the paper
+policy wants both back on pm0 and pm1, pm2 asleep, but vm2 is pinned (an operator rule). The page is
+driven by Debian's chromium through Playwright (nothing is downloaded): without a token it shows no data; signed in,
 its tiles equal the /api/status answer it drew; in ``recommend`` mode it lists the plan while the
 agents see no migration; its mode switch puts the manager in ``auto`` (checked through the API),
-after which the move shows on the timeline and the emptied hosts sleep. The last screenshot is
-docs/images/dashboard.png when ``DASHBOARD_SCREENSHOT`` names that file.
+after which the move shows on the timeline, the emptied host sleeps and the pin's refusals are
+counted. The last screenshot is docs/images/dashboard.png when ``DASHBOARD_SCREENSHOT`` names that file.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 HOSTS = {"pm0": "warehouse", "pm1": "server", "pm2": "server"}
-VMS = {"vm0": "pm0", "vm1": "pm1"}
+VMS = {"vm0": "pm0", "vm1": "pm1", "vm2": "pm2"}  # vm2 is pinned: the policy wants it home, a rule says no
 VM_BODY = {"mem_mib": 128, "vcpus": 1, "cpu_quota": 0.5, "load": 0.2, "dirty_mib_s": 1.0}
 
 
@@ -100,6 +100,9 @@ class Cluster:
 def _cluster_toml(c: Cluster, port: int) -> str:
     lines = ['mode = "recommend"', "period_s = 1.0", f'run_store = "sqlite:///{c.root}/manager.sqlite"',
              f'listen = "127.0.0.1:{port}"', f'api_token_file = "{c.root}/manager.token"', "",
+             # host load = the VMs' loads + 0.05 each (as the lab's model mode): under TCG QEMU's own CPU
+             # would count as guest load and push the Warehouse towards its 0.9 threshold
+             "overhead_per_vm = 0.05", "",
              "[policy]", 'name = "paper"', "args = { hold_s = 3 }", "",
              "[migration]", 'method = "postcopy"', "",
              "[limits]", "min_hold_s = 3", ""]
@@ -107,6 +110,7 @@ def _cluster_toml(c: Cluster, port: int) -> str:
         lines += [f"[hosts.{host}]", f'role = "{role}"', 'driver = "agent"', f'url = "{c.agents[host].base_url}"',
                   f'token_file = "{c.root}/agent.token"', "cores = 1.0", "mem_mib = 4096", 'sleep = "s3"',
                   "suspend_s = 0.5", "wake_s = 0.5", ""]
+    lines += ["[vms.vm2]", "pin = true", ""]
     return "\n".join(lines)
 
 
@@ -137,8 +141,9 @@ def cluster() -> Iterator[Cluster]:
     shutil.rmtree(root, ignore_errors=True)
     write_token(root / "agent.token")
     write_token(root / "manager.token")
+    peers = {h: "127.0.0.1" for h in HOSTS}  # every host may send to every other (migrations over loopback)
     specs = {h: AgentSpec(h, "127.0.0.1", free_port(), root / h, root / "agent.token", suspend_s=0.5,
-                          resume_s=0.5) for h in HOSTS}
+                          resume_s=0.5, peers={p: a for p, a in peers.items() if p != h}) for h in HOSTS}
     port = free_port()
     c = Cluster(root, f"http://127.0.0.1:{port}", (root / "manager.token").read_text().strip(),
                 (root / "agent.token").read_text().strip(), specs)
@@ -231,6 +236,9 @@ def test_without_the_token_there_is_no_data(cluster: Cluster, browser: Any) -> N
     assert calls and all(status == 401 for _, status in calls), calls
     assert browser.locator(".tile").count() == 0 and not browser.is_visible("#app")
     assert cluster.api("/api/mode").json()["mode"] == "recommend"
+    # the refused call is the only thing the browser complains about
+    assert browser.problems and all("401 (Unauthorized)" in p for p in browser.problems), browser.problems
+    browser.problems.clear()
 
 
 def _watts_text(watts: float | None) -> str:
@@ -294,6 +302,7 @@ def test_recommend_mode_lists_the_plan_and_moves_nothing(cluster: Cluster, brows
         events = cluster.agent(host, "/events?after=0&timeout_s=0").json()["events"]
         assert [e for e in events if e["kind"].startswith("migration")] == [], (host, events)
         assert cluster.agent(host, "/host/stats").json()["power_state"] == "on"
+    assert "pinned" in browser.text_content('.tile[data-host="pm2"] .vm[data-vm="vm2"]')
     assert browser.problems == []
 
 
@@ -315,7 +324,11 @@ def test_mode_switch_puts_the_manager_in_auto(cluster: Cluster, browser: Any) ->
 
 
 def test_auto_mode_moves_and_the_timeline_and_tiles_show_it(cluster: Cluster, browser: Any, tmp_path: Path) -> None:
-    wait_for("vm1 on pm0 (agents)", lambda: cluster.placement().get("vm1") == "pm0", 180)
+    try:
+        wait_for("vm1 on pm0 (agents)", lambda: cluster.placement().get("vm1") == "pm0", 180)
+    except AssertionError as exc:
+        facts = {p: cluster.api(f"/api/{p}").json() for p in ("status", "migrations", "refusals")}
+        raise AssertionError(f"{exc}\n{json.dumps(facts)[-3000:]}\n{cluster.manager_log()}") from None
     asleep = {"suspended", "suspending"}
     wait_for("pm1 asleep on the page",
              lambda: browser.get_attribute('.tile[data-host="pm1"]', "data-state") in asleep, 60)
@@ -327,6 +340,14 @@ def test_auto_mode_moves_and_the_timeline_and_tiles_show_it(cluster: Cluster, br
     assert title.startswith("vm1: pm1 → pm0, postcopy")
     wait_for("pm0's tile listing both VMs", lambda: sorted(browser.eval_on_selector_all(
         '.tile[data-host="pm0"] .vm', "vs => vs.map(v => v.dataset.vm)")) == ["vm0", "vm1"], 30)
+    assert cluster.placement() == {"vm0": "pm0", "vm1": "pm0", "vm2": "pm2"}  # the pinned VM stayed
+    assert browser.get_attribute('.tile[data-host="pm2"]', "data-state") == "on"
+    # with vm1 home, the policy asks for vm2 (one admission ticket per Warehouse node): the pin says no,
+    # the refusal is counted and the page says which rule and why
+    browser.wait_for_selector('#refusals tr[data-rule="pin"]')
+    shown_pins = int(browser.text_content('#refusals tr[data-rule="pin"] td.num'))
+    assert 1 <= shown_pins <= cluster.api("/api/refusals").json()["counts"]["pin"]
+    assert "pinned to its host" in browser.text_content('#refusals tr[data-rule="pin"]')
     browser.wait_for_timeout(4000)  # a few more power samples after the hosts went to sleep
     assert browser.locator("#power-chart canvas").count() == 1
     assert not browser.is_visible("#error-banner") and browser.problems == []

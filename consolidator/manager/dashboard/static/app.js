@@ -14,6 +14,7 @@ const API = {
   mode: "api/mode",
 };
 const $ = (id) => document.getElementById(id);
+const CLOCK_STEPS_S = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400];
 
 class Unauthorized extends Error {}
 
@@ -197,7 +198,8 @@ function renderPower(power) {
   chart = new uPlot({
     width: Math.max(box.clientWidth, 400), height: 260,
     scales: { x: { time: false } },
-    axes: [{ values: (_, ticks) => ticks.map(Fmt.clock), label: "run time" },
+    legend: { live: false },
+    axes: [{ values: (_, ticks) => ticks.map(Fmt.clock), label: "run time", incrs: CLOCK_STEPS_S },
       { values: (_, ticks) => ticks.map((w) => `${Math.round(w)} W`), size: 60 }],
     series: [{ label: "t", value: (_, t) => Fmt.clock(t) },
       { label: "total", stroke: "#1d2430", width: 2, value: (_, w) => Fmt.watts(w), points: { show: false } },
@@ -238,24 +240,48 @@ function describeRisk(risk) {
 
 // recommendations: [{t_s, actions: [...], prediction: {moves, migration_s, energy_wh_per_hour,
 //                    hosts_on_before, hosts_on_after, risk}}], oldest first
+// Predicted energy effect in Wh per hour (= watts saved on average); under 0.05 it is no change.
+function energyEffect(gain) {
+  if (!Number.isFinite(gain)) return "–";
+  if (Math.abs(gain) < 0.05) return "no change";
+  return `${gain > 0 ? "saves" : "costs"} ${Math.abs(gain).toFixed(1)} Wh/h`;
+}
+
+// The manager records the plan of every period: the same plan period after period is one row.
+function groupPlans(list) {
+  const groups = [];
+  for (const plan of list) {
+    const key = JSON.stringify((plan.actions ?? []).map(describeAction));
+    const last = groups.at(-1);
+    if (last && last.key === key) {
+      last.count += 1;
+      last.plan = plan;
+    } else {
+      groups.push({ key, first_s: plan.t_s, count: 1, plan });
+    }
+  }
+  return groups;
+}
+
 function renderRecommendations(list, status) {
   const recommending = status.mode === "recommend";
+  $("recs-title").textContent = recommending ? "Pending recommendations" : "Recommendations not applied";
   $("recs-note").textContent = recommending
-    ? "Recommend mode: plans are recorded with the simulator's predicted effect; nothing is applied."
-    : "Auto mode: plans are applied as they are made. Switch to Recommend to review them first.";
+    ? "Recommend mode: each period's plan is recorded with the simulator's predicted effect; nothing is applied."
+    : "Auto mode: plans are applied as they are made. Below: plans recorded earlier in recommend mode.";
   list = list ?? [];
   $("recs-empty").hidden = list.length > 0;
-  const rows = list.slice(-20).reverse().map((r) => {
+  const rows = groupPlans(list).slice(-8).reverse().map(({ first_s, count, plan: r }) => {
     const p = r.prediction ?? {};
     const gain = p.energy_wh_per_hour;  // Wh saved per hour = watts saved on average
     const hostsOn = Number.isFinite(p.hosts_on_before) && Number.isFinite(p.hosts_on_after)
       ? `${p.hosts_on_before} → ${p.hosts_on_after}` : "–";
     return el("tr", {},
-      el("td", { class: "num" }, Fmt.clock(r.t_s)),
+      el("td", { class: "num", title: `${count} period${count > 1 ? "s" : ""}` },
+        count > 1 ? `${Fmt.clock(first_s)}–${Fmt.clock(r.t_s)} ×${count}` : Fmt.clock(r.t_s)),
       el("td", {}, ...(r.actions ?? []).map((a) => el("span", { class: "act", title: a.reason ?? "" },
         describeAction(a)))),
-      el("td", { class: `num ${gain > 0 ? "gain" : gain < 0 ? "loss" : ""}` },
-        Number.isFinite(gain) ? `${gain >= 0 ? "saves" : "costs"} ${Math.abs(gain).toFixed(1)} Wh/h` : "–"),
+      el("td", { class: `num ${gain >= 0.05 ? "gain" : gain <= -0.05 ? "loss" : ""}` }, energyEffect(gain)),
       el("td", { class: "num" }, hostsOn),
       el("td", { class: "num" }, `${p.moves ?? 0}${Number.isFinite(p.migration_s) ? ` · ${Fmt.seconds(p.migration_s)}` : ""}`),
       el("td", {}, describeRisk(p.risk)));
@@ -272,7 +298,8 @@ function renderRefusals(answer) {
     const last = recent.filter((r) => r.rule === rule).at(-1);
     return el("tr", { dataset: { rule } },
       el("td", {}, rule),
-      el("td", { class: "small" }, last ? `${last.action}: ${last.reason}` : "–"),
+      el("td", { class: "small" }, last ? `${typeof last.action === "object" ? describeAction(last.action)
+        : last.action}: ${last.reason}` : "–"),
       el("td", { class: "num" }, count));
   });
   $("refusals").querySelector("tbody").replaceChildren(...rows);

@@ -22,7 +22,7 @@ function drawTimeline(container, migrations, nowS, windowS = 600) {
   if (!migrations.length) return;
   const lanes = [...new Set(migrations.map((m) => m.vm))].sort();
   const t1 = Math.max(nowS, ...migrations.map((m) => m.end_s ?? m.start_s));
-  const t0 = Math.max(Math.min(...migrations.map((m) => m.start_s)), t1 - windowS);
+  const t0 = Math.max(0, t1 - windowS);  // the last ten minutes of the run, like the power chart
   const span = Math.max(t1 - t0, 10);
   const width = Math.max(container.clientWidth, 480), laneH = 26, labelW = 90, top = 6, axisH = 22;
   const height = top + lanes.length * laneH + axisH;
