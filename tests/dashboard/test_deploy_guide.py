@@ -184,3 +184,18 @@ def test_manager_unit_verifies_and_its_commands_accept_the_guides_cluster_toml(t
     done = subprocess.run([*argvs[-1], "--check"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.startswith(f"error: {etc}/cluster.toml: migration.method") and done.stderr.count("\n") == 1
+
+
+def test_the_metrics_the_guide_names_are_the_managers() -> None:
+    from consolidator.manager.metrics import Metrics
+
+    text = GUIDE.read_text()
+    paragraph = text[text.index("Prometheus scrapes `/metrics`"):text.index("```yaml")]
+    named = {n if n.startswith("consolidator") else f"consolidator{n}"
+             for n in re.findall(r"`(consolidator_\w+|_\w+)[`{]", paragraph)}
+    served: set[str] = set()
+    for family in Metrics().registry.collect():
+        served |= {family.name, f"{family.name}_total"} if family.type == "counter" else {family.name}
+    assert len(named) >= 15 and named <= served, sorted(named - served)
+    documented = {n.removesuffix("_total") for n in named}
+    assert {f.name for f in Metrics().registry.collect()} <= documented  # and none is left out
