@@ -105,7 +105,8 @@ def test_agent_unit_verifies_and_its_commands_accept_the_guides_host_toml(tmp_pa
         resolved = json.loads(done.stdout)
         assert resolved["name"] == "pm0" and resolved["emulated"] is False
         assert resolved["tls_cert"] == f"{tmp_path}/etc/cert.pem" and resolved["token"] is None
-        assert resolved["migration_peers"] == {"pm1": "10.1.0.11", "pm2": "10.1.0.12"} and resolved["migration_ports"] == [49152, 49407]
+        assert resolved["migration_peers"] == {"pm1": "10.1.0.11", "pm2": "10.1.0.12"}
+        assert resolved["migration_ports"] == [49152, 49407]
     assert "KillMode=process" in unit.read_text()  # a restarted agent must find its VMs still running
 
 
