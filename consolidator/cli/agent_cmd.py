@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
         for host in state.hosts:
             typer.echo(f"{host}  agent {endpoints[host].base_url} (pid {state.pids[host]})  "
                        f"QEMU in netns {state.netns[host]} at {state.addresses[host]}")
+        typer.echo(f"manage it: consolidator manager --config {state.cluster_file}")
 
     @lab_app.command("run")
     def run(

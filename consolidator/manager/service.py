@@ -16,9 +16,11 @@ anything else is UNKNOWN), and the holds, move counts and failures from the stor
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from consolidator.control.loop import ControlLoop, build_loop
@@ -26,7 +28,7 @@ from consolidator.control.rules import History, gate
 from consolidator.domain.actions import Migrate, Plan
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import PowerState
-from consolidator.manager.cluster import RemoteCluster
+from consolidator.manager.cluster import RemoteCluster, Waker
 from consolidator.manager.config import ClusterConfig, power_config
 from consolidator.manager.discovery import Inventory, discover
 from consolidator.manager.engine import Engine, make_engine
@@ -39,6 +41,7 @@ from consolidator.manager.setup import adopt_moves, host_view, migration_params,
 from consolidator.manager.telemetry import Refusal, Telemetry, describe
 from consolidator.models.power import CODE_STATES
 from consolidator.policies.registry import make_policy
+from consolidator.power.meters import Meter
 from consolidator.power.monitor import PowerMonitor
 from consolidator.storage import RunStore, open_store
 
@@ -48,11 +51,25 @@ T0_KEY, MODE_KEY = "manager_t0_wall_s", "manager_mode"
 DRAIN_POLL_S = 0.2
 
 
+@dataclass
+class Hooks:
+    """What a caller adds to the service (the lab: its load schedule, recorder and model meters)."""
+
+    before_tick: Callable[[float], Awaitable[None]] | None = None  # run time >= 0, before the poll
+    after_tick: Callable[[float, dict[str, PolledStats], Plan], None] | None = None
+    on_warm: Callable[[float, dict[str, PolledStats]], None] | None = None  # each period before planning
+    meters: Mapping[str, Meter] | None = None  # instead of cluster.toml's
+    warmup_s: float = 0.0  # a fresh run starts its clock this far ahead: warm-up at negative times
+    waker: Waker | None = None  # instead of cluster.toml's wake methods
+
+
 class ManagerService:
     """One manager. ``start()``, then ``run(stop)`` until ``stop`` is set, then ``shutdown()``."""
 
     def __init__(self, cfg: ClusterConfig, engines: dict[str, Engine] | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, hooks: Hooks | None = None) -> None:
+        """``engines``: one per host (default: built from cfg by their drivers); ``hooks``: what an
+        experiment (the lab) adds around each period, its meters and a warm-up before run time 0."""
         self.cfg = cfg
         self.specs = {h.name: h for h in cfg.host_specs()}
         self.engines = engines if engines is not None else {n: make_engine(n, h) for n, h in cfg.hosts.items()}
@@ -72,21 +89,23 @@ class ManagerService:
         self._loop: ControlLoop | None = None
         self._last_plan: tuple[Any, ...] = ()
         self.journal = Journal(cfg.journal_path())
+        self.hooks = hooks or Hooks()
+        self.step_s: list[float] = []  # wall time of each period's work
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def start(self) -> None:
         self._store = store = open_store(self.cfg.run_store)
         resume = store.resume_state()
-        self.t0_wall_s = float(resume.meta.get(T0_KEY, self.clock()))
+        self.t0_wall_s = float(resume.meta.get(T0_KEY, self.clock() + self.hooks.warmup_s))
         store.set_meta(T0_KEY, repr(self.t0_wall_s))
         if resume.meta.get(MODE_KEY) in ("recommend", "auto"):
             self.telemetry.set_mode(resume.meta[MODE_KEY], self.now(), "restart")
-        self.waker = waker_for(self.cfg, self.engines, self.telemetry.metrics)
+        self.waker = self.hooks.waker or waker_for(self.cfg, self.engines, self.telemetry.metrics)
         self.cluster = RemoteCluster(self.engines, self._deliver, self.t0_wall_s, self.waker, options_of(self.cfg))
         self.poller = StatsPoller(self.engines, self.cfg.overhead_per_vm)
         self.forwarder = EventForwarder(self.engines, self.t0_wall_s, self._deliver)
-        meters = config_meters(power_config(self.cfg, "cluster.toml"), list(self.specs.values()),
-                               lambda: self.latest_polled)
+        meters = self.hooks.meters or config_meters(power_config(self.cfg, "cluster.toml"),
+                                                    list(self.specs.values()), lambda: self.latest_polled)
         self.power = PowerSampler(PowerMonitor(meters, self.now, store))
         self.power.fit_period(self.cfg.period_s)
         await self.forwarder.mark()  # before reading the cluster: no event between the two is lost
@@ -115,11 +134,11 @@ class ManagerService:
         self.unknown.add(host)
         return PowerState.FAILED
 
-    async def run(self, stop: asyncio.Event) -> int:
-        """Tick every period until ``stop`` is set; returns the number of periods."""
+    async def run(self, stop: asyncio.Event, until_s: float | None = None) -> int:
+        """Tick every period until ``stop`` is set (or run time ``until_s``); returns the periods run."""
         period, periods = self.cfg.period_s, 0
         start = time.monotonic()
-        while not stop.is_set():
+        while not stop.is_set() and (until_s is None or self.now() < until_s):
             await self.step()
             periods += 1
             wait = start + periods * period - time.monotonic()
@@ -165,6 +184,8 @@ class ManagerService:
     # -- one period -------------------------------------------------------------------------------
     async def step(self) -> Plan | None:
         now = self.now()
+        if self.hooks.before_tick is not None and now >= 0:
+            await self.hooks.before_tick(now)
         inv, polled = await asyncio.gather(discover(self.engines), self.poller.poll(now))
         self.latest_polled = polled
         self._track_answers(polled, now)
@@ -178,11 +199,16 @@ class ManagerService:
                 if vm.vm in loop.monitor.vm_index:
                     loop.monitor.record_vm(vm)
         plan = None
-        if self.warmup_periods > 0 or not self.planning:
-            self.warmup_periods -= 1
+        if now < 0 or self.warmup_periods > 0 or not self.planning:
+            self.warmup_periods -= 1  # the Load Monitor's window fills with measurements first
             loop.monitor.close_period(now)
+            if self.hooks.on_warm is not None:
+                self.hooks.on_warm(now, polled)
         else:
             plan = self._plan(loop, now)
+            self.step_s.append(self.now() - now)
+            if self.hooks.after_tick is not None:
+                self.hooks.after_tick(now, polled, plan)
         self._show(loop, polled, now)
         self.power.kick()  # runs while the period's remainder is slept; never delays the tick
         self._store.flush()
@@ -205,7 +231,7 @@ class ManagerService:
         self.telemetry.metrics.plan_latency.observe(time.perf_counter() - started)
         for r in gated.refusals:
             self.telemetry.add_refusal(Refusal(now, r.rule, str(describe(r.action)), r.reason))
-        key = tuple(gated.plan.actions)
+        key = tuple(dataclasses.replace(a, reason="") for a in gated.plan.actions)  # the same plan, other figures
         if key != self._last_plan:  # an unchanged plan (asked again every period) is recorded once
             self._last_plan = key
             prediction = predict(gated.plan, snap, self.specs, self.params)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from consolidator.domain.types import MigrationMethod
+from consolidator.experiments.lab.cluster_file import write_cluster_config
 from consolidator.experiments.lab.compare import compare, to_markdown
 from consolidator.experiments.lab.experiment import run_live
 from consolidator.experiments.lab.lab import DEFAULT_DIR, LabState, lab_down, lab_up
@@ -27,9 +28,11 @@ log = logging.getLogger(__name__)
 
 
 def lab_up_for(folder: Path, scenario: Scenario, link_bytes_per_s: float) -> LabState:
-    """Bring up one lab host per host of the (scaled) scenario."""
+    """Bring up one lab host per host of the (scaled) scenario, and write its cluster.toml."""
     h = scenario.hosts[0].power
-    return lab_up(folder, host_names(scenario), link_bytes_per_s, resume_s=h.resume_s, suspend_s=h.suspend_s)
+    state = lab_up(folder, host_names(scenario), link_bytes_per_s, resume_s=h.resume_s, suspend_s=h.suspend_s)
+    write_cluster_config(state, scenario.hosts, period_s=scenario.tick_s)
+    return state
 
 
 def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[MigrationMethod], scale: LabScale,

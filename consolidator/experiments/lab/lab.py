@@ -46,6 +46,7 @@ class LabState:
     addresses: dict[str, str]
     netns: dict[str, str]
     pids: dict[str, int]
+    agent_port: int = AGENT_PORT  # host i's agent answers on agent_port + i
 
     @property
     def token_file(self) -> Path:
@@ -56,8 +57,14 @@ class LabState:
 
     def endpoints(self) -> dict[str, AgentEndpoint]:
         token = self.token_file.read_text().strip()
-        return {h: AgentEndpoint(h, f"http://{MANAGEMENT_HOST}:{AGENT_PORT + i}", token)
-                for i, h in enumerate(self.hosts)}
+        return {h: AgentEndpoint(h, self.agent_url(h), token) for h in self.hosts}
+
+    def agent_url(self, host: str) -> str:
+        return f"http://{MANAGEMENT_HOST}:{self.agent_port + self.hosts.index(host)}"
+
+    @property
+    def cluster_file(self) -> Path:
+        return Path(self.folder) / "cluster.toml"
 
     def network(self) -> LabNetwork:
         return LabNetwork.plan(self.hosts, self.link_bytes_per_s, self.prefix)
@@ -77,18 +84,20 @@ class LabState:
 
 
 def lab_up(folder: Path, hosts: list[str], link_bytes_per_s: float, resume_s: float, suspend_s: float,
-           prefix: str = "clab") -> LabState:
-    """Make the namespaces and link, start one agent per host, wait until every agent answers."""
+           prefix: str = "clab", agent_port: int = AGENT_PORT) -> LabState:
+    """Make the namespaces and link, start one agent per host, wait until every agent answers.
+    The lab's ``cluster.toml`` (for ``consolidator manager``) is written by ``write_cluster_config``."""
     if LabState.load(folder) is not None:
         raise UserError("a lab is already up here; run 'consolidator lab down' first", source=str(folder))
     folder.mkdir(parents=True, exist_ok=True)
     net = LabNetwork.plan(hosts, link_bytes_per_s, prefix)
     state = LabState(str(folder), prefix, link_bytes_per_s, list(hosts),
-                     {h.host: h.address for h in net.hosts}, {h.host: h.netns for h in net.hosts}, {})
+                     {h.host: h.address for h in net.hosts}, {h.host: h.netns for h in net.hosts}, {},
+                     agent_port)
     state.save()  # before anything exists, so that a failed 'up' can be undone by 'down'
     net.setup()
     write_token(state.token_file)
-    specs = {h: AgentSpec(h, MANAGEMENT_HOST, AGENT_PORT + i, state.state_dir(h), state.token_file,
+    specs = {h: AgentSpec(h, MANAGEMENT_HOST, agent_port + i, state.state_dir(h), state.token_file,
                           netns=state.netns[h], migration_host=state.addresses[h], suspend_s=suspend_s,
                           resume_s=resume_s, peers={p: a for p, a in state.addresses.items() if p != h})
              for i, h in enumerate(hosts)}

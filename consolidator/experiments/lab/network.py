@@ -13,6 +13,7 @@ Every command is an argv list; ``teardown`` removes exactly what ``setup`` made 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import subprocess
 from collections.abc import Sequence
@@ -102,6 +103,14 @@ class LabNetwork:
         prefix = ["ip", "netns", "exec", netns[0]] if netns else []
         _run([*prefix, "tc", "qdisc", "replace", "dev", device, "root", "tbf", "rate", f"{rate_bit}bit",
               "burst", str(burst), "latency", "20ms"])
+
+    def reshape(self, link_bytes_per_s: float) -> LabNetwork:
+        """Change every host's link rate in place (tests slow a move down); returns the new plan."""
+        new = dataclasses.replace(self, link_bytes_per_s=link_bytes_per_s)
+        for h in self.hosts:
+            new._shape(["ip", "-n", h.netns], "eth0")
+            new._shape(["ip"], h.veth_root)
+        return new
 
     def teardown(self) -> list[str]:
         """Delete every namespace, veth and the bridge (qdiscs go with their devices). Idempotent."""
