@@ -15,8 +15,9 @@ import pytest
 from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 from fastapi.testclient import TestClient
 
-from consolidator.agent.api.app import MAX_BODY_BYTES, create_app
+from consolidator.agent.api.app import create_app
 from consolidator.agent.api.config import check_tls_files, load_config
+from consolidator.agent.api.guards import MAX_BODY_BYTES
 from consolidator.agent.hypervisor import VmConfig, VmInfo, VmRunState
 from consolidator.agent.serve import build_driver
 from consolidator.domain.errors import UserError

@@ -13,14 +13,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Path, Query, Request, status
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from consolidator.agent.api.config import NAME_PATTERN
 from consolidator.agent.api.errors import Conflict, Forbidden, NotFound
+from consolidator.agent.api.guards import BearerGate, BodyLimit, error, validation_error
 from consolidator.agent.api.schemas import (
     CheckView,
     ErrorView,
@@ -43,17 +43,10 @@ from consolidator.agent.hypervisor import DriverError
 VmName = Annotated[str, Path(pattern=NAME_PATTERN, description="VM name")]
 _bearer = HTTPBearer(auto_error=False)
 _ERRORS: dict[int | str, dict[str, Any]] = {code: {"model": ErrorView} for code in (400, 401, 403, 404, 409, 413, 502)}
-MAX_BODY_BYTES = 1 << 20  # every body of this API is a few hundred bytes
 
 
 class Unauthorized(Exception):
     """No bearer token, or not the agent's."""
-
-
-def _token_ok(authorization: bytes, expected: bytes) -> bool:
-    scheme, _, given = authorization.partition(b" ")
-    # constant-time: a wrong token takes as long to refuse however many characters match
-    return hmac.compare_digest(given.strip(), expected) and scheme.lower() == b"bearer"
 
 
 def _auth_dependency(token: str):  # type: ignore[no-untyped-def]
@@ -67,56 +60,6 @@ def _auth_dependency(token: str):  # type: ignore[no-untyped-def]
             raise Unauthorized()
 
     return require_token
-
-
-class BearerGate:
-    """ASGI middleware: refuses any /v1 request without the token before the body is even parsed.
-
-    The route dependency above checks the same token (and documents it in the OpenAPI schema);
-    this gate makes sure a malformed body without a token is a 401, not a 422.
-    """
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self._app = app
-        self._expected = token.encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1"):
-            headers = dict(scope["headers"])
-            if not _token_ok(headers.get(b"authorization", b""), self._expected):
-                response = _error(401, "missing or wrong bearer token")
-                response.headers["WWW-Authenticate"] = "Bearer"
-                await response(scope, receive, send)
-                return
-        await self._app(scope, receive, send)
-
-
-class BodyLimit:
-    """ASGI middleware: a body over ``limit`` bytes is a 413, by its Content-Length or as it streams in."""
-
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
-        self._app = app
-        self._limit = limit
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self._app(scope, receive, send)
-            return
-        length = dict(scope["headers"]).get(b"content-length", b"0")
-        if not length.isdigit() or int(length) > self._limit:
-            await _error(413, f"request body over {self._limit} bytes")(scope, receive, send)
-            return
-        seen = 0
-
-        async def limited() -> Any:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self._limit:  # an HTTPException: FastAPI's body reader passes it on as a 413
-                raise HTTPException(413, f"request body over {self._limit} bytes")
-            return message
-
-        await self._app(scope, limited, send)
 
 
 def _vm_routes(agent: HostAgent) -> APIRouter:
@@ -210,10 +153,6 @@ def _host_routes(agent: HostAgent) -> APIRouter:
     return router
 
 
-def _error(status_code: int, detail: str) -> JSONResponse:
-    return JSONResponse(status_code=status_code, content={"detail": detail})
-
-
 def create_app(agent: HostAgent, token: str, *, adopt: bool = True) -> FastAPI:
     """The ASGI app of one agent. ``adopt``: take over running QEMU processes at startup."""
 
@@ -233,31 +172,26 @@ def create_app(agent: HostAgent, token: str, *, adopt: bool = True) -> FastAPI:
 
     @app.exception_handler(Unauthorized)
     async def _unauthorized(_: Request, __: Unauthorized) -> JSONResponse:
-        response = _error(401, "missing or wrong bearer token")
+        response = error(401, "missing or wrong bearer token")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        # the field and the reason, never the input: it may be huge, or NaN that JSON cannot carry
-        errors = [{"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
-                  for e in exc.errors()[:20]]
-        return JSONResponse(status_code=422, content={"detail": errors})
+    app.add_exception_handler(RequestValidationError, validation_error)
 
     @app.exception_handler(Forbidden)
     async def _forbidden(_: Request, exc: Forbidden) -> JSONResponse:
-        return _error(403, str(exc))
+        return error(403, str(exc))
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-        return _error(404, str(exc))
+        return error(404, str(exc))
 
     @app.exception_handler(Conflict)
     async def _conflict(_: Request, exc: Conflict) -> JSONResponse:
-        return _error(409, str(exc))
+        return error(409, str(exc))
 
     @app.exception_handler(DriverError)
     async def _driver(_: Request, exc: DriverError) -> JSONResponse:
-        return _error(502, f"VM driver: {exc}")
+        return error(502, f"VM driver: {exc}")
 
     return app
