@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from consolidator.literature.cloudsim import RunResult
 
 # Each command imports what it needs when it runs: `consolidator --help` stays fast.
-TRACES_ENV = "CONSOLIDATOR_PLANETLAB"  # the same name as consolidator.literature.runner.TRACES_ENV
+TRACES_ENV = "CONSOLIDATOR_PLANETLAB"  # the same name as consolidator.literature.traces.TRACES_ENV
 
 REFERENCE_POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "lrr-mmt-1.2")
 
@@ -85,10 +85,11 @@ def planetlab(
     """Run one PlanetLab day under a literature policy (Beloglazov & Buyya, as CloudSim 3.0.3 runs it)."""
     from consolidator.domain.types import MigrationMethod
     from consolidator.literature import runner
+    from consolidator.literature import traces as traces_mod
     from consolidator.policies.literature.registry import parse_policy
 
     parse_policy(policy)
-    root = traces or runner.default_traces_root()
+    root = traces or traces_mod.default_traces_root()
     trace, name = runner.load_day(day, root)
     if profile is Profile.cloudsim:
         if migration is not None:
@@ -127,10 +128,11 @@ def planetlab_sweep(
 
     from consolidator.domain.types import MigrationMethod
     from consolidator.literature import runner
+    from consolidator.literature import traces as traces_mod
     from consolidator.literature.plot import comparison_plot  # matplotlib only when plotting
     from consolidator.policies.literature.registry import policy_names
 
-    root = traces or runner.default_traces_root()
+    root = traces or traces_mod.default_traces_root()
     day_list = runner.list_days(root) if days == "all" else [d.strip() for d in days.split(",") if d.strip()]
     names = {"reference": list(REFERENCE_POLICIES), "all": policy_names()}.get(
         policies, [p.strip() for p in policies.split(",") if p.strip()])
@@ -139,7 +141,7 @@ def planetlab_sweep(
     method = MigrationMethod(migration.value) if migration else None
     for d in day_list:
         if not d.lower().endswith(".csv"):
-            runner.day_folder(d, root)
+            traces_mod.day_folder(d, root)
     started = time.perf_counter()
     console = _console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

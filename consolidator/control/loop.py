@@ -39,7 +39,8 @@ class ControlLoop:
         self._mem = np.array([h.mem_mib for h in hosts], dtype=np.float64)
         self._vm_mem = np.array([v.mem_mib for v in controller.vms], dtype=np.float64)
         self._nic = np.array([h.nic_bytes_per_s for h in hosts], dtype=np.float64)
-        self._dirty_full = np.array([v.dirty_bytes_per_s_at_full for v in controller.vms], dtype=np.float64)
+        self._dirty_full = np.array([v.dirty_bytes_per_s_at_full / v.vcpu_speed for v in controller.vms],
+                                    dtype=np.float64)
         self.plans = 0
         self.actions_taken = 0
         self._interval_s = plan_interval_s(policy)

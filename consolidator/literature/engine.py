@@ -24,52 +24,10 @@ from consolidator.policies.literature.arrays import (
     list_append,
     list_remove,
 )
-from consolidator.policies.literature.detectors import is_overloaded
 from consolidator.policies.literature.optimize import optimize as plan_moves
-from consolidator.policies.literature.power import spec_power
+from consolidator.policies.literature.placement import initial_placement
 
 START_T = 0.1
-
-
-@jit
-def initial_placement(hs: Hosts, vs: Vms, kind: int, param: float, ram_mb: float, bw_kbit: float,
-                      vm_bw_kbit: float, first_fit: bool) -> None:
-    """PABFD at VM creation: full MIPS/RAM/BW requested; already created VMs request nothing yet.
-
-    ``first_fit``: PowerVmAllocationPolicySimple instead (the first suitable host), as in the DVFS
-    and no-power-management runs.
-    """
-    n_hosts = hs.n.shape[0]
-    avail = hs.total.copy()
-    alloc = np.zeros(n_hosts)
-    ram_free = np.full(n_hosts, ram_mb)
-    bw_free = np.full(n_hosts, bw_kbit)
-    empty = np.empty(0)
-    for v in range(vs.mips.shape[0]):
-        m = vs.mips[v]
-        best = -1
-        lowest = np.inf
-        for h in range(n_hosts):
-            if hs.pe_mips[h] < m or avail[h] < m or ram_free[h] < vs.ram[v] or bw_free[h] < vm_bw_kbit:
-                continue
-            if first_fit:
-                best = h
-                break
-            diff = spec_power(hs.table[h], (alloc[h] + m) / hs.total[h]) - hs.table[h, 0]
-            if diff < lowest:
-                if alloc[h] != 0.0 and is_overloaded(kind, param, m / hs.total[h], empty, 1.0):
-                    continue
-                lowest = diff
-                best = h
-        if best < 0:
-            continue
-        avail[best] -= m
-        alloc[best] += m
-        ram_free[best] -= vs.ram[v]
-        bw_free[best] -= vm_bw_kbit
-        list_append(hs, best, v)
-        vs.host[v] = best
-        vs.alive[v] = True
 
 
 @jit
@@ -128,7 +86,9 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     ``consolidate``: first-fit placement and no migrations (CloudSim's DVFS baseline).
     """
     acc = np.zeros(N_ACC)
-    initial_placement(hs, vs, kind, param, init[0], init[1], init[2], not consolidate)
+    n_hosts = hs.n.shape[0]
+    initial_placement(hs, vs, kind, param, np.full(n_hosts, init[0]), np.full(n_hosts, init[1]), init[2],
+                      not consolidate)
     n_vms = vs.mips.shape[0]
     out_vm = np.empty(4 * n_vms + 16, np.int64)
     out_dst = np.empty(4 * n_vms + 16, np.int64)

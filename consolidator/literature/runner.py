@@ -6,42 +6,25 @@ import csv
 import dataclasses
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import MigrationMethod
 from consolidator.literature.cloudsim import RunResult, run_cloudsim
-from consolidator.literature.fetch import cache_root
 from consolidator.literature.realistic import run_realistic
-from consolidator.literature.traces import Trace, load_csv, load_planetlab_day
+from consolidator.literature.traces import (
+    Trace,
+    day_folder,
+    load_csv,
+    load_planetlab_day,
+)
 from consolidator.policies.literature.registry import parse_policy
 
 log = logging.getLogger(__name__)
 
-TRACES_ENV = "CONSOLIDATOR_PLANETLAB"
 PROFILES = ("cloudsim", "realistic")
 METHODS = (MigrationMethod.PRECOPY, MigrationMethod.POSTCOPY, MigrationMethod.HYBRID)
-
-
-def default_traces_root() -> Path:
-    """``$CONSOLIDATOR_PLANETLAB``, else ``../shared/data/planetlab`` from the working folder if it
-    exists, else the download cache of ``consolidator data planetlab``."""
-    if os.environ.get(TRACES_ENV):
-        return Path(os.environ[TRACES_ENV])
-    shared = Path("..") / "shared" / "data" / "planetlab"
-    return shared if shared.is_dir() else cache_root()
-
-
-def day_folder(day: str, root: Path) -> Path:
-    """A day name under ``root`` (e.g. 20110303) or a folder path; UserError if it does not exist."""
-    candidate = Path(day)
-    folder = candidate if candidate.is_dir() and (os.sep in day or day.startswith(".")) else root / day
-    if not folder.is_dir():
-        raise UserError(f"no trace folder for day {day!r} ({folder} does not exist; set --traces or "
-                        f"${TRACES_ENV}, or download the traces with `consolidator data planetlab`)", field="--day")
-    return folder
 
 
 def load_day(day: str, root: Path) -> tuple[Trace, str]:

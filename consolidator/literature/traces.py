@@ -17,9 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from consolidator.domain.errors import UserError
+from consolidator.literature.fetch import cache_root
 
 log = logging.getLogger(__name__)
 
+TRACES_ENV = "CONSOLIDATOR_PLANETLAB"
 PLANETLAB_STEPS = 288
 PLANETLAB_INTERVAL_S = 300.0
 
@@ -160,3 +162,22 @@ def load_csv(path: Path) -> Trace:
                             source=str(path))
         cpu[i] = [values[ts] for ts in stamps]
     return Trace(tuple(names), cpu, float(steps[0]), str(path))
+
+
+def default_traces_root() -> Path:
+    """``$CONSOLIDATOR_PLANETLAB``, else ``../shared/data/planetlab`` from the working folder if it
+    exists, else the download cache of ``consolidator data planetlab``."""
+    if os.environ.get(TRACES_ENV):
+        return Path(os.environ[TRACES_ENV])
+    shared = Path("..") / "shared" / "data" / "planetlab"
+    return shared if shared.is_dir() else cache_root()
+
+
+def day_folder(day: str, root: Path) -> Path:
+    """A day name under ``root`` (e.g. 20110303) or a folder path; UserError if it does not exist."""
+    candidate = Path(day)
+    folder = candidate if candidate.is_dir() and (os.sep in day or day.startswith(".")) else root / day
+    if not folder.is_dir():
+        raise UserError(f"no trace folder for day {day!r} ({folder} does not exist; set --traces or "
+                        f"${TRACES_ENV}, or download the traces with `consolidator data planetlab`)", field="--day")
+    return folder

@@ -76,7 +76,13 @@ class SimCluster:
         self.resume_s = np.array([h.power.resume_s for h in self.hosts])
         self.roles = [h.role for h in self.hosts]
         self.vcpus = np.array([v.vcpus for v in self.vms], dtype=np.float64)
-        self.dirty_full = np.array([v.dirty_bytes_per_s_at_full for v in self.vms])
+        # A VM runs at most its vCPUs at their speed, and no vCPU faster than a core of its host (CloudSim
+        # caps a 2500-MIPS VM on an 1860-MIPS core); with unit speeds both are the vCPU count.
+        self.vm_cap = self.vcpus * np.array([v.vcpu_speed for v in self.vms], dtype=np.float64)
+        self.core_speed = np.array([h.core_speed for h in self.hosts], dtype=np.float64)
+        self._unit_speeds = bool(np.all(self.vm_cap == self.vcpus) and np.all(self.core_speed == 1.0))
+        # dirty rate per unit of served load: the spec's rate is at 100 % of one vCPU
+        self.dirty_full = np.array([v.dirty_bytes_per_s_at_full / v.vcpu_speed for v in self.vms])
         self.vm_at = np.array([self.host_index[placement[v.name]] for v in self.vms], dtype=np.int64)
         self.state = np.array([STATE_CODES[initial_states.get(h.name, PowerState.ON)] for h in self.hosts],
                               dtype=np.int8)
@@ -145,7 +151,7 @@ class SimCluster:
     def step(self, t: float, dt: float, demand: np.ndarray) -> TickResult:
         """Advance [t, t + dt): migrations, CPU, power; transitions due by t + dt fire at their time."""
         self.now = t
-        demand = np.minimum(demand, self.vcpus)
+        demand = np.minimum(demand, self.vm_cap)
         run_host = self.vm_at.copy()
         share = np.ones(len(self.vms))
         migrating = np.zeros(len(self.vms), dtype=bool)
@@ -163,6 +169,8 @@ class SimCluster:
     def _serve(self, want: np.ndarray, run_host: np.ndarray, counts: np.ndarray
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """CPU served to each VM and host: a host over its capacity shares it in proportion to demand."""
+        if not self._unit_speeds:
+            want = np.minimum(want, self.vcpus * self.core_speed[run_host])
         host_demand = np.bincount(run_host, weights=want, minlength=len(self.hosts)) + self.overhead * counts
         host_served = np.minimum(host_demand, self.serve_cap)
         host_served[self.state != ON] = 0.0

@@ -138,7 +138,7 @@ class Simulation:
         self.tasks = PoissonTasks(scenario.guests.task_mean_s)
         # Arrivals draw from their own stream: every policy sees the same work for a seed.
         self.arrivals_rng = np.random.default_rng([self.seed, ARRIVALS_STREAM])
-        self.backlog = Backlog(self.cluster.vcpus, scenario.tick_s, scenario.guests.accounting)
+        self.backlog = Backlog(self.cluster.vm_cap, scenario.tick_s, scenario.guests.accounting)
 
     def run(self) -> RunResult:
         """Arrivals until the scenario's duration, then ticks until every backlog is served (bounded)."""

@@ -19,7 +19,7 @@ from consolidator.domain.errors import UserError
 from consolidator.domain.types import HostSpec, PowerProfile, Role, VmSpec
 from consolidator.models.migration import DirtyModel, MigrationParams, OnTimeoutPolicy
 from consolidator.sim.backlog import Accounting, GuestModel
-from consolidator.sim.workload import RandomModes, StepLoads
+from consolidator.sim.workload import RandomModes, StepLoads, TraceLoads
 
 NonNeg = Annotated[float, Field(ge=0)]
 Pos = Annotated[float, Field(gt=0)]
@@ -28,6 +28,28 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.{}-]{0,63}$")]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VmTypeIn(_Strict):
+    vcpu_speed: Pos  # load of the VM at 100 % (its MIPS over the scenario's unit)
+    mem_mib: Annotated[int, Field(gt=0)]
+
+
+class PlanetLabIn(_Strict):
+    """VMs and loads from a PlanetLab day (Beloglazov & Buyya's traces): one VM per trace file (name
+    order), VM i of n of type ``i // ceil(n / len(vm_types))`` (CloudSim's examples), load = the trace's
+    CPU share × the type's speed, one value per ``interval_s``."""
+
+    kind: Literal["planetlab"]
+    day: str  # a day folder name under ``traces`` (default: as `consolidator planetlab` finds it) or a path
+    traces: str | None = None
+    interval_s: Pos = 300.0
+    vm_types: list[VmTypeIn] = Field(default_factory=lambda: [  # CloudSim: 2500/2000/1000/500 MIPS, 1000 = 1.0
+        VmTypeIn(vcpu_speed=2.5, mem_mib=870), VmTypeIn(vcpu_speed=2.0, mem_mib=1740),
+        VmTypeIn(vcpu_speed=1.0, mem_mib=1740), VmTypeIn(vcpu_speed=0.5, mem_mib=613)], min_length=1)
+    vms: Annotated[int, Field(ge=1, le=10_000_000)] | None = None  # more VMs than files reuse the files in turn
+    dirty_mb_s_at_full: NonNeg = 200.0
+    placement: Literal["pabfd", "spread"] = "pabfd"  # CloudSim's PABFD at creation, or VM i on host i mod H
 
 
 class PowerIn(_Strict):
@@ -54,6 +76,7 @@ class HostIn(_Strict):
     # Capacity: the CPU load the host serves, in the VMs' load unit, and where its power curve saturates.
     # Paper profile: the host's "100 %" = 1.0 (DESIGN §2 "Host capacity").
     cores: Pos = 1.0
+    core_speed: Pos = 1.0  # load one core serves: a vCPU gets no more (CloudSim's per-core MIPS cap)
     mem_mib: Annotated[int, Field(gt=0)] = 16384
     nic_mb_s: Pos = 120.0
     power: PowerIn = PowerIn()
@@ -68,12 +91,13 @@ class VmIn(_Strict):
     mem_mib: Annotated[int, Field(gt=0)] = 1024
     wws_mib: Annotated[int, Field(gt=0)] | None = None
     dirty_mb_s_at_full: NonNeg = 200.0
+    vcpu_speed: Pos = 1.0  # load of one vCPU at 100 %
     load: list[tuple[NonNeg, NonNeg]] = Field(default_factory=list)  # [[t_s, load], ...]
 
     @model_validator(mode="after")
     def _loads(self) -> VmIn:
         for t, load in self.load:
-            if load > self.vcpus:
+            if load > self.vcpus * self.vcpu_speed:
                 raise ValueError(f"load {load} at t={t} exceeds the VM's {self.vcpus} vCPU(s)")
         return self
 
@@ -118,8 +142,8 @@ class ScenarioIn(_Strict):
     overhead_per_vm_cores: NonNeg = 0.05
     max_moves_per_host: Annotated[int, Field(ge=1)] | None = None  # VM Controller: concurrent moves per host
     hosts: list[HostIn] = Field(min_length=1)
-    vms: list[VmIn] = Field(min_length=1)
-    workload: RandomIn | None = None
+    vms: list[VmIn] = Field(default_factory=list)  # none with a planetlab workload: the traces give them
+    workload: Annotated[RandomIn | PlanetLabIn, Field(discriminator="kind")] | None = None
     migration: MigrationIn = MigrationIn()
     guests: GuestsIn = GuestsIn()
 
@@ -144,8 +168,12 @@ class Scenario:
     source: str = "<scenario>"
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def loads(self, seed: int | None = None) -> StepLoads:
+    traces: TraceLoads | None = None
+
+    def loads(self, seed: int | None = None) -> StepLoads | TraceLoads:
         """The load table for one run; the random generator draws from ``seed`` (default: the file's)."""
+        if self.traces is not None:
+            return self.traces.fresh()
         if self.random_modes is None:
             return StepLoads.from_schedules(self.schedules)
         rng = np.random.default_rng(self.seed if seed is None else seed)
@@ -200,13 +228,25 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
                                   "full_load_cores": h.power.full_load_cores or h.cores})
         for i in range(h.count):
             hosts.append(HostSpec(_expand(h.name, h.count, h.start + i), Role(h.role), h.cores, h.mem_mib,
-                                  h.nic_mb_s * 1e6, profile))
+                                  h.nic_mb_s * 1e6, profile, h.core_speed))
     _unique([h.name for h in hosts], "hosts", source)
     by_name = {h.name: h for h in hosts}
     warehouses = [h.name for h in hosts if h.role is Role.WAREHOUSE]
     vms: list[VmSpec] = []
     placement: dict[str, str] = {}
     schedules: list[tuple[tuple[float, float], ...]] = []
+    traces = None
+    if isinstance(m.workload, PlanetLabIn):
+        from consolidator.sim import planetlab
+
+        if m.vms:
+            raise UserError("a planetlab workload makes its own VMs: leave [[vms]] out", source=source, field="vms")
+        generated, placement, table = planetlab.build(m.workload, hosts, source)
+        vms.extend(generated)
+        traces = TraceLoads(table.fraction, table.interval_s, table.row, table.size)
+        schedules = [()] * len(vms)
+    elif not m.vms:
+        raise UserError("at least one VM is needed", source=source, field="vms")
     for j, v in enumerate(m.vms):
         where = v.host or (warehouses[0] if warehouses else hosts[0].name)
         if where not in by_name:
@@ -221,7 +261,7 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
                             source=source, field=f"vms[{j}].load")
         for i in range(v.count):
             spec = VmSpec(_expand(v.name, v.count, v.start + i), v.vcpus, v.mem_mib, v.wws_mib,
-                          v.dirty_mb_s_at_full * 1e6)
+                          v.dirty_mb_s_at_full * 1e6, v.vcpu_speed)
             vms.append(spec)
             placement[spec.name] = where
             schedules.append(tuple(sorted(v.load)))
@@ -235,7 +275,7 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
         postcopy_fault_s=mig.postcopy_fault_s,
     )
     rm = m.workload
-    random_modes = RandomModes(rm.p_active, rm.switch_s, rm.active, rm.idle) if rm else None
+    random_modes = RandomModes(rm.p_active, rm.switch_s, rm.active, rm.idle) if isinstance(rm, RandomIn) else None
     return Scenario(
         name=m.name, description=m.description, duration_s=m.duration_s, tick_s=m.tick_s, seed=m.seed,
         hosts=tuple(hosts), vms=tuple(vms), placement=placement, schedules=tuple(schedules),
@@ -243,7 +283,7 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
         shared_link_bytes_per_s=mig.shared_link_mb_s * 1e6 if mig.shared_link_mb_s else None,
         max_moves_per_host=m.max_moves_per_host,
         guests=GuestModel(Accounting(m.guests.accounting), m.guests.task_mean_s, m.guests.drain_limit_s),
-        source=source, raw=raw,
+        source=source, raw=raw, traces=traces,
     )
 
 

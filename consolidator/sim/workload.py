@@ -97,3 +97,29 @@ class StepLoads:
     def schedule_of(self, vm: int) -> list[tuple[float, float]]:
         mask = self.vm == vm
         return list(zip(self.t[mask].tolist(), self.load[mask].tolist(), strict=True))
+
+
+class TraceLoads:
+    """Loads from a trace: VM ``v`` follows row ``row[v]`` of ``fraction`` (steps of ``interval_s``; the
+    share of the VM's full load) scaled by ``size[v]``. One row may serve many VMs (a fleet larger than
+    the trace), so a million VMs cost a million-entry index, not a million rows of schedule."""
+
+    def __init__(self, fraction: np.ndarray, interval_s: float, row: np.ndarray, size: np.ndarray) -> None:
+        self.fraction = np.asarray(fraction, dtype=np.float64)
+        self.interval_s = float(interval_s)
+        self.row = np.asarray(row, dtype=np.int64)
+        self.size = np.asarray(size, dtype=np.float64)
+        self.current = np.zeros(self.row.size)
+        self._step = -1
+
+    def fresh(self) -> TraceLoads:
+        """The same table, rewound (one per run)."""
+        return TraceLoads(self.fraction, self.interval_s, self.row, self.size)
+
+    def at(self, t_s: float) -> np.ndarray:
+        """Loads in force at ``t_s``: the trace's step ``floor(t / interval)`` (the last one after its end)."""
+        step = min(int(t_s // self.interval_s + 1e-9), self.fraction.shape[1] - 1)
+        if step != self._step:
+            np.multiply(self.fraction[self.row, step], self.size, out=self.current)
+            self._step = step
+        return self.current
