@@ -226,13 +226,27 @@ class HostAgent:
             downtime_s=report.downtime_s, rounds=report.rounds, converged=report.converged,
             switched_to_postcopy=report.switched_to_postcopy, detail=report.detail,
             paused_s=report.timeline.get("paused_s"), recoveries=int(report.timeline.get("recoveries", 0)),
+            postcopy_requests=report.postcopy_requests, postcopy_preempt=report.postcopy_preempt,
         )
 
     async def incoming_marks(self, name: str) -> IncomingMarksView:
         """The destination's marks of ``name``'s incoming migration (the manager's downtime measure)."""
         await self._vm(name)
         marks = self.driver.incoming_marks(name)
-        return IncomingMarksView(vm=name, resume=marks.get("resume"), completed=marks.get("completed"))
+        view = IncomingMarksView(vm=name, resume=marks.get("resume"), completed=marks.get("completed"))
+        faults_of = getattr(self.driver, "postcopy_faults", None)  # QEMU driver only
+        if faults_of is not None and view.resume is not None:
+            try:
+                faults = await faults_of(name)
+            except DriverError as exc:
+                log.debug("no postcopy statistics for %s: %s", name, exc)
+                faults = None
+            if faults is not None:
+                view.postcopy_blocktime_s = faults.blocktime_s
+                view.postcopy_vcpu_blocktime_s = list(faults.vcpu_blocktime_s)
+                view.postcopy_latency_s = faults.latency_s
+                view.postcopy_preempt = faults.preempt
+        return view
 
     async def cancel_migration(self, name: str) -> None:
         await self._vm(name)

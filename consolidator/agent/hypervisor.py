@@ -78,6 +78,18 @@ class MigrationReport:
     timeline: dict[str, float] = field(default_factory=dict)  # wall-clock marks, e.g. "stop", "resume"
     normal_bytes: int = 0  # non-zero page bytes sent (resends count again); postcopy: ≈ touched RAM
     postcopy_requests: int = 0  # pages the destination faulted on and requested
+    postcopy_preempt: bool = False  # QEMU's postcopy-preempt channel was enabled for this move
+
+
+@dataclass(frozen=True, slots=True)
+class PostcopyFaults:
+    """The destination's own account of a postcopy phase's remote page faults (QEMU's
+    ``postcopy-blocktime`` capability, read from its query-migrate once the move completed)."""
+
+    blocktime_s: float  # time during which every vCPU was blocked on a remote fault at once
+    vcpu_blocktime_s: tuple[float, ...]  # per vCPU: time it was blocked on remote faults
+    latency_s: float | None = None  # mean page-request latency (QEMU 10.1+ ``postcopy-latency``)
+    preempt: bool = False  # the destination had postcopy-preempt enabled
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,8 @@ def test_postcopy_moves_a_busy_guest_intact_in_touched_ram_over_bandwidth(pair: 
     touched_s = report.normal_bytes / LINK_BYTES_PER_S
     assert report.total_s <= 1.2 * touched_s, (report.total_s, touched_s)
     assert report.postcopy_requests > 0  # the guest faulted pages in across the link
+    assert report.postcopy_preempt  # QEMU 10 offers postcopy-preempt and the driver enables it
+    assert marks["postcopy_blocktime_s"] > 0  # the destination's QEMU counted its vCPU's fault waits
 
 
 def test_precopy_that_cannot_converge_is_cancelled_and_the_guest_keeps_running(pair: Pair) -> None:

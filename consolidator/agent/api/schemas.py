@@ -74,6 +74,14 @@ class IncomingMarksView(BaseModel):
     vm: str
     resume: float | None = Field(default=None, description="the guest started running on this host (QMP RESUME)")
     completed: float | None = Field(default=None, description="every page has arrived (QMP MIGRATION completed)")
+    postcopy_blocktime_s: float | None = Field(
+        default=None, description="postcopy: time every vCPU was blocked on remote page faults at once "
+                                  "(QEMU postcopy-blocktime; null without a postcopy phase)")
+    postcopy_vcpu_blocktime_s: list[float] | None = Field(
+        default=None, description="postcopy: per vCPU, time it was blocked on remote page faults")
+    postcopy_latency_s: float | None = Field(
+        default=None, description="postcopy: mean page-request latency (QEMU 10.1+ postcopy-latency)")
+    postcopy_preempt: bool | None = Field(default=None, description="this destination had postcopy-preempt on")
 
 
 class MigrateBody(_Strict):
@@ -197,6 +205,10 @@ class EventView(BaseModel):
     paused_s: float | None = Field(default=None, description="migration_resumed: how long it was paused; "
                                                              "migration_finished: all pauses together")
     recoveries: int = Field(0, description="postcopy pauses recovered during this migration")
+    postcopy_requests: int = Field(default=0, description="migration_finished: pages the destination "
+                                                           "faulted on and requested")
+    postcopy_preempt: bool | None = Field(default=None, description="migration_finished: the move ran with "
+                                                                    "QEMU's postcopy-preempt channel")
     power_state: PowerState | None = None
     detail: str = ""
 

@@ -1,19 +1,34 @@
 /*
  * Consolidator guest workload generator (static; runs as the guest's only program).
  *
- * CPU: tasks arrive as a Poisson process; each needs an exponential amount of CPU time
- * (mean wl.task_ms); arrival rate = load / mean, so one busy thread is loaded `load` of the time.
- * Memory: `dirty` MiB/s of page writes, spread evenly in time, to pages drawn uniformly at random
- * from a working set of wl.wws_mib MiB. Every write stamps the page with (index, sequence, mix)
- * and the generator remembers each page's last sequence, so `check` finds any page that lost its
- * last write (e.g. a page a migration failed to transfer).
+ * CPU, work-conserving: tasks arrive as a Poisson process at rate load / wl.task_ms, each needing an
+ * exponential amount of the VM's CPU (mean wl.task_ms; the simulator's sim.workload draws the same).
+ * A task that cannot run at once waits in a FIFO (a ring of arrival times and work, QCAP tasks; an
+ * arrival that finds it full is counted as dropped) and the head task is served until its work is
+ * done: issued = done + queued + dropped.
+ * Work is the VM's own CPU, not wall time: the generator spins reading the clock and counts only
+ * the short steps between reads; a step longer than GAP_S is time its vCPU did not run (host CPU
+ * quota, other processes, a postcopy fault) and does no work. The VM's "100 %" is its host quota
+ * (wl.quota cores): one second of real running is 1 / quota seconds of the VM's CPU.
+ * Per finished task: delay = completion - arrival - its work (the wait beyond its own work,
+ * clamped at 0), kept as count, sum, max and a histogram (`hist`).
+ * Memory: with load > 0 the tasks write the pages, dirty / load MiB per second of VM CPU, so a
+ * guest writes `dirty` MiB/s while it is served its load and less when starved (queued tasks keep
+ * that intensity if the load is then set to 0); with load 0 it writes `dirty` MiB/s of wall time. Pages are drawn uniformly at random from a working set of
+ * wl.wws_mib MiB. Every write stamps the page with (index, sequence, mix) and the generator
+ * remembers each page's last sequence, so `check` finds any page that lost its last write (e.g. a
+ * page a migration failed to transfer).
  *
  * Parameters: key=value words from /proc/cmdline, then from argv (same syntax):
  *   wl.wws_mib (0: MemAvailable - 24 MiB)  wl.load (0..1)  wl.dirty (MiB/s)  wl.task_ms  wl.seed
- *   wl.ctl (control device, default /dev/ttyS1)
+ *   wl.quota (host cores that are the VM's 100 %, default 1)  wl.ctl (control device, /dev/ttyS1)
  * Control channel, one line per command, one line per answer:
  *   ping -> pong | set load=X dirty=Y -> ok ... | check -> check bad=N pages=M
- *   stats -> stats pages= written= tasks= busy_s= uptime_s= memfree_kib=
+ *   stats -> stats pages= written= tasks= busy_s= uptime_s= memfree_kib= done= queued= dropped=
+ *            backlog_s= delay_sum_s= delay_max_s=
+ *            (tasks: issued; busy_s: VM CPU served; backlog_s: work waiting, VM CPU seconds)
+ *   hist -> hist done=N b=K:C,K:C,...  (non-empty delay bins: bin 0 < 1 ms, bin k >= 1 holds
+ *            delays in [2^((k-1)/4), 2^(k/4)) ms, the last bin everything above)
  *   scribble n=N -> scribbled n=N (test aid: corrupts N pages so that check must find them)
  */
 #define _GNU_SOURCE
@@ -33,13 +48,27 @@
 #define PAGE 4096u
 #define WORDS (PAGE / 8u)
 
-static double g_load, g_dirty_mib_s, g_task_s = 0.02;
+#define QCAP 65536u      /* queued tasks (a power of two) */
+#define GAP_S 0.0002     /* a clock step longer than this: the vCPU did not run */
+#define SLICE_S 0.001    /* serve at most this much real running between control polls */
+#define NBINS 96         /* delay histogram: bin 0 < 1 ms, then 4 bins per octave (last: the rest) */
+
+static double g_load, g_dirty_mib_s, g_task_s = 0.02, g_quota = 1.0;
 static uint64_t g_rng = 88172645463325252ull;
 static uint64_t *g_mem;
 static uint32_t *g_expect;
 static size_t g_pages;
 static uint64_t g_written, g_tasks;
 static double g_busy_s, g_t0, g_next_arrival;
+
+/* the FIFO of waiting tasks: arrival times and work (VM CPU s); the head task has g_head_done_s
+ * of its work done; g_backlog_s = queued work not yet done */
+static double g_queue[QCAP], g_qwork[QCAP];
+static size_t g_qhead, g_qlen;
+static double g_head_done_s, g_backlog_s, g_owed_pages;
+static double g_pages_per_work_s; /* page writes per second of VM CPU, from the last load > 0 */
+static uint64_t g_done, g_dropped, g_hist[NBINS];
+static double g_delay_sum_s, g_delay_max_s;
 
 static double now_s(void) {
     struct timespec ts;
@@ -75,6 +104,38 @@ static void stamp(size_t idx) {
     p[2] = m;
     p[WORDS / 2] = ~m;
     p[WORDS - 1] = m ^ idx;
+}
+
+/* Writes per unit of work change only with a load > 0: queued tasks keep the intensity they were
+ * issued with when the load drops to 0. */
+static void set_intensity(void) {
+    if (g_load > 0) g_pages_per_work_s = g_dirty_mib_s / g_load * 256.0;
+}
+
+static void finish_head(double t) {
+    double delay = t - g_queue[g_qhead] - g_qwork[g_qhead];
+    if (delay < 0) delay = 0;
+    int bin = delay < 0.001 ? 0 : 1 + (int)floor(4.0 * log2(delay * 1000.0));
+    if (bin >= NBINS) bin = NBINS - 1;
+    g_hist[bin]++;
+    g_delay_sum_s += delay;
+    if (delay > g_delay_max_s) g_delay_max_s = delay;
+    g_done++;
+    g_qhead = (g_qhead + 1) & (QCAP - 1);
+    g_qlen--;
+}
+
+static void arrive(double t) {
+    double work = expo(g_task_s);
+    g_tasks++;
+    if (g_qlen == QCAP) {
+        g_dropped++;
+        return;
+    }
+    g_queue[(g_qhead + g_qlen) & (QCAP - 1)] = t;
+    g_qwork[(g_qhead + g_qlen) & (QCAP - 1)] = work;
+    g_backlog_s += work;
+    g_qlen++;
 }
 
 static size_t check_pages(void) {
@@ -144,7 +205,7 @@ static void reply(int fd, const char *line) {
 }
 
 static void command(int fd, char *line) {
-    char out[256];
+    char out[2048];
     if (strncmp(line, "ping", 4) == 0) {
         snprintf(out, sizeof out, "pong\n");
     } else if (strncmp(line, "set", 3) == 0) {
@@ -152,6 +213,7 @@ static void command(int fd, char *line) {
         if (load != g_load && load > 0) g_next_arrival = now_s() + expo(g_task_s / load); /* new rate now */
         g_load = load;
         g_dirty_mib_s = param(line, "dirty", g_dirty_mib_s);
+        set_intensity();
         snprintf(out, sizeof out, "ok load=%.4f dirty=%.3f\n", g_load, g_dirty_mib_s);
     } else if (strncmp(line, "check", 5) == 0) {
         snprintf(out, sizeof out, "check bad=%zu pages=%zu\n", check_pages(), g_pages);
@@ -160,10 +222,18 @@ static void command(int fd, char *line) {
         for (i = 0; i < n && i < g_pages; i++) g_mem[i * WORDS + 1] ^= 0x5a5a5a5aull;
         snprintf(out, sizeof out, "scribbled n=%zu\n", i);
     } else if (strncmp(line, "stats", 5) == 0) {
+        double backlog = g_qlen ? g_backlog_s : 0.0;
         snprintf(out, sizeof out,
-                 "stats pages=%zu written=%llu tasks=%llu busy_s=%.3f uptime_s=%.3f memfree_kib=%zu\n",
+                 "stats pages=%zu written=%llu tasks=%llu busy_s=%.4f uptime_s=%.4f memfree_kib=%zu done=%llu "
+                 "queued=%zu dropped=%llu backlog_s=%.4f delay_sum_s=%.4f delay_max_s=%.4f\n",
                  g_pages, (unsigned long long)g_written, (unsigned long long)g_tasks, g_busy_s,
-                 now_s() - g_t0, meminfo_kib("MemFree:", 0));
+                 now_s() - g_t0, meminfo_kib("MemFree:", 0), (unsigned long long)g_done, g_qlen,
+                 (unsigned long long)g_dropped, backlog, g_delay_sum_s, g_delay_max_s);
+    } else if (strncmp(line, "hist", 4) == 0) {
+        int n = snprintf(out, sizeof out, "hist done=%llu b=", (unsigned long long)g_done);
+        for (int k = 0; k < NBINS && n < (int)sizeof out - 32; k++)
+            if (g_hist[k]) n += snprintf(out + n, sizeof out - (size_t)n, "%d:%llu,", k, (unsigned long long)g_hist[k]);
+        snprintf(out + n, sizeof out - (size_t)n, "\n");
     } else {
         snprintf(out, sizeof out, "error unknown command\n");
     }
@@ -202,6 +272,9 @@ static int setup(int argc, char **argv) {
     g_load = param(cmdline, "wl.load", 0);
     g_dirty_mib_s = param(cmdline, "wl.dirty", 0);
     g_task_s = param(cmdline, "wl.task_ms", 20) / 1000.0;
+    g_quota = param(cmdline, "wl.quota", 1.0);
+    set_intensity();
+    if (g_quota <= 0) g_quota = 1.0;
     g_rng ^= (uint64_t)param(cmdline, "wl.seed", 1) * 0x9e3779b97f4a7c15ull;
     param_str(cmdline, "wl.ctl", ctl_path, sizeof ctl_path, "/dev/ttyS1");
 
@@ -218,32 +291,53 @@ static int setup(int argc, char **argv) {
     return ctl;
 }
 
-/* Memory: the page writes owed since the last pass; a long stall (pause, migration) is forgiven. */
-static void dirty_pages(double t, double *t_last, double *owed) {
-    *owed += (t - *t_last) * g_dirty_mib_s * 256.0;
+/* Memory by wall time (load 0 only): the page writes owed since the last pass; a long stall
+ * (pause, migration) is forgiven. */
+static void dirty_pages(double t, double *t_last) {
+    double owed_max = g_dirty_mib_s * 256.0 * 0.1;
+    if (g_load <= 0) g_owed_pages += (t - *t_last) * g_dirty_mib_s * 256.0;
     *t_last = t;
-    if (*owed > g_dirty_mib_s * 256.0 * 0.1) *owed = g_dirty_mib_s * 256.0 * 0.1;
-    for (; *owed >= 1.0; *owed -= 1.0, g_written++) stamp((size_t)(rnd() % g_pages));
+    if (g_owed_pages > owed_max) g_owed_pages = owed_max;
+    for (; g_owed_pages >= 1.0; g_owed_pages -= 1.0, g_written++) stamp((size_t)(rnd() % g_pages));
 }
 
-/* CPU: Poisson arrivals add work, served for up to 1 ms at a time; backlog beyond 5 s is unserved
- * demand and dropped. Returns how long the main loop may wait for input (ms). */
-static int serve_tasks(double *backlog_s) {
+/* `work_s` of VM CPU was served: the head task advances (and may finish) and writes its pages. */
+static void do_work(double t, double work_s) {
+    g_busy_s += work_s;
+    g_head_done_s += work_s;
+    g_backlog_s -= work_s;
+    if (g_head_done_s >= g_qwork[g_qhead]) {
+        g_head_done_s -= g_qwork[g_qhead];
+        finish_head(t);
+        if (g_qlen == 0) g_head_done_s = g_backlog_s = 0;
+    }
+    if (g_pages_per_work_s > 0) {
+        g_owed_pages += work_s * g_pages_per_work_s;
+        for (; g_owed_pages >= 1.0; g_owed_pages -= 1.0, g_written++) stamp((size_t)(rnd() % g_pages));
+    }
+}
+
+/* CPU: queue the Poisson arrivals due, then serve the queue for up to SLICE_S of real running
+ * (counting only clock steps shorter than GAP_S). Returns how long the main loop may wait (ms). */
+static int serve_tasks(void) {
     double t = now_s();
     while (g_load > 0 && g_next_arrival <= t) {
-        *backlog_s += expo(g_task_s);
-        g_tasks++;
+        arrive(g_next_arrival);
         g_next_arrival += expo(g_task_s / g_load);
     }
-    if (*backlog_s > 5.0) *backlog_s = 5.0;
-    if (*backlog_s > 0) {
-        double end = t + (*backlog_s < 0.001 ? *backlog_s : 0.001), s;
-        while ((s = now_s()) < end) {}
-        g_busy_s += s - t;
-        *backlog_s -= s - t;
+    if (g_qlen > 0) {
+        double last = t, ran = 0, s;
+        while (g_qlen > 0 && ran < SLICE_S && (s = now_s()) - t < 2 * SLICE_S) {
+            double step = s - last;
+            last = s;
+            if (step > 0 && step < GAP_S) {
+                ran += step;
+                do_work(s, step / g_quota);
+            }
+        }
         return 0;
     }
-    if (g_dirty_mib_s > 0) return 1;
+    if (g_load <= 0 && g_dirty_mib_s > 0) return 1;
     double gap = g_load > 0 ? g_next_arrival - t : 0.05;
     return gap > 0.05 ? 50 : (int)(gap * 1000.0) + 1;
 }
@@ -276,11 +370,11 @@ int main(int argc, char **argv) {
     if (ctl >= 0) reply(ctl, hello);
 
     g_t0 = now_s();
-    double t_dirty = g_t0, owed_pages = 0, backlog_s = 0;
+    double t_dirty = g_t0;
     g_next_arrival = g_t0 + (g_load > 0 ? expo(g_task_s / g_load) : 0.0);
     for (;;) {
-        dirty_pages(now_s(), &t_dirty, &owed_pages);
-        int wait_ms = serve_tasks(&backlog_s);
+        dirty_pages(now_s(), &t_dirty);
+        int wait_ms = serve_tasks();
         ctl = poll_ctl(ctl, wait_ms, ctl_buf, &ctl_len, sizeof ctl_buf);
     }
 }

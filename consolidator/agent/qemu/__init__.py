@@ -10,7 +10,7 @@ from consolidator.agent.qemu.driver import DriverSettings, QemuDriver
 
 __all__ = ["DriverSettings", "QemuDriver", "driver_from_config"]
 
-_KEYS = {"qemu_binary": str, "accel": str, "netns": str, "boot_timeout_s": float}
+_KEYS = {"qemu_binary": str, "accel": str, "netns": str, "boot_timeout_s": float, "postcopy_preempt": bool}
 
 
 def driver_from_config(table: dict[str, Any], state_dir: Path | str, migration_ports: tuple[int, int] = (49152, 49407),
@@ -22,7 +22,8 @@ def driver_from_config(table: dict[str, Any], state_dir: Path | str, migration_p
     args: dict[str, Any] = {}
     for key, value in table.items():
         kind = _KEYS[key]
-        if not isinstance(value, (int, float) if kind is float else kind) or isinstance(value, bool):
+        if not isinstance(value, (int, float) if kind is float else kind) or (
+                isinstance(value, bool) and kind is not bool):
             raise ValueError(f"driver.{key} must be a {kind.__name__}, not {value!r}")
         args[key] = kind(value)
         if kind is float and not (math.isfinite(args[key]) and 0 < args[key] <= 3600):

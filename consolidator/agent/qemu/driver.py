@@ -21,6 +21,7 @@ from consolidator.agent.hypervisor import (
     DriverError,
     MigrationReport,
     MigrationRequest,
+    PostcopyFaults,
     VmConfig,
     VmInfo,
     VmRunState,
@@ -29,10 +30,13 @@ from consolidator.agent.hypervisor import (
 from consolidator.agent.qemu import endpoints, guestctl, launch
 from consolidator.agent.qemu.migration import (
     PAUSED_STATES,
+    PREEMPT,
     MigrationProgress,
     Observer,
     capabilities,
     new_progress,
+    offered_capabilities,
+    postcopy_faults,
     resume_to,
     run_migration,
 )
@@ -60,6 +64,7 @@ class _Vm:
     dirty_bytes_per_s: float | None = None
     listen_port: int | None = None  # incoming: the port this QEMU listens on
     progress: MigrationProgress | None = None  # outgoing: migration.new_progress(), steered by resume_migration
+    preempt: bool = False  # postcopy moves of this QEMU (to or from it) use postcopy-preempt
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,8 @@ class DriverSettings:
     guest: GuestImage | None = None  # None: build (or take from the cache) on first use
     migration_ports: tuple[int, int] = (49152, 49407)  # incoming migrations listen on one of these
     tls_dir: Path | None = None  # QEMU TLS migration: x509 files (ca-cert.pem, server-*.pem, client-*.pem)
+    # postcopy-preempt where QEMU offers it (8.0+); every host of a cluster must say the same
+    postcopy_preempt: bool = True
 
 
 class QemuDriver:
@@ -124,7 +131,8 @@ class QemuDriver:
         self._vms[config.name] = vm
         try:
             await monitor.connect(paths.qmp)
-            caps = capabilities(postcopy=incoming, incoming=incoming)
+            vm.preempt = await self._preempt(monitor)
+            caps = capabilities(postcopy=incoming, incoming=incoming, preempt=vm.preempt)
             await monitor.execute("migrate-set-capabilities", {"capabilities": caps})
         except DriverError:
             await self.destroy_vm(config.name)
@@ -217,7 +225,7 @@ class QemuDriver:
                 host = request.dst_uri.split(":")[1]
                 await endpoints.use_tls(vm.monitor, self.settings.tls_dir, server=False, hostname=host)
                 launch.save_migration(vm.paths, request, progress.started_s)
-            report = await run_migration(vm.monitor, request, progress, attach=attach)
+            report = await run_migration(vm.monitor, request, progress, attach=attach, preempt=vm.preempt)
         finally:
             vm.migrating, vm.progress = False, None
         vm.paths.migration.unlink(missing_ok=True)
@@ -264,10 +272,16 @@ class QemuDriver:
         resume = mon.last("RESUME")
         if resume is not None:
             marks["resume"] = resume.timestamp_s
-        info = await mon.execute("query-migrate")
-        if "postcopy-blocktime" in info:  # ms the vCPUs spent blocked on remote faults
-            marks["postcopy_blocktime_s"] = info["postcopy-blocktime"] / 1000.0
+        faults = await self.postcopy_faults(vm)
+        if faults is not None:
+            marks["postcopy_blocktime_s"] = faults.blocktime_s
         return marks
+
+    async def postcopy_faults(self, vm: str) -> PostcopyFaults | None:
+        """Destination side: QEMU's remote-fault statistics of the VM's incoming postcopy (None before
+        a postcopy phase, or where QEMU keeps none)."""
+        entry = self._get(vm)
+        return postcopy_faults(await entry.monitor.execute("query-migrate"), entry.preempt)
 
     def incoming_marks(self, vm: str) -> dict[str, float]:
         """What has been seen so far of an incoming migration (no waiting): "resume" once the guest runs
@@ -305,6 +319,12 @@ class QemuDriver:
         entry = self._get(vm)
         async with entry.ctl_lock:
             return await guestctl.stats(entry.paths.ctl)
+
+    async def guest_delay_histogram(self, vm: str) -> dict[int, int]:
+        """The guest's finished tasks per delay bin (``guestctl.delay_bin_upper_s``)."""
+        entry = self._get(vm)
+        async with entry.ctl_lock:
+            return await guestctl.delay_histogram(entry.paths.ctl)
 
     # --- observation -----------------------------------------------------------------------------
 
@@ -361,6 +381,9 @@ class QemuDriver:
     async def list_vms(self) -> list[VmInfo]:
         return [await self._info(vm) for vm in list(self._vms.values())]
 
+    async def _preempt(self, monitor: Monitor) -> bool:
+        return self.settings.postcopy_preempt and PREEMPT in await offered_capabilities(monitor)
+
     def _get(self, vm: str) -> _Vm:
         try:
             return self._vms[vm]
@@ -384,6 +407,7 @@ class QemuDriver:
             monitor = Monitor(f"{folder.name}@{self.settings.state_dir.name}")
             await monitor.connect(paths.qmp)
             vm = _Vm(launch.load_config(paths), paths, pid, monitor)
+            vm.preempt = await self._preempt(monitor)
             status = (await monitor.execute("query-status")).get("status")
             mig = (await monitor.execute("query-migrate")).get("status", "none")
             # an incoming migration still running (or paused) here, not an outgoing one we recorded

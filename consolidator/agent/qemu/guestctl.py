@@ -16,12 +16,28 @@ from consolidator.agent.hypervisor import DriverError
 
 @dataclass(frozen=True, slots=True)
 class GuestStats:
+    """The workload generator's counters (cumulative since its start; they travel with the VM)."""
+
     pages: int
     pages_written: int
-    tasks: int
-    busy_s: float
+    tasks: int  # issued (arrived)
+    busy_s: float  # work served, seconds of the VM's CPU (its quota = 1 s per s)
     uptime_s: float
     memfree_kib: int  # guest's MemFree: RAM it never touched is (nearly all) of it
+    tasks_done: int = 0
+    tasks_queued: int = 0
+    tasks_dropped: int = 0  # arrivals that found the queue full (not work-conserving; 0 normally)
+    backlog_s: float = 0.0  # work waiting in the queue, seconds of the VM's CPU
+    delay_sum_s: float = 0.0  # sum over finished tasks of completion - arrival - task work
+    delay_max_s: float = 0.0
+
+
+DELAY_BINS_PER_OCTAVE = 4  # the generator's histogram: bin 0 < 1 ms, bin k in [2^((k-1)/4), 2^(k/4)) ms
+
+
+def delay_bin_upper_s(k: int) -> float:
+    """Upper edge of delay histogram bin ``k`` (seconds)."""
+    return float(0.001 * 2.0 ** (k / DELAY_BINS_PER_OCTAVE))
 
 
 def parse_fields(line: str) -> dict[str, str]:
@@ -80,7 +96,23 @@ async def check(ctl: Path, timeout_s: float = 60.0) -> int:
     return int(answer["bad"])
 
 
-async def stats(ctl: Path) -> GuestStats:
-    f = parse_fields(await guest_command(ctl, "stats", "stats"))
+def parse_stats(line: str) -> GuestStats:
+    f = parse_fields(line)
     return GuestStats(int(f["pages"]), int(f["written"]), int(f["tasks"]), float(f["busy_s"]),
-                      float(f["uptime_s"]), int(f["memfree_kib"]))
+                      float(f["uptime_s"]), int(f["memfree_kib"]), int(f["done"]), int(f["queued"]),
+                      int(f["dropped"]), float(f["backlog_s"]), float(f["delay_sum_s"]), float(f["delay_max_s"]))
+
+
+def parse_histogram(line: str) -> dict[int, int]:
+    """``hist done=N b=K:C,...`` -> {bin: count}."""
+    bins = parse_fields(line).get("b", "")
+    return {int(k): int(c) for k, c in (item.split(":") for item in bins.split(",") if item)}
+
+
+async def stats(ctl: Path) -> GuestStats:
+    return parse_stats(await guest_command(ctl, "stats", "stats"))
+
+
+async def delay_histogram(ctl: Path) -> dict[int, int]:
+    """Finished tasks per delay bin (cumulative since the generator started)."""
+    return parse_histogram(await guest_command(ctl, "hist", "hist"))

@@ -122,7 +122,7 @@ def detect_accel() -> str:
 
 def kernel_cmdline(config: VmConfig, seed: int = 1) -> str:
     words = ["console=ttyS0", "quiet", "panic=-1", f"wl.load={config.load:g}",
-             f"wl.dirty={config.dirty_mib_s:g}", f"wl.seed={seed}"]
+             f"wl.dirty={config.dirty_mib_s:g}", f"wl.seed={seed}", f"wl.quota={config.cpu_quota:g}"]
     if config.wws_mib is not None:
         words.append(f"wl.wws_mib={config.wws_mib}")
     return " ".join(words)

@@ -10,6 +10,11 @@
   ``migrate-pause``. The migration then waits, never cancelled (neither side holds the whole guest),
   until ``resume_to`` names the destination's new listening address (``migrate-recover`` there), and
   retries ``migrate`` with ``resume`` on it with backoff until QEMU is back in ``postcopy-active``.
+
+Postcopy uses QEMU's ``postcopy-preempt`` (QEMU 8.0+) where the driver allows it and QEMU offers it: a
+second channel carries the pages the destination faulted on, so they do not queue behind the
+background copy. Both ends must agree (a destination waiting for a preempt channel the source never
+opens does not finish), so it is a host setting of the driver, the same on every host of a cluster.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from consolidator.agent.hypervisor import (
     MigrationReport,
     MigrationRequest,
     OnTimeout,
+    PostcopyFaults,
 )
 from consolidator.agent.qemu.monitor import Monitor
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
@@ -61,20 +67,35 @@ class MigrationProgress:
     observer: Observer | None = None
 
 
-def capabilities(postcopy: bool, incoming: bool = False) -> list[dict[str, Any]]:
+PREEMPT = "postcopy-preempt"
+BLOCKTIME = "postcopy-blocktime"
+
+
+async def offered_capabilities(mon: Monitor) -> frozenset[str]:
+    """The migration capabilities this QEMU knows (``query-migrate-capabilities``)."""
+    caps: list[dict[str, Any]] = await mon.execute("query-migrate-capabilities")
+    return frozenset(str(c["capability"]) for c in caps)
+
+
+def capabilities(postcopy: bool, incoming: bool = False, preempt: bool = False) -> list[dict[str, Any]]:
     """Migration capabilities. A destination always enables postcopy-ram (it does not know the method)
-    and postcopy-blocktime, so it can tell how long its vCPUs waited on remote page faults."""
+    and postcopy-blocktime, so it can tell how long its vCPUs waited on remote page faults.
+    ``preempt``: postcopy-preempt, on a side that enables postcopy-ram (QEMU requires it)."""
     caps = [{"capability": "events", "state": True}, {"capability": "postcopy-ram", "state": postcopy}]
     if incoming:
-        caps.append({"capability": "postcopy-blocktime", "state": True})
+        caps.append({"capability": BLOCKTIME, "state": True})
+    if preempt and postcopy:
+        caps.append({"capability": PREEMPT, "state": True})
     return caps
 
 
-async def _configure(mon: Monitor, req: MigrationRequest) -> None:
-    postcopy = req.method in (MigrationMethod.POSTCOPY, MigrationMethod.HYBRID) or (
-        req.on_timeout is OnTimeout.POSTCOPY
-    )
-    await mon.execute("migrate-set-capabilities", {"capabilities": capabilities(postcopy)})
+def uses_postcopy(req: MigrationRequest) -> bool:
+    return req.method in (MigrationMethod.POSTCOPY, MigrationMethod.HYBRID) or req.on_timeout is OnTimeout.POSTCOPY
+
+
+async def _configure(mon: Monitor, req: MigrationRequest, preempt: bool) -> None:
+    caps = capabilities(uses_postcopy(req), preempt=preempt)
+    await mon.execute("migrate-set-capabilities", {"capabilities": caps})
     bw = int(req.max_bandwidth_bytes_per_s or UNLIMITED_BYTES_PER_S)
     await mon.execute("migrate-set-parameters", {
         "downtime-limit": max(1, int(req.downtime_limit_s * 1000)),
@@ -189,10 +210,12 @@ def resume_to(progress: MigrationProgress, dst_uri: str) -> None:
 
 
 async def run_migration(mon: Monitor, req: MigrationRequest, progress: MigrationProgress,
-                        attach: bool = False) -> MigrationReport:
+                        attach: bool = False, preempt: bool = False) -> MigrationReport:
     """Run one migration from the QEMU behind ``mon`` to ``req.dst_uri`` and report what happened.
 
-    ``attach``: the migration was started by an earlier agent (now restarted); only watch it on."""
+    ``attach``: the migration was started by an earlier agent (now restarted); only watch it on.
+    ``preempt``: postcopy-preempt for a move that may use postcopy (the destination must have it too)."""
+    preempt = preempt and uses_postcopy(req)
     if attach:
         status = (await mon.execute("query-migrate")).get("status", "none")
         if status == "none":
@@ -200,7 +223,7 @@ async def run_migration(mon: Monitor, req: MigrationRequest, progress: Migration
         if status.startswith("postcopy"):
             progress.switched_s = progress.started_s
     else:
-        await _configure(mon, req)
+        await _configure(mon, req, preempt)
         await mon.execute("migrate", {"uri": req.dst_uri})
     final = await _drive(mon, req, progress)
     ended_s = time.time()
@@ -232,4 +255,17 @@ async def run_migration(mon: Monitor, req: MigrationRequest, progress: Migration
         switched_to_postcopy=entered_postcopy and req.method is not MigrationMethod.POSTCOPY,
         detail=str(final.get("error-desc", status)), timeline=timeline,
         normal_bytes=int(ram.get("normal-bytes", 0)), postcopy_requests=int(ram.get("postcopy-requests", 0)),
+        postcopy_preempt=preempt,
     )
+
+
+def postcopy_faults(info: dict[str, Any], preempt: bool) -> PostcopyFaults | None:
+    """QEMU's fault statistics in a destination's query-migrate answer (ms and ns there), or None when
+    it has none (postcopy-blocktime off, or no postcopy phase yet)."""
+    if "postcopy-blocktime" not in info:
+        return None
+    latency_ns = info.get("postcopy-latency")  # QEMU 10.1+
+    return PostcopyFaults(
+        blocktime_s=info["postcopy-blocktime"] / 1000.0,
+        vcpu_blocktime_s=tuple(ms / 1000.0 for ms in info.get("postcopy-vcpu-blocktime", [])),
+        latency_s=None if latency_ns is None else latency_ns / 1e9, preempt=preempt)
