@@ -47,14 +47,22 @@ def _require_machine() -> None:
 def _row_line(row: object) -> str:
     r = dataclasses.asdict(row)  # type: ignore[call-overload]
     downtime = "-" if r["downtime_s"] is None else f"{r['downtime_s']:.3f}"
-    return (f"{r['mode']:<9}{r['mem_mib']:>5}{r['dirty_mib_s']:>7.0f}{r['dirty_measured_mib_s']:>8.1f}"
+    mode = r["mode"] + ("+p" if r.get("preempt") else "")
+    return (f"{mode:<11}{r['mem_mib']:>5}{r['dirty_mib_s']:>7.0f}{r['dirty_measured_mib_s']:>8.1f}"
             f"{r['real_s']:>8.2f}{r['model_s']:>8.2f}"
             f"{r['bytes_sent'] / 1e6:>8.0f}{r['model_bytes'] / 1e6:>8.0f}"
-            f"{r['rounds']:>5}{downtime:>8}  {r['outcome']:<10}{r['bad_pages']:>4}")
+            f"{r['rounds']:>5}{downtime:>8}{_opt(r['postcopy_requests'] or None, '{:d}'):>7}"
+            f"{_opt(r['postcopy_blocktime_s']):>7}{_opt(r.get('model_stall_s')):>7}"
+            f"  {r['outcome']:<10}{r['bad_pages']:>4}")
 
 
-HEADER = (f"{'mode':<9}{'MiB':>5}{'dirty':>7}{'meas.':>8}{'real_s':>8}{'model_s':>8}{'MB':>8}"
-          f"{'modelMB':>8}{'rnds':>5}{'down_s':>8}  {'outcome':<10}{'bad':>4}")
+def _opt(value: float | int | None, fmt: str = "{:.2f}") -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+HEADER = (f"{'mode':<11}{'MiB':>5}{'dirty':>7}{'meas.':>8}{'real_s':>8}{'model_s':>8}{'MB':>8}"
+          f"{'modelMB':>8}{'rnds':>5}{'down_s':>8}{'faults':>7}{'blk_s':>7}{'mstall':>7}"
+          f"  {'outcome':<10}{'bad':>4}")
 
 
 def calibrate(
@@ -98,13 +106,16 @@ def calibrate(
 def _load_rows(path: Path) -> list[CalibrationRow]:
     """Stored rows, with ``model_s`` recomputed by the current model (so model changes can be checked)."""
     from consolidator.experiments.calibrate import CalibrationRow
-    from consolidator.experiments.calibration_fit import model_seconds, row_params
+    from consolidator.experiments.calibration_fit import model_seconds, model_stall_s, row_params
 
     try:
         rows = [CalibrationRow(**obj) for obj in json.loads(path.read_text())]
     except (OSError, ValueError, TypeError) as exc:
         raise UserError(f"calibrate --from {path}: not a calibration JSON list ({exc})") from exc
-    return [dataclasses.replace(r, model_s=round(model_seconds(r, row_params(r)), 3)) for r in rows]
+    return [dataclasses.replace(
+        r, model_s=round(model_seconds(r, row_params(r)), 3),
+        model_stall_s=None if r.mode == "precopy" else round(model_stall_s(r, row_params(r)), 3))
+        for r in rows]
 
 
 def _print_summary(rows: list[CalibrationRow], spec: GridSpec) -> None:
@@ -118,9 +129,12 @@ def _print_summary(rows: list[CalibrationRow], spec: GridSpec) -> None:
     typer.echo(f"model median relative error: {s.median_error:.1%} (completed only: "
                f"{s.median_error_completed:.1%}); by mode: "
                + ", ".join(f"{m} {e:.1%}" for m, e in s.median_error_by_mode.items()))
-    fault = "n/a" if s.fit.postcopy_fault_s is None else f"{s.fit.postcopy_fault_s * 1000:.1f} ms"
+    fault = ", ".join(f"{k} {'n/a' if v is None else f'{v * 1000:.2f} ms'}" for k, v in s.fit.postcopy_fault_s.items())
     typer.echo(f"fit over {s.fit.points} completed: setup_s {s.fit.setup_s:.3f}, effective bandwidth "
-               f"{s.fit.bandwidth_bytes_per_s / 1e6:.1f} MB/s, postcopy fault cost {fault}")
+               f"{s.fit.bandwidth_bytes_per_s / 1e6:.1f} MB/s")
+    typer.echo(f"postcopy fault cost (vCPU block time per page request): {fault}")
+    typer.echo("model guest stall vs measured block time, median |error| / move time: " + ", ".join(
+        f"{k} {'n/a' if v is None else f'{v:.1%}'}" for k, v in s.stall_error_by_preempt.items()))
     typer.echo(f"model median relative error with the fitted parameters (in-sample): "
                f"{s.median_error_fitted:.1%}")
     typer.echo("the same model with the textbook linear dirty set, by mode: "

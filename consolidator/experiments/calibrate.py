@@ -1,8 +1,10 @@
 """Calibration: a grid of real QEMU migrations set beside the simulator's migration model.
 
 Two QEMU "hosts" (network namespaces joined by a veth pair shaped with ``tc tbf``) pass one guest
-back and forth; before each migration the guest's workload is set to the grid's dirty rate and
-measured (page writes it really made, RAM it really touched), and the model
+back and forth, once with QEMU's ``postcopy-preempt`` off (vanilla postcopy; precopy rows run here)
+and once with it on (postcopy and hybrid rows again); before each migration the guest's workload
+is set to the grid's dirty rate and measured (page writes it really made, RAM it really touched), and
+the model
 (``consolidator.models.migration.estimate``) is given those measured inputs. Needs root and QEMU.
 """
 
@@ -24,11 +26,17 @@ from consolidator.agent.qemu.netlink import ShapedLink
 from consolidator.domain.types import MIB, MigrationMethod, MigrationOutcome
 from consolidator.models.migration import MigrationParams, OnTimeoutPolicy, estimate
 
+# vCPU stall per remote fault of vanilla postcopy (no preempt channel), measured here: median block
+# time per page request of the grid's writing rows (docs/calibration.md). The model's default
+# (MigrationParams.postcopy_fault_s) is the preempt value, which is what the driver uses.
+VANILLA_POSTCOPY_FAULT_S = 0.0272
+
 log = logging.getLogger(__name__)
 
 MODES = (MigrationMethod.PRECOPY, MigrationMethod.POSTCOPY, MigrationMethod.HYBRID)
 FULL_MEM_MIB = (256, 512)
-DIRTY_MIB_S = (0.0, 40.0, 80.0, 200.0)
+DIRTY_MIB_S = (0.0, 4.0, 40.0, 80.0, 200.0)  # 4 MiB/s: where the fault cost decides the guest's stall
+PREEMPT = (False, True)
 QUICK_MEM_MIB = (256,)
 LOAD_PER_DIRTY_MIB_S = 1 / 250  # guest CPU load rises with its dirty rate (paper IV-B: dirty ∝ load)
 
@@ -40,6 +48,7 @@ class GridSpec:
     mem_mib: tuple[int, ...] = FULL_MEM_MIB
     dirty_mib_s: tuple[float, ...] = DIRTY_MIB_S
     modes: tuple[MigrationMethod, ...] = MODES
+    preempt: tuple[bool, ...] = PREEMPT  # postcopy-preempt off, on (precopy rows run with the first)
     link_bytes_per_s: float = 120e6
     downtime_limit_s: float = 0.3
     timeout_s: float = 20.0  # a precopy still running then is cancelled (DESIGN §4 table: 30 s)
@@ -75,13 +84,23 @@ class CalibrationRow:
     switched_to_postcopy: bool
     link_bytes_per_s: float = 120e6
     timeout_s: float = 20.0
+    preempt: bool = False  # the move ran with QEMU's postcopy-preempt (never for precopy)
+    postcopy_vcpu_blocktime_s: float | None = None  # the destination's per-vCPU block time, summed
+    model_stall_s: float | None = None  # the model's guest stall for the same inputs
 
 
-def model_params(spec: GridSpec) -> MigrationParams:
-    """The model's defaults, with the grid's link, downtime limit and timeout."""
+def fault_cost_s(preempt: bool) -> float:
+    """The model's fault cost for a move with or without postcopy-preempt."""
+    return MigrationParams().postcopy_fault_s if preempt else VANILLA_POSTCOPY_FAULT_S
+
+
+def model_params(spec: GridSpec, preempt: bool = True) -> MigrationParams:
+    """The model's defaults, with the grid's link, downtime limit and timeout, and the fault cost of
+    postcopy with or without preempt."""
     return MigrationParams(bandwidth_bytes_per_s=spec.link_bytes_per_s,
                            downtime_limit_s=spec.downtime_limit_s, timeout_s=spec.timeout_s,
-                           on_timeout=OnTimeoutPolicy.CANCEL, hybrid_rounds=1)
+                           on_timeout=OnTimeoutPolicy.CANCEL, hybrid_rounds=1,
+                           postcopy_fault_s=fault_cost_s(preempt))
 
 
 class _Host:
@@ -120,7 +139,9 @@ async def _one(spec: GridSpec, src: _Host, dst: _Host, name: str, mode: Migratio
         await dst.driver.destroy_vm(name)
     home = dst if moved else src
     bad = await home.driver.check_pages(name)
-    est = estimate(mode, config.mem_mib * MIB, wws, dirty_measured * MIB, model_params(spec), touched)
+    faults = await dst.driver.postcopy_faults(name) if moved else None
+    est = estimate(mode, config.mem_mib * MIB, wws, dirty_measured * MIB,
+                   model_params(spec, report.postcopy_preempt), touched)
     downtime = marks["resume"] - report.timeline["stop"] if "resume" in marks and "stop" in report.timeline \
         else None
     row = CalibrationRow(
@@ -131,20 +152,33 @@ async def _one(spec: GridSpec, src: _Host, dst: _Host, name: str, mode: Migratio
         normal_bytes=report.normal_bytes, postcopy_requests=report.postcopy_requests,
         postcopy_blocktime_s=marks.get("postcopy_blocktime_s"), model_bytes=round(est.bytes_sent),
         switched_to_postcopy=report.switched_to_postcopy, link_bytes_per_s=spec.link_bytes_per_s,
-        timeout_s=spec.timeout_s)
+        timeout_s=spec.timeout_s, preempt=report.postcopy_preempt,
+        postcopy_vcpu_blocktime_s=None if faults is None else round(sum(faults.vcpu_blocktime_s), 3),
+        model_stall_s=round(est.guest_stall_s, 3) if mode is not MigrationMethod.PRECOPY else None)
     return row, moved
 
 
+def pass_modes(spec: GridSpec, preempt: bool) -> tuple[MigrationMethod, ...]:
+    """Modes of one pass: precopy only in the first pass (preempt changes postcopy only)."""
+    first = preempt == spec.preempt[0]
+    return tuple(m for m in spec.modes if first or m is not MigrationMethod.PRECOPY)
+
+
 async def _run_size(spec: GridSpec, link: ShapedLink, guest: GuestImage, root: Path, mem_mib: int,
-                    report: Callable[[CalibrationRow], None]) -> list[CalibrationRow]:
-    hosts = [_Host(QemuDriver(DriverSettings(root / f"m{mem_mib}{side}", netns=end.netns, guest=guest)),
-                   end.address) for side, end in (("a", link.a), ("b", link.b))]
+                    preempt: bool, report: Callable[[CalibrationRow], None]) -> list[CalibrationRow]:
+    modes = pass_modes(spec, preempt)
+    if not modes:
+        return []
+    tag = f"m{mem_mib}{'p' if preempt else 'v'}"
+    hosts = [_Host(QemuDriver(DriverSettings(root / f"{tag}{side}", netns=end.netns, guest=guest,
+                                             postcopy_preempt=preempt)), end.address)
+             for side, end in (("a", link.a), ("b", link.b))]
     name, here, rows = f"cal{mem_mib}", 0, []
     try:
         await hosts[0].driver.create_vm(VmConfig(name, mem_mib=mem_mib))
         for dirty in spec.dirty_mib_s:
             await hosts[here].driver.set_load(name, min(1.0, dirty * LOAD_PER_DIRTY_MIB_S), dirty)
-            for mode in spec.modes:
+            for mode in modes:
                 row, moved = await _one(spec, hosts[here], hosts[1 - here], name, mode, dirty)
                 here = 1 - here if moved else here
                 rows.append(row)
@@ -166,7 +200,8 @@ def run_grid(spec: GridSpec, report: Callable[[CalibrationRow], None] = lambda r
         with ShapedLink(spec.link_bytes_per_s, tag=str(70000 + os.getpid() % 9000)) as link:
             rows: list[CalibrationRow] = []
             for mem in spec.mem_mib:
-                rows += asyncio.run(_run_size(spec, link, guest, root, mem, report))
+                for preempt in spec.preempt:
+                    rows += asyncio.run(_run_size(spec, link, guest, root, mem, preempt, report))
             return rows
     finally:
         shutil.rmtree(root, ignore_errors=True)

@@ -2,7 +2,8 @@
 
 - effective bandwidth and set-up time: least squares of ``real_s = setup_s + bytes_sent / bandwidth``
   over the migrations that completed (every byte crossed the shaped link once per send);
-- postcopy fault cost: the destination's vCPU block time (QEMU ``postcopy-blocktime``) per page request;
+- postcopy fault cost, with ``postcopy-preempt`` off and on: the destination's vCPU block time (QEMU
+  ``postcopy-blocktime``) per page request, and the model's guest stall beside that block time;
 - the model's median relative error, with its defaults and again with the fitted parameters
   (in-sample: the same rows were used to fit, so the second figure is optimistic).
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from consolidator.domain.types import MIB, MigrationMethod
-from consolidator.experiments.calibrate import CalibrationRow, GridSpec, model_params
+from consolidator.experiments.calibrate import CalibrationRow, GridSpec, fault_cost_s, model_params
 from consolidator.models.migration import DirtyModel, MigrationParams, estimate
 
 
@@ -24,7 +25,7 @@ from consolidator.models.migration import DirtyModel, MigrationParams, estimate
 class Fit:
     setup_s: float
     bandwidth_bytes_per_s: float
-    postcopy_fault_s: float | None
+    postcopy_fault_s: dict[str, float | None]  # "vanilla", "preempt": block time per page request
     points: int
 
 
@@ -39,6 +40,13 @@ class CalibrationSummary:
     median_error_fitted: float  # with the fitted parameters (in-sample)
     median_error_linear_by_mode: dict[str, float]  # the same model with the textbook linear dirty set
     postcopy_worst_ratio: float | None  # max real_s / (touched RAM / link rate) over postcopy rows
+    # "vanilla", "preempt": median |model stall - measured vCPU block time| / real time of the move,
+    # over postcopy and hybrid rows that wrote memory; None without such rows
+    stall_error_by_preempt: dict[str, float | None]
+
+
+def preempt_name(preempt: bool) -> str:
+    return "preempt" if preempt else "vanilla"
 
 
 def relative_error(real_s: float, model_s: float) -> float:
@@ -58,16 +66,32 @@ def fit_link(rows: Sequence[CalibrationRow]) -> tuple[float, float, int]:
     return float(intercept), float(1.0 / slope), len(done)
 
 
-def fit_fault_cost(rows: Sequence[CalibrationRow]) -> float | None:
+def fit_fault_cost(rows: Sequence[CalibrationRow], preempt: bool | None = None) -> float | None:
+    """Median vCPU block time per page request over rows that wrote memory (of one preempt setting)."""
     costs = [r.postcopy_blocktime_s / r.postcopy_requests for r in rows
-             if r.postcopy_blocktime_s is not None and r.postcopy_requests > 0 and r.dirty_mib_s > 0]
+             if r.postcopy_blocktime_s is not None and r.postcopy_requests > 0 and r.dirty_mib_s > 0
+             and (preempt is None or r.preempt == preempt)]
     return _median(costs) if costs else None
 
 
 def row_params(row: CalibrationRow) -> MigrationParams:
-    """The model's defaults with the link rate and timeout the row was measured with."""
+    """The model's defaults with the link rate, timeout and fault cost (preempt or not) of the row."""
     return replace(MigrationParams(), bandwidth_bytes_per_s=row.link_bytes_per_s, timeout_s=row.timeout_s,
-                   hybrid_rounds=1)
+                   hybrid_rounds=1, postcopy_fault_s=fault_cost_s(row.preempt))
+
+
+def model_stall_s(row: CalibrationRow, params: MigrationParams) -> float:
+    est = estimate(MigrationMethod(row.mode), row.mem_mib * MIB, row.wws_bytes,
+                   row.dirty_measured_mib_s * MIB, params, row.touched_bytes)
+    return est.guest_stall_s
+
+
+def stall_error(rows: Sequence[CalibrationRow], preempt: bool) -> float | None:
+    """Median |model stall - measured block time| / real time, postcopy and hybrid rows that wrote."""
+    errs = [abs(model_stall_s(r, row_params(r)) - r.postcopy_blocktime_s) / r.real_s for r in rows
+            if r.preempt == preempt and r.mode != MigrationMethod.PRECOPY.value and r.dirty_mib_s > 0
+            and r.postcopy_blocktime_s is not None and r.converged and r.real_s > 0]
+    return _median(errs) if errs else None
 
 
 def model_seconds(row: CalibrationRow, params: MigrationParams) -> float:
@@ -78,13 +102,10 @@ def model_seconds(row: CalibrationRow, params: MigrationParams) -> float:
 
 def summarise(rows: Sequence[CalibrationRow], spec: GridSpec) -> CalibrationSummary:
     setup_s, bandwidth, points = fit_link(rows)
-    fault_s = fit_fault_cost(rows)
-    fit = Fit(setup_s, bandwidth, fault_s, points)
+    fit = Fit(setup_s, bandwidth, {preempt_name(p): fit_fault_cost(rows, p) for p in (False, True)}, points)
     # the fitted bandwidth is already what crossed the link: no further efficiency factor
     fitted = replace(model_params(spec), setup_s=max(0.0, setup_s), bandwidth_bytes_per_s=bandwidth,
                      link_efficiency=1.0)
-    if fault_s is not None:
-        fitted = replace(fitted, postcopy_fault_s=fault_s)
     by_mode = {m.value: _median([relative_error(r.real_s, r.model_s) for r in rows if r.mode == m.value])
                for m in spec.modes}
     linear = replace(model_params(spec), dirty_model=DirtyModel.LINEAR)
@@ -102,4 +123,5 @@ def summarise(rows: Sequence[CalibrationRow], spec: GridSpec) -> CalibrationSumm
             m.value: _median([relative_error(r.real_s, model_seconds(r, linear)) for r in rows if r.mode == m.value])
             for m in spec.modes},
         postcopy_worst_ratio=max(postcopy) if postcopy else None,
+        stall_error_by_preempt={preempt_name(p): stall_error(rows, p) for p in (False, True)},
     )

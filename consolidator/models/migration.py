@@ -57,7 +57,9 @@ class MigrationParams:
     timeout_s: float = 60.0  # a precopy still running after this has not converged
     on_timeout: OnTimeoutPolicy = OnTimeoutPolicy.CANCEL
     hybrid_rounds: int = 1  # hybrid: precopy passes before postcopy takes over
-    postcopy_fault_s: float = 0.027  # vCPU stall per remote fault (measured median 27 ms, vanilla QEMU 10)
+    # vCPU stall per remote fault: QEMU 10 with postcopy-preempt, as the agent runs it (calibration grid
+    # of 2026-12-04, docs/calibration.md: median 2.25 ms per page request; vanilla postcopy 27.2 ms)
+    postcopy_fault_s: float = 0.00225
     page_bytes: int = 4096
     dirty_model: DirtyModel = DirtyModel.UNIFORM  # calibration: max error 15 % (uniform) vs 59 % (linear)
 
