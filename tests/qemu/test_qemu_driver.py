@@ -71,10 +71,13 @@ def test_set_load_changes_the_guest_and_the_quota_caps_its_cpu(pair: Pair) -> No
             await asyncio.sleep(3.0)
             stats = await driver.vm_stats("ld1")
             after = await driver.guest_stats("ld1")
-            assert after.busy_s - before.busy_s > 0.1  # the generator is serving tasks
-            elapsed_s = after.uptime_s - before.uptime_s
-            rate_mib_s = (after.pages_written - before.pages_written) / 256 / elapsed_s
-            assert 10 < rate_mib_s < 25
+            work_s = after.busy_s - before.busy_s
+            assert work_s > 0.1  # the generator is serving tasks
+            # its writes follow the work it is served (20 MiB per second of its CPU at load 1); how much
+            # it is served depends on the quota and, on this shared machine, on the other jobs
+            mib = (after.pages_written - before.pages_written) / 256
+            assert mib / work_s == pytest.approx(20.0, rel=0.2)
+            assert work_s / (after.uptime_s - before.uptime_s) < 1.1  # never more than its quota
             # the cgroup quota caps QEMU near 0.25 core although the guest wants a full one
             assert 0.1 < stats.cpu_load < 0.35, stats
             with pytest.raises(DriverError):
