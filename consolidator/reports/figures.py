@@ -288,7 +288,7 @@ def energy_by_seed_figure(
     for the same seed (seeds share their load trace, so the pairing removes the seeds' own spread),
     with the paper's saved % as a star."""
     names = list(energy_ws)
-    fig = p.new_figure(max(8.0, 1.6 * len(names) + 3), 4.0)
+    fig = p.new_figure(min(25.0, max(8.0, 1.6 * len(names) + 3)), 4.0)  # ≤ 2,500 px however many rows
     left, right = fig.subplots(1, 2)
     colours = {n: p.variant_colour(n, i) for i, n in enumerate(names)}  # the same in both panels
     _strip(left, names, {n: list(energy_ws[n].values()) for n in names}, "{:,.0f}", colours)
