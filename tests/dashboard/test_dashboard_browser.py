@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 import pytest
+from deploy_guide_blocks import guide_blocks, localize
 
 from consolidator.agent.qemu import launch
 from consolidator.experiments.lab.agents import (
@@ -355,3 +356,30 @@ def test_auto_mode_moves_and_the_timeline_and_tiles_show_it(cluster: Cluster, br
     browser.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 20_000
     print(json.dumps({"screenshot": str(shot), "timeline": timeline}))
+
+
+def test_the_guides_api_commands_work_against_the_manager(cluster: Cluster) -> None:
+    """docs/deploy.md section 8 as an operator types it (bash and curl), against this manager."""
+    if shutil.which("curl") is None:
+        pytest.fail("curl is missing: scripts/setup.d/61-deploy-checks.sh installs it")
+    assert cluster.api("/api/mode", method="PUT", json={"mode": "recommend"}).status_code == 200
+    here = (("/etc/consolidator/manager.token", str(cluster.root / "manager.token")),
+            ("http://127.0.0.1:8780", cluster.manager_url))
+    reads, switch = (b for b in guide_blocks() if b.lang == "sh" and "curl" in b.text)
+    token_line = reads.text.splitlines()[0]
+    assert token_line.startswith("TOKEN=")
+    answers = []
+    for script in (reads.text, f"{token_line}\n{switch.text}"):
+        done = subprocess.run(["bash", "-euc", localize(script, cluster.root, here)], capture_output=True,
+                              text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        text, decoder = done.stdout.strip(), json.JSONDecoder()
+        while text:
+            value, end = decoder.raw_decode(text)
+            answers.append(value)
+            text = text[end:].strip()
+    recommendations, refusals, mode = answers
+    assert isinstance(recommendations, list) and recommendations and "prediction" in recommendations[-1]
+    assert refusals["counts"]["pin"] >= 1
+    assert mode["mode"] == "auto" == cluster.api("/api/mode").json()["mode"]
+    assert [c["to"] for c in mode["changes"][-2:]] == ["recommend", "auto"]

@@ -16,53 +16,11 @@ import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-GUIDE = ROOT / "docs" / "deploy.md"
-
-
-@dataclass(frozen=True)
-class Block:
-    lang: str
-    text: str
-    label: str  # the first `path` named in the paragraph before the block
-
-
-def guide_blocks() -> list[Block]:
-    text = GUIDE.read_text()
-    found = []
-    for match in re.finditer(r"^```(\w*)\n(.*?)^```", text, re.MULTILINE | re.DOTALL):
-        before = text[: match.start()].rstrip().rsplit("\n\n", 1)[-1]
-        names = re.findall(r"`([^`]+)`", before)
-        found.append(Block(match.group(1), match.group(2), names[0] if names else ""))
-    return found
-
-
-def block(label: str, lang: str) -> Block:
-    matches = [b for b in guide_blocks() if b.label == label and b.lang == lang]
-    assert len(matches) == 1, f"docs/deploy.md: expected one {lang} block after `{label}`, found {len(matches)}"
-    return matches[0]
-
-
-def commands(sh: str) -> list[list[str]]:
-    """A shell block's commands as argv lists (continuation lines joined, comments dropped)."""
-    joined = sh.replace("\\\n", " ")
-    return [shlex.split(line, comments=True) for line in joined.splitlines() if shlex.split(line, comments=True)]
-
-
-def localize(text: str, tmp: Path) -> str:
-    binary = shutil.which("consolidator")
-    assert binary is not None, "the consolidator command is not installed (pip install -e .)"
-    for old, new in (("/usr/local/bin/consolidator", binary), ("/etc/consolidator", f"{tmp}/etc"),
-                     ("/var/lib/consolidator", f"{tmp}/var"), ("/var/cache/consolidator", f"{tmp}/cache"),
-                     ("10.0.0.10", "127.0.0.1")):
-        text = text.replace(old, new)
-    return text
+from deploy_guide_blocks import GUIDE, block, commands, guide_blocks, localize
 
 
 def unit_lines(unit: str, key: str) -> list[list[str]]:
@@ -200,3 +158,16 @@ def test_the_metrics_the_guide_names_are_the_managers() -> None:
     assert len(named) >= 15 and named <= served, sorted(named - served)
     documented = {n.removesuffix("_total") for n in named}
     assert {f.name for f in Metrics().registry.collect()} <= documented  # and none is left out
+
+
+def test_the_token_recipe_writes_private_tokens_long_enough(tmp_path: Path) -> None:
+    recipe = [b for b in guide_blocks() if b.lang == "sh" and "token_hex" in b.text]
+    assert len(recipe) == 1
+    (tmp_path / "etc").mkdir()
+    done = subprocess.run(["bash", "-euc", localize(recipe[0].text, tmp_path)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    for name in ("agent.token", "manager.token"):
+        path = tmp_path / "etc" / name
+        assert path.stat().st_mode & 0o777 == 0o600
+        assert re.fullmatch(r"[0-9a-f]{64}\n", path.read_text())
