@@ -88,7 +88,7 @@ def test_recorder_writes_the_simulators_run_folder(tmp_path: Path) -> None:
     folder = _recorded(tmp_path)
     header = (folder / "hosts.csv").read_text().splitlines()[0]
     assert header == "t_s,host,role,state,cpu_demand,cpu_served,cpu_unserved,watts,n_vms"
-    assert (folder / "vms.csv").read_text().splitlines()[0] == "t_s,vm,host,demand,served,load_avg,migrating"
+    assert (folder / "vms.csv").read_text().splitlines()[0] == "t_s,vm,host,demand,served,load_avg,migrating,backlog"
     migrations = (folder / "migrations.csv").read_text().splitlines()
     assert migrations[1].startswith("vm0,pm1,pm0,postcopy,0.750,1.250,completed")
     assert (folder / "power_events.csv").read_text().splitlines()[1] == "1.250,pm1,suspended"
