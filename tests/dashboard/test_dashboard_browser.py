@@ -383,3 +383,13 @@ def test_the_guides_api_commands_work_against_the_manager(cluster: Cluster) -> N
     assert refusals["counts"]["pin"] >= 1
     assert mode["mode"] == "auto" == cluster.api("/api/mode").json()["mode"]
     assert [c["to"] for c in mode["changes"][-2:]] == ["recommend", "auto"]
+
+
+def test_a_host_whose_agent_stops_answering_shows_unknown(cluster: Cluster, browser: Any) -> None:
+    stop_agent(cluster.agent_pids.pop("pm2"))  # its QEMU (vm2) keeps running; teardown kills it
+    wait_for("pm2 unknown on the page",
+             lambda: browser.get_attribute('.tile[data-host="pm2"]', "data-state") == "unknown", 60)
+    status = cluster.api("/api/status").json()
+    assert next(h for h in status["hosts"] if h["name"] == "pm2")["state"] == "unknown"
+    assert browser.text_content('.tile[data-host="pm2"] .badge[data-state]') == "unknown"
+    assert not browser.is_visible("#error-banner")  # one host down is not the manager down
