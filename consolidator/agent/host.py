@@ -24,6 +24,7 @@ from consolidator.agent.api.config import AgentConfig
 from consolidator.agent.api.errors import Conflict, Forbidden, NotFound
 from consolidator.agent.api.eventlog import EventLog
 from consolidator.agent.api.schemas import (
+    GuestQueueView,
     HostStatsView,
     IncomingMarksView,
     LoadBody,
@@ -62,6 +63,7 @@ class HostAgent:
         self._cpu_before = procstats.read_cpu_times()
         self._guest_marks: dict[str, tuple[float, float]] = {}
         self._guest_loads: dict[str, float] = {}
+        self._guest_queues: dict[str, GuestQueueView] = {}  # the latest reading of each guest's queue
 
     async def start(self) -> list[VmInfo]:
         """Adopt the QEMU processes that outlived a previous agent and watch on their migrations:
@@ -294,6 +296,7 @@ class HostAgent:
                     continue
                 guest = await self._guest_load(info) if self.config.emulated else None
                 view = VmStatsView.of(stats, info.config.cpu_quota, guest)
+                view.guest_queue = self._guest_queues.get(info.name) if self.config.emulated else None
                 if self.config.emulated and guest is None and hasattr(self.driver, "guest_stats"):
                     view.load_pending = True
                 vms.append(view)
@@ -323,6 +326,7 @@ class HostAgent:
         if read is None or info.state is not VmRunState.RUNNING:
             self._guest_marks.pop(info.name, None)
             self._guest_loads.pop(info.name, None)
+            self._guest_queues.pop(info.name, None)
             return None
         last = self._guest_loads.get(info.name)
         try:
@@ -332,6 +336,10 @@ class HostAgent:
             return last
         mark = self._guest_marks.get(info.name)
         self._guest_marks[info.name] = (stats.busy_s, stats.uptime_s)
+        self._guest_queues[info.name] = GuestQueueView(
+            tasks=stats.tasks, done=stats.tasks_done, queued=stats.tasks_queued, dropped=stats.tasks_dropped,
+            busy_s=stats.busy_s, backlog_s=stats.backlog_s, delay_sum_s=stats.delay_sum_s,
+            delay_max_s=stats.delay_max_s, delay_hist=dict(stats.delay_hist), uptime_s=stats.uptime_s)
         # first reading on this host (a new VM, or one that just arrived by migration): the counters
         # cover the guest's whole life, not the last period, so there is no load to report yet
         if mark is None or stats.uptime_s <= mark[1]:

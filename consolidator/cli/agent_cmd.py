@@ -88,6 +88,9 @@ def register(app: typer.Typer) -> None:
         overhead: Annotated[str, typer.Option(help="host load: 'model' (VM loads + the scenario's "
                                                   "overhead) or 'measured' (QEMU's CPU, TCG included)")] = "model",
         keep: Annotated[bool, typer.Option(help="leave a lab this command brought up running")] = False,
+        cap: Annotated[list[str] | None, typer.Option(
+            help="HOST=CAPACITY: cap a host at CAPACITY VM loads, in the simulator and live (its VMs "
+                 "together get CAPACITY x cpu_quota cores); repeat for several")] = None,
     ) -> None:
         """Run the scaled scenario live (paper policy) and simulated; print the timeline comparison."""
         from consolidator.experiments.lab import LabScale, lab_run
@@ -96,7 +99,7 @@ def register(app: typer.Typer) -> None:
 
         _positive(link_mb_s, "--link-mb-s")
         found = _methods(methods)
-        scale = LabScale(time_scale, cpu_quota, overhead)
+        scale = LabScale(time_scale, cpu_quota, overhead, _caps(cap or []))
         try:
             comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep)
         except (AgentError, LabNetworkError, RuntimeError) as exc:  # the lab failed, not the input
@@ -115,6 +118,17 @@ def register(app: typer.Typer) -> None:
         typer.echo("\n".join(removed) if removed else "nothing to remove")
 
     app.add_typer(lab_app, name="lab")
+
+
+def _caps(words: list[str]) -> tuple[tuple[str, float], ...]:
+    caps = []
+    for word in words:
+        host, _, value = word.partition("=")
+        try:
+            caps.append((host.strip().lower(), float(value)))
+        except ValueError:
+            raise UserError(f"--cap {word!r}: expected HOST=CAPACITY, e.g. pm1=0.6") from None
+    return tuple(caps)
 
 
 def _positive(value: float, name: str) -> None:

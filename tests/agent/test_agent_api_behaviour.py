@@ -9,6 +9,7 @@ from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 from fastapi.testclient import TestClient
 
 from consolidator.agent.api.config import load_config
+from consolidator.agent.qemu.guestctl import GuestStats
 from consolidator.domain.errors import UserError
 
 VM = {"name": "vm0", "mem_mib": 256, "cpu_quota": 0.25, "load": 0.5, "dirty_mib_s": 10}
@@ -177,9 +178,12 @@ class _GuestCounters(RecordingHypervisor):
         super().__init__()
         self.uptime_s = 100.0
 
-    async def guest_stats(self, vm: str) -> object:
+    async def guest_stats(self, vm: str) -> GuestStats:
         self.uptime_s += 1.0
-        return type("GuestStats", (), {"busy_s": 50.0 + 0.3 * (self.uptime_s - 100.0), "uptime_s": self.uptime_s})
+        done = int(self.uptime_s)
+        return GuestStats(pages=100, pages_written=0, tasks=done + 2, busy_s=50.0 + 0.3 * (self.uptime_s - 100.0),
+                          uptime_s=self.uptime_s, memfree_kib=0, tasks_done=done, tasks_queued=2,
+                          backlog_s=0.04, delay_sum_s=0.5, delay_max_s=0.1, delay_hist={0: done - 1, 30: 1})
 
 
 def test_guest_load_is_pending_until_a_second_reading(tmp_path: Path) -> None:
@@ -197,3 +201,6 @@ def test_guest_load_is_pending_until_a_second_reading(tmp_path: Path) -> None:
     assert samples_of(first, 1.0).vms == ()
     assert second.vms[0].guest_load == pytest.approx(0.3) and not second.vms[0].load_pending
     assert [v.cpu_load for v in samples_of(second, 2.0).vms] == [pytest.approx(0.3)]
+    queue = second.vms[0].guest_queue  # the generator's queue travels in the host stats (lab comparison)
+    assert queue is not None and (queue.tasks, queue.done, queue.queued) == (104, 102, 2)
+    assert queue.delay_hist == {0: 101, 30: 1} and queue.backlog_s == 0.04

@@ -9,14 +9,18 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+from consolidator.agent.api.schemas import GuestQueueView
+from consolidator.agent.qemu.guestctl import delay_bin_upper_s
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.errors import UserError
 from consolidator.domain.events import HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
+from consolidator.experiments.lab.backlog import GuestQueues, backlog_markdown, compare_backlog
 from consolidator.experiments.lab.compare import align, compare, to_markdown
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.experiments.lab.record import LabRecorder
@@ -168,3 +172,37 @@ def test_lab_cli_bad_arguments_exit_2_with_one_line(args: list[str], tmp_path: P
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("error: ") and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "lab.json").exists()
+
+
+def _queue(done: int, queued: int, backlog_s: float, delay_sum_s: float, hist: dict[int, int]) -> GuestQueueView:
+    return GuestQueueView(tasks=done + queued, done=done, queued=queued, dropped=0, busy_s=0.02 * done,
+                          backlog_s=backlog_s, delay_sum_s=delay_sum_s, delay_max_s=max(hist) * 0.01,
+                          delay_hist=hist, uptime_s=1.0)
+
+
+def test_guest_queues_beside_the_simulators_backlog() -> None:
+    """The run's delays are the differences from t = 0 (the warm-up's last reading); the peak backlog and
+    when it drained come from the per-tick readings; the simulator's side from its run record."""
+    sc = scale_scenario(load_scenario("simple"), LabScale(host_caps=(("pm1", 0.6),)))
+    assert sc.hosts[1].cores == 0.6 and sc.hosts[1].power.full_load_cores == 0.6  # capacity = saturation
+    assert LabScale(host_caps=(("pm1", 0.6),)).cpu_caps() == {"pm1": pytest.approx(0.3)}  # x cpu_quota 0.5
+    guests = GuestQueues(sc)
+
+    def polled(queue: GuestQueueView) -> dict[str, PolledStats]:
+        vm = SimpleNamespace(name="vm0", guest_queue=queue)
+        return {"pm1": PolledStats(None, (), SimpleNamespace(vms=[vm]))}  # type: ignore[arg-type]
+
+    guests.warm(polled(_queue(100, 0, 0.0, 1.0, {0: 100})))
+    for k, (backlog, done) in enumerate([(0.5, 110), (2.0, 120), (1.0, 160), (0.01, 200)]):
+        guests.tick(k * 0.25, polled(_queue(done, 5, backlog, 1.0 + (done - 100) * 0.5, {0: 100, 12: done - 100})))
+    delays = guests.delays()
+    assert delays["tasks_done"] == 100 and delays["mean_s"] == pytest.approx(0.5)
+    assert delays["p95_s"] == pytest.approx(delay_bin_upper_s(12))  # every task of the run in bin 12
+    sim = simulate(sc, "paper", MigrationMethod.POSTCOPY, policy_args={"hold_s": 5.0})
+    c = compare_backlog(sim, guests, 0.25)
+    vm0 = c["vms"][0]
+    assert vm0["live"] == {"peak_core_s": 2.0, "peak_t_s": 0.25, "drained_t_s": 0.75, "end_core_s": 0.01}
+    assert vm0["sim"]["peak_core_s"] > 1.0  # capped at 0.6, VM0 wants 0.8 for 18.75 s
+    assert c["delay"]["sim"]["mean_s"] == sim.summary["delay_mean_s"]
+    text = "\n".join(backlog_markdown(c))
+    assert "| vm0 | " in text and "100 tasks" in text

@@ -178,3 +178,28 @@ def test_cpu_quota_writes_the_controller_this_host_has(tmp_path: Path, layout: s
         assert (group / "cpu.cfs_period_us").read_text() == "100000"
     other = launch.CpuQuota(tmp_path / "other-state", root=root).apply("vm1", 4243, 1.0)
     assert other is not None and other != group  # source and destination of one VM never share a group
+
+
+@pytest.mark.parametrize("layout", ["v2", "v1"])
+def test_a_host_cap_puts_the_hosts_vm_groups_under_one_capped_group(tmp_path: Path, layout: str) -> None:
+    """Plain-file stand-in for the cgroup tree (as above); the real v1 tree is used by the lab."""
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    if layout == "v2":
+        (root / "cgroup.controllers").write_text("cpu\n")
+    else:
+        (root / "cpu").mkdir()
+        (root / "cpu" / "cpu.cfs_quota_us").write_text("-1\n")
+    quota = launch.CpuQuota(tmp_path / "state", root=root, host_cap_cores=0.3)
+    first, second = quota.apply("vm1", 4242, 0.5), quota.apply("vm2", 4243, 0.5)
+    assert first is not None and second is not None and first.parent == second.parent
+    host = first.parent
+    assert host.name.endswith("-host")
+    if layout == "v2":
+        assert (host / "cpu.max").read_text() == "30000 100000"
+        assert (host / "cgroup.subtree_control").read_text() == "+cpu"
+        assert (first / "cpu.max").read_text() == "50000 100000"
+    else:
+        assert (host / "cpu.cfs_quota_us").read_text() == "30000"
+        assert (first / "cpu.cfs_quota_us").read_text() == "50000"
+    assert quota.groups() == ["vm1", "vm2"]

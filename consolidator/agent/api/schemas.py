@@ -122,6 +122,23 @@ class LoadBody(_Strict):
     dirty_mib_s: float = Field(ge=0, le=MAX_DIRTY_MIB_S)
 
 
+class GuestQueueView(BaseModel):
+    """The workload generator's task queue (cumulative since the guest started; it travels with the VM):
+    docs/qemu.md. Times are seconds of the VM's CPU (its quota = 1 s per s) or of wall clock (delays)."""
+
+    tasks: int = Field(description="tasks issued (Poisson arrivals)")
+    done: int
+    queued: int
+    dropped: int = Field(description="arrivals that found the queue full (0 when work-conserving held)")
+    busy_s: float = Field(description="work served, seconds of the VM's CPU")
+    backlog_s: float = Field(description="work waiting now, seconds of the VM's CPU")
+    delay_sum_s: float = Field(description="sum over finished tasks of completion - arrival - own work")
+    delay_max_s: float
+    delay_hist: dict[int, int] = Field(description="finished tasks per delay bin: bin 0 < 1 ms, bin k in "
+                                                   "[2^((k-1)/4), 2^(k/4)) ms")
+    uptime_s: float
+
+
 class VmStatsView(BaseModel):
     """A VM's usage: host-measured CPU (cores and share of its quota) and the guest's own busy share."""
 
@@ -134,6 +151,8 @@ class VmStatsView(BaseModel):
     guest_load: float | None = Field(None, description="busy share seen inside the guest since the last call")
     load_pending: bool = Field(False, description="emulated host: no guest reading yet (first one on this "
                                                   "host); leave this VM out of this period's samples")
+    guest_queue: GuestQueueView | None = Field(
+        default=None, description="emulated host: the guest generator's task queue at this reading")
 
     @classmethod
     def of(cls, stats: VmStats, cpu_quota: float | None = None,
@@ -141,7 +160,7 @@ class VmStatsView(BaseModel):
         quota_load = stats.cpu_load / cpu_quota if cpu_quota else None
         return cls(name=stats.name, cpu_load=stats.cpu_load, dirty_bytes_per_s=stats.dirty_bytes_per_s,
                    mem_mib=stats.mem_mib, cpu_quota=cpu_quota, quota_load=quota_load, guest_load=guest_load,
-                   load_pending=False)
+                   load_pending=False, guest_queue=None)
 
     @property
     def lab_load(self) -> float:

@@ -26,7 +26,8 @@
  *   ping -> pong | set load=X dirty=Y -> ok ... | check -> check bad=N pages=M
  *   stats -> stats pages= written= tasks= busy_s= uptime_s= memfree_kib= done= queued= dropped=
  *            backlog_s= delay_sum_s= delay_max_s=
- *            (tasks: issued; busy_s: VM CPU served; backlog_s: work waiting, VM CPU seconds)
+ *            b=K:C,...  (tasks: issued; busy_s: VM CPU served; backlog_s: work waiting, VM CPU
+ *            seconds; b: the delay histogram, as `hist` gives it)
  *   hist -> hist done=N b=K:C,K:C,...  (non-empty delay bins: bin 0 < 1 ms, bin k >= 1 holds
  *            delays in [2^((k-1)/4), 2^(k/4)) ms, the last bin everything above)
  *   scribble n=N -> scribbled n=N (test aid: corrupts N pages so that check must find them)
@@ -204,6 +205,15 @@ static void reply(int fd, const char *line) {
     }
 }
 
+/* Replaces the line's final newline by " b=K:C,K:C,...\n" (the non-empty delay bins). */
+static void hist_words(char *out, size_t cap) {
+    size_t n = strlen(out) - 1;
+    n += (size_t)snprintf(out + n, cap - n, " b=");
+    for (int k = 0; k < NBINS && n + 32 < cap; k++)
+        if (g_hist[k]) n += (size_t)snprintf(out + n, cap - n, "%d:%llu,", k, (unsigned long long)g_hist[k]);
+    snprintf(out + n, cap - n, "\n");
+}
+
 static void command(int fd, char *line) {
     char out[2048];
     if (strncmp(line, "ping", 4) == 0) {
@@ -229,11 +239,10 @@ static void command(int fd, char *line) {
                  g_pages, (unsigned long long)g_written, (unsigned long long)g_tasks, g_busy_s,
                  now_s() - g_t0, meminfo_kib("MemFree:", 0), (unsigned long long)g_done, g_qlen,
                  (unsigned long long)g_dropped, backlog, g_delay_sum_s, g_delay_max_s);
+        hist_words(out, sizeof out);
     } else if (strncmp(line, "hist", 4) == 0) {
-        int n = snprintf(out, sizeof out, "hist done=%llu b=", (unsigned long long)g_done);
-        for (int k = 0; k < NBINS && n < (int)sizeof out - 32; k++)
-            if (g_hist[k]) n += snprintf(out + n, sizeof out - (size_t)n, "%d:%llu,", k, (unsigned long long)g_hist[k]);
-        snprintf(out + n, sizeof out - (size_t)n, "\n");
+        snprintf(out, sizeof out, "hist done=%llu\n", (unsigned long long)g_done);
+        hist_words(out, sizeof out);
     } else {
         snprintf(out, sizeof out, "error unknown command\n");
     }

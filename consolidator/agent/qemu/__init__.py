@@ -10,7 +10,8 @@ from consolidator.agent.qemu.driver import DriverSettings, QemuDriver
 
 __all__ = ["DriverSettings", "QemuDriver", "driver_from_config"]
 
-_KEYS = {"qemu_binary": str, "accel": str, "netns": str, "boot_timeout_s": float, "postcopy_preempt": bool}
+_KEYS = {"qemu_binary": str, "accel": str, "netns": str, "boot_timeout_s": float, "postcopy_preempt": bool,
+         "host_cpu_cap_cores": float}
 
 
 def driver_from_config(table: dict[str, Any], state_dir: Path | str, migration_ports: tuple[int, int] = (49152, 49407),

@@ -81,6 +81,7 @@ class DriverSettings:
     tls_dir: Path | None = None  # QEMU TLS migration: x509 files (ca-cert.pem, server-*.pem, client-*.pem)
     # postcopy-preempt where QEMU offers it (8.0+); every host of a cluster must say the same
     postcopy_preempt: bool = True
+    host_cpu_cap_cores: float | None = None  # all of this host's VMs together (lab: a capped host)
 
 
 class QemuDriver:
@@ -92,7 +93,9 @@ class QemuDriver:
         self.settings = settings
         self.accel = launch.detect_accel() if settings.accel == "auto" else settings.accel
         self._vms: dict[str, _Vm] = {}
-        self._quota = launch.CpuQuota(settings.state_dir)
+        if settings.host_cpu_cap_cores is not None and not settings.host_cpu_cap_cores > 0:
+            raise ValueError(f"driver.host_cpu_cap_cores must be > 0, not {settings.host_cpu_cap_cores!r}")
+        self._quota = launch.CpuQuota(settings.state_dir, host_cap_cores=settings.host_cpu_cap_cores)
         self._guest = settings.guest
         settings.state_dir.mkdir(parents=True, exist_ok=True)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from consolidator.agent.hypervisor import DriverError
@@ -30,6 +30,7 @@ class GuestStats:
     backlog_s: float = 0.0  # work waiting in the queue, seconds of the VM's CPU
     delay_sum_s: float = 0.0  # sum over finished tasks of completion - arrival - task work
     delay_max_s: float = 0.0
+    delay_hist: dict[int, int] = field(default_factory=dict)  # finished tasks per delay bin
 
 
 DELAY_BINS_PER_OCTAVE = 4  # the generator's histogram: bin 0 < 1 ms, bin k in [2^((k-1)/4), 2^(k/4)) ms
@@ -100,7 +101,8 @@ def parse_stats(line: str) -> GuestStats:
     f = parse_fields(line)
     return GuestStats(int(f["pages"]), int(f["written"]), int(f["tasks"]), float(f["busy_s"]),
                       float(f["uptime_s"]), int(f["memfree_kib"]), int(f["done"]), int(f["queued"]),
-                      int(f["dropped"]), float(f["backlog_s"]), float(f["delay_sum_s"]), float(f["delay_max_s"]))
+                      int(f["dropped"]), float(f["backlog_s"]), float(f["delay_sum_s"]), float(f["delay_max_s"]),
+                      parse_histogram(line))
 
 
 def parse_histogram(line: str) -> dict[int, int]:

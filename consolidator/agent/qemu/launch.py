@@ -7,6 +7,7 @@ A VM's state folder ``<state_dir>/<name>/`` holds ``config.json`` (the VmConfig)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -215,22 +216,44 @@ class CpuQuota:
     """Caps a QEMU process at ``cpu_quota`` cores with a cgroup: v2 ``cpu.max`` or v1 CFS quota.
 
     One group per (state dir, VM) so a VM's source and destination processes never share one.
-    Where neither controller is writable the VM runs uncapped and a warning says so.
+    ``host_cap_cores``: the host's VMs together get at most this many cores (an emulated host of a
+    smaller capacity, e.g. a capped Server node in the lab): their groups then sit in one group
+    ``<tag>-host`` with that quota. Where neither controller is writable the VM runs uncapped and a
+    warning says so.
     """
 
     PERIOD_US = 100_000
 
-    def __init__(self, state_dir: Path, root: Path = Path("/sys/fs/cgroup")) -> None:
+    def __init__(self, state_dir: Path, root: Path = Path("/sys/fs/cgroup"),
+                 host_cap_cores: float | None = None) -> None:
         self._tag = hashlib.sha1(str(state_dir.resolve()).encode()).hexdigest()[:8]
         self._root = root
+        self._host_cap = host_cap_cores
 
-    def _group(self, vm: str) -> tuple[Path, bool] | None:
+    def _base(self) -> tuple[Path, bool] | None:
         v2 = self._root / "cgroup.controllers"
         if v2.exists() and "cpu" in v2.read_text().split():
-            return self._root / "consolidator" / f"{self._tag}-{vm}", True
+            return self._root / "consolidator", True
         if (self._root / "cpu" / "cpu.cfs_quota_us").exists():
-            return self._root / "cpu" / "consolidator" / f"{self._tag}-{vm}", False
+            return self._root / "cpu" / "consolidator", False
         return None
+
+    def _group(self, vm: str) -> tuple[Path, bool] | None:
+        found = self._base()
+        if found is None:
+            return None
+        base, is_v2 = found
+        if self._host_cap is not None:
+            base = base / f"{self._tag}-host"
+        return base / f"{self._tag}-{vm}", is_v2
+
+    def _write_quota(self, group: Path, cores: float, is_v2: bool) -> None:
+        quota_us = max(1000, int(cores * self.PERIOD_US))
+        if is_v2:
+            (group / "cpu.max").write_text(f"{quota_us} {self.PERIOD_US}")
+        else:
+            (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(quota_us))
 
     def group_path(self, vm: str) -> Path | None:
         """Where the VM's group is (or would be); None without a usable controller."""
@@ -243,18 +266,20 @@ class CpuQuota:
             log.warning("no writable cpu cgroup controller: VM %s runs without a CPU quota", vm)
             return None
         group, is_v2 = found
-        quota_us = max(1000, int(cores * self.PERIOD_US))
         try:
             if is_v2:
-                for parent in (self._root, group.parent):
+                chain = [self._root]
+                for part in group.parent.relative_to(self._root).parts:
+                    chain.append(chain[-1] / part)
+                for parent in chain:
                     parent.mkdir(exist_ok=True)
                     (parent / "cgroup.subtree_control").write_text("+cpu")
                 group.mkdir(exist_ok=True)
-                (group / "cpu.max").write_text(f"{quota_us} {self.PERIOD_US}")
             else:
                 group.mkdir(parents=True, exist_ok=True)
-                (group / "cpu.cfs_period_us").write_text(str(self.PERIOD_US))
-                (group / "cpu.cfs_quota_us").write_text(str(quota_us))
+            if self._host_cap is not None:
+                self._write_quota(group.parent, self._host_cap, is_v2)
+            self._write_quota(group, cores, is_v2)
             (group / "cgroup.procs").write_text(str(pid))
         except OSError as exc:
             log.warning("cannot set a CPU quota for VM %s in %s: %s", vm, group, exc)
@@ -268,7 +293,7 @@ class CpuQuota:
             return []
         prefix = f"{self._tag}-"
         return sorted(p.name.removeprefix(prefix) for p in found[0].parent.iterdir()
-                      if p.is_dir() and p.name.startswith(prefix))
+                      if p.is_dir() and p.name.startswith(prefix) and p.name != f"{self._tag}-host")
 
     def remove(self, vm: str) -> bool:
         """Delete the VM's group; False while it still holds a (just exited, not yet reaped) process."""
@@ -280,4 +305,7 @@ class CpuQuota:
         except OSError as exc:
             log.debug("cgroup %s not removed yet: %s", found[0], exc)
             return False
+        if self._host_cap is not None:  # the host's group goes with its last VM
+            with contextlib.suppress(OSError):
+                found[0].parent.rmdir()
         return True

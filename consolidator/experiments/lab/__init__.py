@@ -13,7 +13,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from consolidator.domain.errors import UserError
 from consolidator.domain.types import MigrationMethod
+from consolidator.experiments.lab.backlog import backlog_markdown, compare_backlog
 from consolidator.experiments.lab.cluster_file import write_cluster_config
 from consolidator.experiments.lab.compare import compare, to_markdown
 from consolidator.experiments.lab.experiment import run_live
@@ -27,10 +29,13 @@ __all__ = ["DEFAULT_DIR", "LabScale", "lab_down", "lab_run", "lab_up", "lab_up_f
 log = logging.getLogger(__name__)
 
 
-def lab_up_for(folder: Path, scenario: Scenario, link_bytes_per_s: float) -> LabState:
-    """Bring up one lab host per host of the (scaled) scenario, and write its cluster.toml."""
+def lab_up_for(folder: Path, scenario: Scenario, link_bytes_per_s: float,
+               cpu_caps: dict[str, float] | None = None) -> LabState:
+    """Bring up one lab host per host of the (scaled) scenario, and write its cluster.toml.
+    ``cpu_caps``: cores all VMs of a host get together (``LabScale.cpu_caps``)."""
     h = scenario.hosts[0].power
-    state = lab_up(folder, host_names(scenario), link_bytes_per_s, resume_s=h.resume_s, suspend_s=h.suspend_s)
+    state = lab_up(folder, host_names(scenario), link_bytes_per_s, resume_s=h.resume_s, suspend_s=h.suspend_s,
+                   cpu_caps=cpu_caps)
     write_cluster_config(state, scenario.hosts, period_s=scenario.tick_s)
     return state
 
@@ -48,8 +53,12 @@ def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[Migration
     state = LabState.load(folder)
     made_here = state is None
     if state is None:
-        state = lab_up_for(folder, sc, link_bytes_per_s)
-    comparisons = []
+        state = lab_up_for(folder, sc, link_bytes_per_s, scale.cpu_caps())
+    elif state.cpu_caps != scale.cpu_caps():
+        raise UserError(f"the lab is up with host CPU caps {state.cpu_caps}, the run wants {scale.cpu_caps()}; "
+                        "run 'consolidator lab down' first", field="cap")
+    comparisons: list[dict[str, Any]] = []
+    backlogs: list[dict[str, Any]] = []
     try:
         for method in methods:
             log.info("live %s run of %s (%.0f s)", method.value, sc.name, sc.duration_s)
@@ -63,10 +72,14 @@ def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[Migration
             replay = simulate(replayed, "paper", method, out_dir=out / "replay" / method.value,
                               policy_args=scale.policy_args())
             comparisons.append(compare(live, sim, scale.time_scale))
+            backlogs.append(compare_backlog(sim, recorder.guests, scale.time_scale))
             comparisons.append(compare(live, replay, scale.time_scale, against="simulated, measured loads"))
     finally:
         if made_here and not keep:
             lab_down(folder)
     (out / "comparison.json").write_text(json.dumps(comparisons, indent=2) + "\n")
-    (out / "comparison.md").write_text(to_markdown(comparisons))
+    (out / "backlog.json").write_text(json.dumps(backlogs, indent=2) + "\n")
+    caps = ", ".join(f"{h} capacity {c:g}" for h, c in scale.host_caps) or "none"
+    extra = [f"Capped hosts: {caps}.", ""] + [line for b in backlogs for line in backlog_markdown(b)]
+    (out / "comparison.md").write_text(to_markdown(comparisons) + "\n".join(extra) + "\n")
     return comparisons

@@ -42,6 +42,7 @@ class AgentSpec:
     suspend_s: float = 5.0
     resume_s: float = 5.0
     accel: str = "auto"
+    cpu_cap_cores: float | None = None  # all the host's VMs together (a capped lab host)
     peers: dict[str, str] = field(default_factory=dict)  # the hosts it may migrate to: name -> address
 
     @property
@@ -71,7 +72,8 @@ def write_config(spec: AgentSpec, path: Path) -> Path:
         "[migration_peers]", *(f'{name} = "{address}"' for name, address in sorted(spec.peers.items())), "",
         "[power]", f"suspend_s = {spec.suspend_s}", f"resume_s = {spec.resume_s}", "",
         "[driver]", f'accel = "{spec.accel}"',
-        *([f'netns = "{spec.netns}"'] if spec.netns else []), "",
+        *([f'netns = "{spec.netns}"'] if spec.netns else []),
+        *([f"host_cpu_cap_cores = {spec.cpu_cap_cores}"] if spec.cpu_cap_cores is not None else []), "",
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

@@ -12,7 +12,7 @@ import logging
 import shutil
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from consolidator.agent.qemu import launch
@@ -47,6 +47,7 @@ class LabState:
     netns: dict[str, str]
     pids: dict[str, int]
     agent_port: int = AGENT_PORT  # host i's agent answers on agent_port + i
+    cpu_caps: dict[str, float] = field(default_factory=dict)  # host -> cores for all its VMs (capped hosts)
 
     @property
     def token_file(self) -> Path:
@@ -84,7 +85,8 @@ class LabState:
 
 
 def lab_up(folder: Path, hosts: list[str], link_bytes_per_s: float, resume_s: float, suspend_s: float,
-           prefix: str = "clab", agent_port: int = AGENT_PORT) -> LabState:
+           prefix: str = "clab", agent_port: int = AGENT_PORT,
+           cpu_caps: dict[str, float] | None = None) -> LabState:
     """Make the namespaces and link, start one agent per host, wait until every agent answers.
     The lab's ``cluster.toml`` (for ``consolidator manager``) is written by ``write_cluster_config``."""
     if LabState.load(folder) is not None:
@@ -93,13 +95,14 @@ def lab_up(folder: Path, hosts: list[str], link_bytes_per_s: float, resume_s: fl
     net = LabNetwork.plan(hosts, link_bytes_per_s, prefix)
     state = LabState(str(folder), prefix, link_bytes_per_s, list(hosts),
                      {h.host: h.address for h in net.hosts}, {h.host: h.netns for h in net.hosts}, {},
-                     agent_port)
+                     agent_port, dict(cpu_caps or {}))
     state.save()  # before anything exists, so that a failed 'up' can be undone by 'down'
     net.setup()
     write_token(state.token_file)
     specs = {h: AgentSpec(h, MANAGEMENT_HOST, agent_port + i, state.state_dir(h), state.token_file,
                           netns=state.netns[h], migration_host=state.addresses[h], suspend_s=suspend_s,
-                          resume_s=resume_s, peers={p: a for p, a in state.addresses.items() if p != h})
+                          resume_s=resume_s, peers={p: a for p, a in state.addresses.items() if p != h},
+                          cpu_cap_cores=state.cpu_caps.get(h))
              for i, h in enumerate(hosts)}
     for h, spec in specs.items():
         config = write_config(spec, folder / f"{h}.toml")
@@ -157,7 +160,6 @@ def _kill_vms(state_dir: Path) -> list[str]:
     host's state folder (by its command line, so one whose pid file is gone is found too), then every
     CPU cgroup of that state folder."""
     removed = []
-    quota = launch.CpuQuota(state_dir)
     for pid in processes_naming(f"{state_dir.resolve()}/"):
         if launch.pid_alive(pid) and launch.is_qemu(pid):
             launch.kill(pid, signal.SIGKILL)
@@ -165,6 +167,13 @@ def _kill_vms(state_dir: Path) -> list[str]:
             deadline = time.monotonic() + 5.0
             while launch.pid_alive(pid) and time.monotonic() < deadline:  # its cgroup empties on exit
                 time.sleep(0.05)
+    for quota in (launch.CpuQuota(state_dir), launch.CpuQuota(state_dir, host_cap_cores=1.0)):  # uncapped, capped
+        removed += _remove_groups(quota)
+    return removed
+
+
+def _remove_groups(quota: launch.CpuQuota) -> list[str]:
+    removed = []
     for group in quota.groups():
         deadline = time.monotonic() + 5.0
         while not quota.remove(group) and time.monotonic() < deadline:  # busy until init reaps the QEMU

@@ -20,6 +20,7 @@ import numpy as np
 
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import MigrationMethod, PowerState
+from consolidator.experiments.lab.backlog import GuestQueues
 from consolidator.experiments.lab.scale import load_at
 from consolidator.manager.poller import PolledStats
 from consolidator.models.power import STATE_CODES, host_watts
@@ -55,6 +56,7 @@ class LabRecorder:
         # the migration extras now, replaced (never mutated) on each event: meters read it in threads
         self.extra_now = np.zeros(len(scenario.hosts))
         self.power_reports: list[tuple[float, dict[str, float | None]]] = []  # (t_s, watts per host)
+        self.guests = GuestQueues(scenario)  # the guests' own work queues, beside the simulator's backlog
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, HostPowerChanged):
@@ -108,6 +110,7 @@ class LabRecorder:
             served = host_load[h] if state is PowerState.ON else 0.0
             watts = host_watts(spec.power, state, served, spec.cores) + extra[h]
             host_rows.append([STATE_CODES[state], demand_h[h], served, watts, int(np.count_nonzero(running == h))])
+        self.guests.tick(t_s, polled)
         self.rows.t_s.append(t_s)
         self.rows.host.append(host_rows)
         self.rows.vm_measured.append([float(x) for x in measured])
@@ -117,7 +120,9 @@ class LabRecorder:
                              for j, v in enumerate(sc.vms)])
 
     def warm(self, polled: dict[str, PolledStats]) -> None:
-        """A warm-up sample (before t = 0): kept only for the replay's starting loads."""
+        """A warm-up sample (before t = 0): kept only for the replay's starting loads (and the guests'
+        queue counters at t = 0)."""
+        self.guests.warm(polled)
         for stats in polled.values():
             for vm in stats.vms:
                 if vm.vm in self.vm_index:

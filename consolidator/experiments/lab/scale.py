@@ -30,6 +30,9 @@ class LabScale:
     # "model": host load = VM loads (measured in the guests) + the scenario's overhead per VM;
     # "measured": host load = CPU its QEMU processes used, TCG's emulation cost included
     overhead: str = "model"
+    # (host, capacity in VM-load units): a capped host, e.g. ("pm1", 0.6): the simulator serves it 0.6
+    # and saturates its power there; the lab caps all its VMs together at 0.6 × cpu_quota cores
+    host_caps: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if not 0 < self.time_scale <= 1:
@@ -41,6 +44,13 @@ class LabScale:
             raise UserError("must be in [0.05, 1] cores", field="cpu_quota")
         if self.overhead not in ("model", "measured"):
             raise UserError("must be 'model' or 'measured'", field="overhead")
+        for host, capacity in self.host_caps:
+            if not 0.05 <= capacity <= 4:
+                raise UserError(f"{host}={capacity:g}: a capacity must be in [0.05, 4] VM loads", field="cap")
+
+    def cpu_caps(self) -> dict[str, float]:
+        """Cores all VMs of each capped lab host get together."""
+        return {host: capacity * self.cpu_quota for host, capacity in self.host_caps}
 
     @property
     def vm_mem_mib(self) -> int:
@@ -55,11 +65,11 @@ def scale_scenario(base: Scenario, scale: LabScale) -> Scenario:
     s = scale.time_scale
     if base.random_modes is not None:
         raise UserError("the lab runs scenarios with fixed load schedules (e.g. simple)", field="scenario")
-    hosts = tuple(
-        dataclasses.replace(h, name=h.name.lower(), power=dataclasses.replace(
-            h.power, suspend_s=h.power.suspend_s * s, resume_s=h.power.resume_s * s))
-        for h in base.hosts
-    )
+    caps = dict(scale.host_caps)
+    unknown = sorted(set(caps) - {h.name.lower() for h in base.hosts})
+    if unknown:
+        raise UserError(f"no host {unknown[0]!r} in scenario {base.name!r}", field="cap")
+    hosts = tuple(_scaled_host(h, s, caps.get(h.name.lower())) for h in base.hosts)
     vms = tuple(VmSpec(v.name.lower(), v.vcpus, scale.vm_mem_mib, None, v.dirty_bytes_per_s_at_full)
                 for v in base.vms)
     schedules = tuple(tuple((t * s, load) for t, load in steps) for steps in base.schedules)
@@ -71,6 +81,15 @@ def scale_scenario(base: Scenario, scale: LabScale) -> Scenario:
         placement={vm.lower(): host.lower() for vm, host in base.placement.items()},
         description=f"{base.description} (lab: time and VM memory x {s:g})",
     )
+
+
+def _scaled_host(h: HostSpec, s: float, capacity: float | None) -> HostSpec:
+    power = dataclasses.replace(h.power, suspend_s=h.power.suspend_s * s, resume_s=h.power.resume_s * s)
+    if capacity is None:
+        return dataclasses.replace(h, name=h.name.lower(), power=power)
+    # capacity and power saturation are one point (DESIGN §2 "Host capacity")
+    return dataclasses.replace(h, name=h.name.lower(), cores=capacity,
+                               power=dataclasses.replace(power, full_load_cores=capacity))
 
 
 def host_names(scenario: Scenario) -> list[str]:
