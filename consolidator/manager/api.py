@@ -6,7 +6,7 @@ seconds (since the manager's run started; stable across restarts). All bodies ar
 
     GET  /api/status            {"mode", "hosts": [{"name", "state", "watts", "load", "vms",
                                  "maintenance"}], "vms": [{"name", "host", "load", "rules"}],
-                                 "migrations_running", "plans"}
+                                 "migrations_running", "plans", "t_s"}  (t_s: run time of the latest period)
                                  state: on | suspending | suspended | resuming | failed | unknown
     GET  /api/mode              {"mode", "changes": [{"t_s", "from", "to", "by"}]}
     PUT  /api/mode              body {"mode": "recommend" | "auto"} -> as GET; recorded in the run store
@@ -23,6 +23,7 @@ seconds (since the manager's run started; stable across restarts). All bodies ar
                                   "vm_loss_window_s", "precopy_may_not_converge"}}}]
     GET  /api/refusals?limit=100
                                 {"counts": {rule: n}, "recent": [{"t_s", "rule", "action", "reason"}]}
+                                (action: as in recommendations, e.g. {"kind": "migrate", "vm", ...})
     GET  /api/energy            {"energy_wh", "all_on_wh", "saved_wh", "saved_share"}
     GET  /metrics               Prometheus text format (consolidator.manager.metrics)
 

@@ -53,7 +53,7 @@ class MigrationRecord:
 class Refusal:
     t_s: float
     rule: str
-    action: str
+    action: dict[str, Any]  # ``describe(action)``
     reason: str
 
 
@@ -83,6 +83,7 @@ class Telemetry:
     energy_ws: float = 0.0
     all_on_ws: float = 0.0
     plans: int = 0
+    now_s: float = 0.0  # run time of the latest period
 
     def __post_init__(self) -> None:
         self.metrics.set_mode(self.mode)
@@ -101,6 +102,7 @@ class Telemetry:
     def add_power(self, t_s: float, watts: dict[str, float | None], period_s: float,
                   all_on_watts: float) -> None:
         """One period's power readings and the estimate of what every host kept on would draw."""
+        self.now_s = t_s
         self.power.append((t_s, dict(watts)))
         while self.power and self.power[0][0] < t_s - self.history_s:
             self.power.popleft()
@@ -173,6 +175,7 @@ class Telemetry:
                     for v in self.vms.values()],
             "migrations_running": self.migrations_running(),
             "plans": self.plans,
+            "t_s": self.now_s,
         }
 
     def power_series(self, seconds: float) -> dict[str, Any]:

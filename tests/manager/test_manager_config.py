@@ -106,3 +106,22 @@ def test_cli_bad_file_is_one_line_exit_2(folder: Path) -> None:
                           str(folder / "bad.toml"), "--check"], capture_output=True, text=True)
     assert out.returncode == 2 and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "bad.toml: hosts.pm1.sleep" in out.stderr
+
+
+def test_lab_cluster_toml_is_valid_and_names_the_labs_agents(tmp_path: Path) -> None:
+    from consolidator.domain.types import HostSpec, PowerProfile
+    from consolidator.experiments.lab.cluster_file import write_cluster_config
+    from consolidator.experiments.lab.lab import LabState
+
+    (tmp_path / "token").write_text(TOKEN)
+    state = LabState(str(tmp_path), "clab", 120e6, ["pm0", "pm1"], {}, {}, {}, agent_port=8800)
+    specs = [HostSpec("pm0", Role.WAREHOUSE, cores=1.0, mem_mib=4096, power=PowerProfile(resume_s=1.25)),
+             HostSpec("pm1", Role.SERVER, cores=1.0, mem_mib=4096)]
+    path = write_cluster_config(state, specs, period_s=0.25, policy={"name": "paper", "args": {"hold_s": 5}},
+                                vms={"vm3": {"pin": True}})
+    cfg = load_cluster_config(path)
+    pm0, pm1 = cfg.hosts["pm0"], cfg.hosts["pm1"]
+    assert isinstance(pm0, AgentHost) and isinstance(pm1, AgentHost)
+    assert (pm0.url, pm1.url) == ("http://127.0.0.1:8800", "http://127.0.0.1:8801")
+    assert (pm0.role, pm0.wake_s, cfg.period_s, cfg.mode) == (Role.WAREHOUSE, 1.25, 0.25, "auto")
+    assert cfg.policy.args == {"hold_s": 5} and cfg.vms["vm3"].pin
