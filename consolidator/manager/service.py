@@ -119,6 +119,8 @@ class ManagerService:
             self._loop.controller.last_end[v] = last_end.get(name, float("-inf"))
         self.history.replay(events)
         adopted = adopt_moves(self._loop.controller, self.cluster, inv, self.cfg.method, self.now())
+        for vm in adopted:  # the move counts against the VM's moves per hour and the migration rate
+            self.history.note_started(vm, self.now())
         await self._remove_orphans(inv)
         self.forwarder.follow()
         self.journal.write("start", t_s=self.now(), mode=self.telemetry.mode, hosts=states_json(states),
@@ -230,7 +232,7 @@ class ManagerService:
         loop.plans += 1
         self.telemetry.metrics.plan_latency.observe(time.perf_counter() - started)
         for r in gated.refusals:
-            self.telemetry.add_refusal(Refusal(now, r.rule, str(describe(r.action)), r.reason))
+            self.telemetry.add_refusal(Refusal(now, r.rule, describe(r.action), r.reason))
         key = tuple(dataclasses.replace(a, reason="") for a in gated.plan.actions)  # the same plan, other figures
         if key != self._last_plan:  # an unchanged plan (asked again every period) is recorded once
             self._last_plan = key
