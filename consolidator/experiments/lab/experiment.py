@@ -7,24 +7,22 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from consolidator.agent.api.schemas import VmBody
-from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.types import MIB, MigrationMethod, PowerState
+from consolidator.experiments.lab.cluster_file import write_cluster_config
 from consolidator.experiments.lab.lab import LabState
 from consolidator.experiments.lab.record import LabHostMeter, LabRecorder
 from consolidator.experiments.lab.scale import LabScale, load_at
 from consolidator.experiments.runs import write_run
 from consolidator.manager.client import AgentClient, AgentError
-from consolidator.manager.cluster import MigrationOptions, Waker
-from consolidator.manager.runner import LiveSession
-from consolidator.policies.registry import make_policy
+from consolidator.manager.cluster import Waker
+from consolidator.manager.config import ClusterConfig, load_cluster_config, parse_cluster_config
+from consolidator.manager.service import Hooks, ManagerService
 from consolidator.sim.engine import RunResult
 from consolidator.sim.scenario import Scenario
-from consolidator.storage import open_store
 
 log = logging.getLogger(__name__)
 SETTLE_TIMEOUT_S = 60.0
@@ -110,26 +108,26 @@ class LoadDriver:
     """Applies the scenario's load schedule to the guests: a change is sent to the VM's current host
     in the background (a slow guest must not delay a tick) and retried while the VM is moving."""
 
-    def __init__(self, session: LiveSession, sc: Scenario, scale: LabScale) -> None:
-        self.session, self.sc, self.scale = session, sc, scale
+    def __init__(self, service: ManagerService, sc: Scenario, scale: LabScale) -> None:
+        self.service, self.sc, self.scale = service, sc, scale
         self.applied = [load_at(steps, 0.0) for steps in sc.schedules]
         self.pending: set[asyncio.Task[None]] = set()
 
     async def before_tick(self, now: float) -> None:
-        controller = self.session.loop.controller
+        controller = self.service.loop.controller
         for j, vm in enumerate(self.sc.vms):
             want = load_at(self.sc.schedules[j], now)
-            if want == self.applied[j] or vm.name in self.session.cluster.in_flight:
+            if want == self.applied[j] or vm.name in self.service.cluster.in_flight:
                 continue
             self.applied[j] = want
-            host = self.sc.hosts[int(controller.vm_at[j])].name
+            host = controller.hosts[int(controller.vm_at[controller.vm_index[vm.name]])].name
             body = _vm_body(self.sc, j, want, self.scale)
             task = asyncio.create_task(self._send(host, j, body))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
 
     async def _send(self, host: str, j: int, body: VmBody) -> None:
-        client = self.session.clients[host]
+        client = self.service.engines[host]
         assert isinstance(client, AgentClient), "the lab's guests take their load from an agent"
         try:
             await client.set_load(body.name, body.load, body.dirty_mib_s)
@@ -138,57 +136,73 @@ class LoadDriver:
             self.applied[j] = -1.0
 
 
+def lab_manager_config(state: LabState, sc: Scenario, scale: LabScale, method: MigrationMethod,
+                       out_dir: Path) -> ClusterConfig:
+    """The lab's cluster.toml (written by ``lab up``) for one run: this method and the scenario's
+    migration options, the paper policy at the lab's scale, the run store in ``out_dir``, ``auto``
+    mode, and limits that stay out of the way (the comparison is with the simulator, which has none)."""
+    if not state.cluster_file.exists():
+        write_cluster_config(state, sc.hosts, period_s=sc.tick_s)
+    cfg = load_cluster_config(state.cluster_file)
+    mig = sc.migration
+    data = cfg.model_dump()
+    data.update(
+        mode="auto", period_s=sc.tick_s, window_periods=WARMUP_PERIODS, run_store=str(out_dir / "run.sqlite"),
+        journal=str(out_dir / "manager.journal.jsonl"),
+        overhead_per_vm=sc.overhead_per_vm_cores if scale.overhead == "model" else None,
+        policy={"name": "paper", "args": scale.policy_args()},
+        migration={"method": method.value, "max_bandwidth_bytes_per_s": mig.bandwidth_bytes_per_s,
+                   "downtime_limit_s": mig.downtime_limit_s, "timeout_s": mig.timeout_s,
+                   "on_timeout": mig.on_timeout.value, "hybrid_precopy_rounds": mig.hybrid_rounds},
+        limits={"min_hold_s": 0, "max_moves_per_vm_per_hour": 1_000_000, "max_migrations_per_host": 1_000_000,
+                "max_migrations_per_minute": 1_000_000, "move_retry_max": 1_000_000, "move_backoff_s": 0,
+                "wake_retry_max": 1_000_000, "wake_backoff_s": 0, "drain_timeout_s": 0},
+    )
+    return parse_cluster_config(data, str(state.cluster_file))
+
+
 async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: MigrationMethod,
                    out_dir: Path, waker: Waker | None = None) -> tuple[RunResult, LabRecorder]:
-    """One live run of ``sc`` with the paper policy and ``method``; writes its run folder.
+    """One live run of ``sc`` with the paper policy and ``method`` by the manager service over the
+    lab's cluster.toml; writes its run folder.
 
     The Power Monitor reads a ``model`` meter per lab host every period (``LabHostMeter``); its
     readings are the run's ``power_samples`` and hosts.csv's watts. ``waker``: how hosts are woken
-    (default: the emulated host's agent; a ``consolidator.power.wake.PowerController`` fits)."""
-    endpoints = state.endpoints()
-    clients = {h: AgentClient(ep, timeout_s=120) for h, ep in endpoints.items()}
+    (default: cluster.toml's, i.e. the emulated host's agent; a ``PowerController`` fits)."""
+    clients = {h: AgentClient(ep, timeout_s=120) for h, ep in state.endpoints().items()}
     try:
         power_states = await prepare(clients, sc, scale)
     finally:
         for client in clients.values():
             await client.close()
-    mig = sc.migration
-    options = MigrationOptions(max_bandwidth_bytes_per_s=mig.bandwidth_bytes_per_s,
-                               downtime_limit_s=mig.downtime_limit_s, timeout_s=mig.timeout_s,
-                               on_timeout=OnTimeout(mig.on_timeout.value), hybrid_precopy_rounds=mig.hybrid_rounds)
     recorder = LabRecorder(sc, method, power_states)
     load_before = os.getloadavg()[0]  # the machine is shared: its load explains starved guests
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "run.sqlite").unlink(missing_ok=True)
-    with open_store(out_dir / "run.sqlite") as store:
-        session = LiveSession(sc.hosts, sc.vms, sc.placement, make_policy("paper", **scale.policy_args()),
-                              endpoints, method, store, power_states=power_states, options=options,
-                              overhead_per_vm=sc.overhead_per_vm_cores if scale.overhead == "model" else None,
-                              warmup_s=WARMUP_PERIODS * sc.tick_s, waker=waker,
-                              power_meters={h.name: LabHostMeter(recorder, h.name, lambda: session.latest_polled)
-                                            for h in sc.hosts})
-        assert session.power is not None
-        session.power.observers.append(recorder.on_power)
-        async with session:
-            session.observers.append(recorder.on_event)
-            loads = LoadDriver(session, sc, scale)
-            monitor, controller = session.loop.monitor, session.loop.controller
-
-            def after_tick(now: float, polled: Any, plan: Any) -> None:
-                recorder.tick(now, polled, controller.vm_at, monitor.vm_avg())
-
-            await session.warm_up(sc.tick_s, lambda now, polled: recorder.warm(polled))
-            ticks = await session.run(sc.duration_s, sc.tick_s, loads.before_tick, after_tick)
-            errors = list(session.cluster.errors)
-            step_times = [float(x) for x in np.percentile(session.step_s, [50, 95])] if session.step_s else []
-        power_monitor = session.power.summary()
-        store.flush()
+    for stale in ("run.sqlite", "manager.journal.jsonl"):
+        (out_dir / stale).unlink(missing_ok=True)
+    hooks = Hooks(warmup_s=WARMUP_PERIODS * sc.tick_s, on_warm=lambda now, polled: recorder.warm(polled),
+                  waker=waker)
+    service = ManagerService(lab_manager_config(state, sc, scale, method, out_dir), hooks=hooks)
+    hooks.meters = {h.name: LabHostMeter(recorder, h.name, lambda: service.latest_polled) for h in sc.hosts}
+    loads = LoadDriver(service, sc, scale)
+    hooks.before_tick = loads.before_tick
+    hooks.after_tick = lambda now, polled, plan: recorder.tick(
+        now, polled, service.loop.controller.vm_at, service.loop.monitor.vm_avg())
+    await service.start()
+    service.observers.append(recorder.on_event)
+    service.power.observers.append(recorder.on_power)
+    assert list(service.loop.controller.vm_index) == [v.name for v in sc.vms], "VMs found in the scenario's order"
+    ticks = await service.run(asyncio.Event(), until_s=sc.duration_s)
+    errors = list(service.cluster.errors)
+    step_times = [float(x) for x in np.percentile(service.step_s, [50, 95])] if service.step_s else []
+    await service.shutdown()
     extra = {"params": {"lab": True, "time_scale": scale.time_scale, "cpu_quota": scale.cpu_quota,
                         "vm_mem_mib": scale.vm_mem_mib, "overhead": scale.overhead,
                         "link_bytes_per_s": state.link_bytes_per_s,
                         "policy_args": scale.policy_args(), "ticks": ticks, "errors": errors,
                         "machine_loadavg_1min": [load_before, os.getloadavg()[0]],
-                        "tick_wall_s_p50_p95": step_times, "power_monitor": power_monitor}}
+                        "tick_wall_s_p50_p95": step_times, "power_monitor": service.power.summary(),
+                        "manager": "consolidator manager service over the lab's cluster.toml"}}
     result = recorder.result("paper", extra)
     write_run(result, out_dir)
     return result, recorder
