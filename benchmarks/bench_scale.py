@@ -82,7 +82,8 @@ def child(args: argparse.Namespace, hosts: int) -> None:
     wall, cpu = time.perf_counter(), time.process_time()
     sc = parse_scenario(text.encode(), f"scale-{hosts}")
     build_s = time.perf_counter() - wall
-    policy = make_policy(args.policy, **({"interval_s": args.interval_s} if "-" in args.policy else {}))
+    literature = {"interval_s": args.interval_s, "underload_tries": args.underload_tries}
+    policy = make_policy(args.policy, **(literature if "-" in args.policy else {}))
     result = Simulation(sc, policy, MigrationMethod.POSTCOPY, record_vms=False).run()
     s = result.summary
     print(json.dumps({
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("--vms-per-host", type=int, default=10)
     parser.add_argument("--policy", default="thr-mmt-0.8")
     parser.add_argument("--interval-s", type=float, default=300.0, help="planning interval of a literature policy")
+    parser.add_argument("--underload-tries", type=int, default=100,
+                        help="literature policy: hosts its underload step tries per round (0: all, CloudSim)")
     parser.add_argument("--tick-s", type=float, default=300.0)
     parser.add_argument("--duration-s", type=float, default=86400.0)
     parser.add_argument("--day", default="20110303")

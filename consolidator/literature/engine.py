@@ -104,7 +104,7 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
         count = 0
         if consolidate:
             count = plan_moves(hs, vs, kind, param, selector, mig_rate, interval, rand, acc, out_vm, out_dst,
-                               kind_of, n_kinds, blocked)
+                               kind_of, n_kinds, blocked, -1)
         dur = np.empty(count)
         extra = np.zeros(count)
         cancel = np.zeros(count, np.bool_)

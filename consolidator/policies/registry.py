@@ -97,21 +97,25 @@ def _literature_entry(detector: lit.Detector, selector: lit.Selector) -> PolicyE
         Param(info.param_name, info.default, info.meaning, low=info.low, high=info.high),
         Param("seed", 1, "seed of the random VM selection (RS)", integer=True, low=0),
         Param("interval_s", 300.0, "planning interval, s (CloudSim's scheduling interval)", low=1e-9),
+        Param("underload_tries", 0, "hosts the underload step tries per round (0: all, as CloudSim)", integer=True,
+              low=0),
     )
 
     def build(**values: float) -> Policy:
         return _literature(detector, selector, values.get(info.param_name, info.default),
-                           int(values.get("seed", 1)), float(values.get("interval_s", 300.0)))
+                           int(values.get("seed", 1)), float(values.get("interval_s", 300.0)),
+                           int(values.get("underload_tries", 0)))
 
     return PolicyEntry(policy.name, lit.summary(policy), params, build)
 
 
 def _literature(detector: lit.Detector, selector: lit.Selector, parameter: float, seed: int,
-                interval_s: float) -> Policy:
+                interval_s: float, underload_tries: int) -> Policy:
     from consolidator.policies.literature.planner import LiteraturePlanner  # loads the compiled code
 
     policy = lit.LiteraturePolicy(detector, selector, parameter)
-    return LiteraturePlanner(policy.name, policy.detector_code, policy.selector_code, parameter, seed, interval_s)
+    return LiteraturePlanner(policy.name, policy.detector_code, policy.selector_code, parameter, seed, interval_s,
+                             underload_tries)
 
 
 ENTRIES: dict[str, PolicyEntry] = {

@@ -121,7 +121,7 @@ def _engine_round(st: dict[str, np.ndarray], kind: int, param: float, selector: 
     kinds = host_kinds(pe, table)
     rand = np.random.default_rng([1, 300000]).random(n_v + 16)
     count = optimize(hs, vs, kind, param, selector, 62.5, 300.0, rand, np.zeros(N_ACC), out_vm, out_dst, kinds,
-                     int(kinds.max()) + 1, np.zeros(len(pe), np.bool_))
+                     int(kinds.max()) + 1, np.zeros(len(pe), np.bool_), -1)
     final: dict[int, int] = {}
     for v, d in zip(out_vm[:count].tolist(), out_dst[:count].tolist(), strict=True):
         final[v] = d

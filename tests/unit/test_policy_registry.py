@@ -59,6 +59,8 @@ def test_describe_reads_the_table() -> None:
         "seed": {"default": 1, "type": "int", "min": 0, "max": None, "help": "seed of the random VM selection (RS)"},
         "interval_s": {"default": 300.0, "type": "float", "min": 1e-9, "max": None,
                        "help": "planning interval, s (CloudSim's scheduling interval)"},
+        "underload_tries": {"default": 0, "type": "int", "min": 0, "max": None,
+                            "help": "hosts the underload step tries per round (0: all, as CloudSim)"},
     }
     paper = next(r for r in rows if r["name"] == "paper")
     assert paper["params"]["overload_threshold"]["default"] == 0.9  # type: ignore[index]

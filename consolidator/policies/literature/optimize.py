@@ -314,9 +314,10 @@ def _next_underloaded(hs: Hosts, order: np.ndarray, excluded: np.ndarray, start:
 
 @jit
 def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, scan: Scan, kind: int, param: float,
-                       mig_rate: float, interval: float, tmp: F8, out_vm: I8, out_dst: I8, count: int) -> int:
+                       mig_rate: float, interval: float, tmp: F8, out_vm: I8, out_dst: I8, count: int,
+                       max_tries: int) -> int:
     """getMigrationMapFromUnderUtilizedHosts, with CloudSim's exclusion sets (``over`` holds the
-    overloaded and the blocked hosts)."""
+    overloaded and the blocked hosts); at most ``max_tries`` hosts are tried (< 0: all, as CloudSim)."""
     n_hosts = hs.n.shape[0]
     off = hs.util == 0.0
     ex_under = over | off
@@ -324,7 +325,9 @@ def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, scan: Scan, kind: i
     n_ex = int(np.sum(ex_under))
     order = np.argsort(hs.util / hs.total, kind="mergesort")
     first = 0  # hosts before it in ``order`` are all excluded already
-    while n_ex < n_hosts:
+    tries = 0
+    while n_ex < n_hosts and (max_tries < 0 or tries < max_tries):
+        tries += 1
         while first < n_hosts and ex_under[order[first]]:
             first += 1
         u = _next_underloaded(hs, order, ex_under, first)
@@ -347,11 +350,12 @@ def _drain_underloaded(hs: Hosts, vs: Vms, over: np.ndarray, scan: Scan, kind: i
 @jit
 def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rate: float,
              interval: float, rand: F8, acc: F8, out_vm: I8, out_dst: I8, kind_of: I8, n_kinds: int,
-             blocked: np.ndarray) -> int:
+             blocked: np.ndarray, max_underload_tries: int) -> int:
     """One optimizeAllocation; fills ``out_vm``/``out_dst`` with the migrations in CloudSim's order.
 
     ``blocked`` hosts (failed, or otherwise not to be touched; none in CloudSim) neither send nor
-    receive VMs.
+    receive VMs. ``max_underload_tries`` bounds the hosts the underload step tries (< 0: every host,
+    CloudSim's O(hosts²) step; a bound keeps a round of 10^4-10^5 hosts affordable).
     """
     n_hosts = hs.n.shape[0]
     tmp = np.empty(hs.hist.shape[1])
@@ -371,7 +375,7 @@ def optimize(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
     count = place(hs, vs, evicted, over | blocked, False, scan, kind, param, mig_rate, interval, tmp,
                   out_vm, out_dst, 0)
     count = _drain_underloaded(hs, vs, over | blocked, scan, kind, param, mig_rate, interval, tmp, out_vm, out_dst,
-                               count)
+                               count, max_underload_tries)
     k = 0
     for h in range(n_hosts):
         hs.n[h] = saved_n[h]

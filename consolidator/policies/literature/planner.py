@@ -54,6 +54,7 @@ class LiteraturePlanner:
     parameter: float
     seed: int = 1
     interval_s: float = 300.0  # the loop plans once per interval (CloudSim's scheduling interval)
+    underload_tries: int = 0  # hosts the underload step tries per round; 0: every host (CloudSim)
     list_room: int = 64
 
     @property
@@ -75,7 +76,8 @@ class LiteraturePlanner:
         acc = np.zeros(N_ACC)
         mig_mb_s = float(np.median(s.host_nic_bytes_per_s)) / 2 / 1e6 if len(s.host_names) else 1.0  # MB/s, as RAM
         count = optimize(hs, vs, self.detector, self.parameter, self.selector, mig_mb_s, self.interval_s, rand,
-                         acc, out_vm, out_dst, kinds, int(kinds.max(initial=0)) + 1, blocked)
+                         acc, out_vm, out_dst, kinds, int(kinds.max(initial=0)) + 1, blocked,
+                         self.underload_tries if self.underload_tries > 0 else -1)
         return self._actions(s, out_vm[:count], out_dst[:count])
 
     def _arrays(self, s: Snapshot) -> tuple[Hosts, Vms, np.ndarray, np.ndarray]:
