@@ -140,6 +140,11 @@ class _FifoDelays:
         # A VM that began the tick with nothing waiting is served from this tick's arrivals: no delay.
         fresh = self.head == self.now
         current = self.ring[self.now % size]  # a view: updated in place
+        if fresh.all():  # nothing was waiting anywhere: every unit served now arrived now
+            current -= units
+            self.hist[0] += int(units.sum())
+            self.head[backlog == 0] = self.now + 1
+            return
         current -= np.where(fresh, units, 0)
         need = np.where(fresh, 0, units)
         active = np.flatnonzero(need)
