@@ -101,3 +101,18 @@ def test_parse_domain_stats() -> None:
     assert (d.cpu_ns, d.mem_mib, d.running, d.dirty_bytes_per_s) == (2_000_000_000, 256.0, True, 68 * 2**20)
     measuring = parse_domain("vm0", {"dirtyrate.calc_status": 1, "dirtyrate.megabytes_per_second": 0})
     assert measuring.dirty_bytes_per_s is None and not measuring.running
+
+
+@pytest.mark.parametrize(("state", "reason", "incoming", "run"), [
+    (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_BOOTED, False, "running"),
+    (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_POSTCOPY, False, "postcopy"),  # destination
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION, True, "incoming"),  # destination, precopy
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_MIGRATION, False, "migrating"),  # source switch-over
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY, False, "migrating"),  # source serving pages
+    (libvirt.VIR_DOMAIN_PAUSED, libvirt.VIR_DOMAIN_PAUSED_USER, False, "paused"),
+    (libvirt.VIR_DOMAIN_SHUTOFF, 0, False, "stopped"),
+])
+def test_run_states_for_discovery(state: int, reason: int, incoming: bool, run: str) -> None:
+    from consolidator.manager.libvirt.engine import _run_state
+
+    assert _run_state(state, reason, incoming).value == run

@@ -31,6 +31,8 @@ def ensure_event_loop() -> None:
         if _loop_thread is not None:
             return
         libvirt.virEventRegisterDefaultImpl()
+        # errors come back as exceptions; libvirt's default handler would also print each to stderr
+        libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
         def run() -> None:
             while True:
@@ -111,8 +113,9 @@ class HostLink:
             return self._conn
 
     def is_open(self) -> bool:
-        with self._lock:
-            return self._conn is not None and self._conn.isAlive() == 1
+        """Without the lock (an open in progress may hold it for long): a local check, no request."""
+        conn = self._conn
+        return conn is not None and conn.isAlive() == 1
 
     def open(self) -> libvirt.virConnect:
         return self.conn

@@ -46,6 +46,9 @@ from consolidator.manager.options import MigrationOptions
 log = logging.getLogger(__name__)
 
 PROBE_S = 2.0  # a suspended host is probed at most this often (through host_stats)
+CALL_TIMEOUT_S = 15.0  # a host that does not answer a call in this time counts as unreachable
+COMMAND_TIMEOUT_S = 150.0  # suspend and wake run a command (up to 60 s) and wait for the host
+WAKE_ANSWER_S = 80.0  # after the wake command, until libvirtd answers
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,16 +64,18 @@ class LibvirtHostSettings:
     migration: LibvirtSettings = LibvirtSettings()
 
 
-def _run_state(state: int, reason: int) -> VmRunState:
+def _run_state(state: int, reason: int, incoming: bool) -> VmRunState:
+    """The agent vocabulary for a domain's (state, reason); ``incoming``: its job is a migration *in*.
+    A destination's domain is paused (precopy) or running in postcopy; a source's is paused for the
+    switch-over or while it serves postcopy pages (discovery tells moves in flight by these)."""
     if state == libvirt.VIR_DOMAIN_RUNNING:
-        if reason == libvirt.VIR_DOMAIN_RUNNING_POSTCOPY:
-            return VmRunState.POSTCOPY
-        return VmRunState.RUNNING
+        return VmRunState.POSTCOPY if reason == libvirt.VIR_DOMAIN_RUNNING_POSTCOPY else VmRunState.RUNNING
     if state == libvirt.VIR_DOMAIN_PAUSED:
-        if reason in (libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY):
-            return VmRunState.MIGRATING
-        if reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP:
+        if incoming or reason == libvirt.VIR_DOMAIN_PAUSED_STARTING_UP:
             return VmRunState.INCOMING
+        if reason in (libvirt.VIR_DOMAIN_PAUSED_MIGRATION, libvirt.VIR_DOMAIN_PAUSED_POSTCOPY,
+                      libvirt.VIR_DOMAIN_PAUSED_POSTCOPY_FAILED):
+            return VmRunState.MIGRATING
         return VmRunState.PAUSED
     return VmRunState.STOPPED
 
@@ -88,10 +93,12 @@ class LibvirtEngine:
         self._lock = threading.Lock()
         self._jobs: dict[str, MigrationJob] = {}
         self._incoming: dict[str, dict[str, float]] = {}  # vm -> marks on this host as a destination
+        self._arriving: set[str] = set()  # incoming moves started here (lifecycle) and not yet ended
         self._power = PowerState.ON
         self.results: dict[str, MoveResult] = {}  # each VM's last move from here, with libvirt's statistics
         self._last_probe = 0.0
         self._tasks: set[concurrent.futures.Future[Any]] = set()
+        self._connecting: asyncio.Future[Any] | None = None
 
     @property
     def peer_uri(self) -> str:
@@ -102,18 +109,36 @@ class LibvirtEngine:
             self._loop = asyncio.get_running_loop()
         return self._loop
 
-    async def _call(self, what: str, fn: Any, *args: Any) -> Any:
-        """A blocking libvirt call in a worker thread; a libvirt error becomes an AgentError."""
-        self._bind()
+    async def _call(self, what: str, fn: Any, *args: Any, timeout_s: float = CALL_TIMEOUT_S) -> Any:
+        """A blocking libvirt call in a worker thread; a libvirt error becomes an AgentError, and so
+        does a host that does not answer in ``timeout_s`` (the thread is left to finish)."""
+        await self.ensure_connected()
         try:
-            return await asyncio.to_thread(fn, *args)
+            return await asyncio.wait_for(asyncio.to_thread(fn, *args), timeout_s)
+        except TimeoutError as exc:
+            raise AgentError(self.host, what, None, f"no answer within {timeout_s:g} s") from exc
         except libvirt.libvirtError as exc:
             raise AgentError(self.host, what, None if "connect" in str(exc).lower() else 500, str(exc)) from exc
 
     async def ensure_connected(self) -> None:
         """Connect (and so receive this host's libvirt events) if the host is on and not connected yet."""
-        if self._power is PowerState.ON and not self.link.is_open():
-            await self._call("connect", self.link.open)
+        if self._power is PowerState.ON:
+            await self._connect_once(CALL_TIMEOUT_S)
+
+    async def _connect_once(self, timeout_s: float) -> None:
+        """One connection attempt at a time: a host that does not answer holds one thread, not one per
+        call (an attempt still running is awaited again, not repeated)."""
+        if self.link.is_open():
+            return
+        self._bind()
+        if self._connecting is None or self._connecting.done():
+            self._connecting = asyncio.ensure_future(asyncio.to_thread(self.link.open))
+        try:
+            await asyncio.wait_for(asyncio.shield(self._connecting), timeout_s)
+        except TimeoutError as exc:
+            raise AgentError(self.host, "connect", None, f"no answer within {timeout_s:g} s") from exc
+        except libvirt.libvirtError as exc:
+            raise AgentError(self.host, "connect", None, str(exc)) from exc
 
     def _emit(self, kind: Any, **fields: Any) -> None:
         """Append an event from any thread."""
@@ -127,14 +152,22 @@ class LibvirtEngine:
     # --- discovery and statistics ----------------------------------------------------------------
 
     def _domains(self) -> list[VmView]:
+        """One bulk-statistics call that never waits for a domain's job (a migration may hold it)."""
+        records = self.link.conn.getAllDomainStats(
+            libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_BALLOON,
+            libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
         out = []
-        for dom in self.link.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE):
-            state, reason = dom.state()
-            _s, max_kib, _m, vcpus, _c = dom.info()
-            run = VmRunState.MIGRATING if dom.name() in self._jobs else _run_state(state, reason)
-            body = VmBody.model_construct(name=dom.name(), mem_mib=max_kib // 1024, vcpus=vcpus, cpu_quota=float(vcpus),
-                                          load=0.0, dirty_mib_s=0.0, wws_mib=None)
-            out.append(VmView.model_construct(name=dom.name(), state=run, config=body, pid=None))
+        for dom, f in records:
+            name = dom.name()
+            state, reason = int(f.get("state.state", 0)), int(f.get("state.reason", 0))
+            if name in self._jobs:
+                run = VmRunState.MIGRATING
+            else:
+                run = _run_state(state, reason, name in self._arriving)
+            vcpus = int(f.get("vcpu.maximum", f.get("vcpu.current", 1)))
+            body = VmBody.model_construct(name=name, mem_mib=int(f.get("balloon.maximum", 0)) // 1024, vcpus=vcpus,
+                                          cpu_quota=float(vcpus), load=0.0, dirty_mib_s=0.0, wws_mib=None)
+            out.append(VmView.model_construct(name=name, state=run, config=body, pid=None))
         return out
 
     async def list_vms(self) -> list[VmView]:
@@ -144,7 +177,9 @@ class LibvirtEngine:
 
     def _stats(self) -> HostStatsView:
         conn = self.link.conn
-        read = self._reader.read(conn, 0.0)
+        with self._lock:
+            moving = frozenset(self._jobs) | frozenset(self._arriving)
+        read = self._reader.read(conn, 0.0, moving=moving)
         info = conn.getInfo()
         mem_total = float(info[1])
         vms = [VmStatsView(name=v.vm, cpu_load=v.cpu_load, dirty_bytes_per_s=v.dirty_bytes_per_s, mem_mib=0,
@@ -169,8 +204,8 @@ class LibvirtEngine:
             return
         self._last_probe = time.monotonic()
         try:
-            await asyncio.wait_for(self._call("probe", self.link.open), 2.0)
-        except (AgentError, TimeoutError):
+            await self._connect_once(2.0)
+        except AgentError:
             return
         self._set_power(PowerState.ON, "libvirtd answers again")
 
@@ -231,6 +266,8 @@ class LibvirtEngine:
 
     async def destroy_vm(self, vm: str) -> None:
         """Only a domain left paused by a move that did not complete; a running domain is never touched."""
+        self._require_on(f"destroy {vm}")
+
         def destroy() -> None:
             try:
                 dom = self.link.conn.lookupByName(vm)
@@ -261,11 +298,15 @@ class LibvirtEngine:
     def _on_mark(self, mark: DomainMark) -> None:
         if mark.kind is MarkKind.INCOMING:
             self._incoming[mark.vm] = {}
+            self._arriving.add(mark.vm)
         elif mark.kind is MarkKind.RUNNING_AT_DST:
             marks = self._incoming.setdefault(mark.vm, {})
             marks.setdefault("resume", mark.wall_s)
             if mark.detail == libvirt.VIR_DOMAIN_EVENT_RESUMED_MIGRATED:
                 marks["completed"] = mark.wall_s
+                self._arriving.discard(mark.vm)
+        elif mark.event == libvirt.VIR_DOMAIN_EVENT_STOPPED:
+            self._arriving.discard(mark.vm)
         with self._lock:
             job = self._jobs.get(mark.vm)
         if job is not None:
@@ -308,7 +349,7 @@ class LibvirtEngine:
 
     async def suspend(self) -> PowerView:
         self._require_on("suspend")
-        await self._call("suspend", self._suspend)
+        await self._call("suspend", self._suspend, timeout_s=COMMAND_TIMEOUT_S)
         return PowerView(host=self.host, power_state=self._power)
 
     def _wake(self) -> None:
@@ -317,7 +358,15 @@ class LibvirtEngine:
         self._set_power(PowerState.RESUMING)
         try:
             _run(self.settings.wake_command, "wake")
-            self.link.open()
+            deadline = time.monotonic() + WAKE_ANSWER_S
+            while True:  # a woken host answers after its boot or resume
+                try:
+                    self.link.open()
+                    break
+                except libvirt.libvirtError:
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.5)
         except (RuntimeError, libvirt.libvirtError) as exc:
             self._set_power(PowerState.FAILED, f"wake failed: {exc}")
             raise AgentError(self.host, "wake", 500, str(exc)) from exc
@@ -326,7 +375,7 @@ class LibvirtEngine:
     async def wake(self) -> PowerView:
         if self._power is PowerState.ON:
             return PowerView(host=self.host, power_state=self._power)
-        await self._call("wake", self._wake)
+        await self._call("wake", self._wake, timeout_s=COMMAND_TIMEOUT_S)
         return PowerView(host=self.host, power_state=self._power)
 
     def mark_suspended(self) -> None:
@@ -356,4 +405,5 @@ def engine_from_config(name: str, host: Any) -> LibvirtEngine:
     migration = LibvirtSettings(postcopy_preempt=host.postcopy_preempt, tls=host.migration_tls)
     return LibvirtEngine(name, LibvirtHostSettings(
         uri=host.uri, peer_uri=host.peer_uri, migrate_uri=host.migrate_uri,
-        suspend_command=tuple(host.suspend_command), wake_command=tuple(host.wake_command), migration=migration))
+        suspend_command=tuple(host.suspend_command), wake_command=tuple(host.wake_command),
+        emulated=host.emulated, migration=migration))

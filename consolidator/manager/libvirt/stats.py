@@ -64,9 +64,14 @@ class StatsReader:
         self._prev_cpu: dict[str, int] = {}
         self._prev_node_busy: int | None = None
 
-    def read(self, conn: libvirt.virConnect, t_s: float, overhead_per_vm: float | None = None) -> HostStats:
+    def read(self, conn: libvirt.virConnect, t_s: float, overhead_per_vm: float | None = None,
+             moving: frozenset[str] = frozenset()) -> HostStats:
+        """``moving``: domains in a migration here; no dirty-rate measurement is started for them
+        (it needs a job of its own and would wait for the migration's end)."""
         wall = time.monotonic()
-        records = conn.getAllDomainStats(STATS, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE)
+        # NOWAIT: a domain busy with a job (a migration) reports what it can at once, not after the job
+        records = conn.getAllDomainStats(STATS, libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_ACTIVE
+                                         | libvirt.VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT)
         node_busy = node_busy_ns(conn.getCPUStats(libvirt.VIR_NODE_CPU_STATS_ALL_CPUS))
         dt_ns = None if self._prev_wall is None else max(1.0, (wall - self._prev_wall) * 1e9)
         vms: list[VmSample] = []
@@ -78,7 +83,7 @@ class StatsReader:
             if dt_ns is not None and prev is not None and d.cpu_ns >= prev:
                 vms.append(VmSample(t_s=t_s, vm=d.name, host=self.host, cpu_load=(d.cpu_ns - prev) / dt_ns,
                                     dirty_bytes_per_s=d.dirty_bytes_per_s))
-            if d.running and self.dirty_calc_s > 0:
+            if d.running and self.dirty_calc_s > 0 and d.name not in moving:
                 self._start_dirty_calc(dom)
         load = 0.0
         if dt_ns is not None and self._prev_node_busy is not None:
