@@ -84,7 +84,7 @@ class _Round:
 
 @dataclass(frozen=True, slots=True)
 class AwarePolicy:
-    fill: float = 0.9  # pack a host up to this share of its capacity
+    fill: float = 0.8  # pack a host up to this share of its capacity (room for task noise and catch-up)
     overload: float = 1.0  # relieve a host whose level exceeds this share of its capacity
     idle_threshold: float = 0.5  # a VM whose level and latest load are under this may be packed elsewhere
     hold_s: float = 10.0  # a VM is not packed again this soon after its last move ended
@@ -151,13 +151,15 @@ class AwarePolicy:
         used[s.vm_host[moving]] = True
         used[s.vm_move_src[moving & (s.vm_move_src >= 0)]] = True
         saturated = s.host_load_short >= _SATURATED * s.host_cores
-        # a guest that just arrived catches up on the work its move delayed: that load passes. On a host
-        # that received one within hold_s, the newcomer counts at its 10 s average (stalls included) and
-        # saturation must hold over the whole 10 s window
+        # a guest that just arrived catches up on the work its move delayed, which saturates its new host
+        # for a while and passes. On a host that received one within hold_s the newcomer counts at its 10 s
+        # average (its stall included), and the host is saturated only if its VMs at the lower of their
+        # two averages fill it (a resident turning active still shows, a few periods later)
         arrived = placed & ~s.vm_busy & (s.t_s - s.vm_last_move_end_s < self.hold_s)
         at_new = np.zeros(n, dtype=bool)
         at_new[s.vm_host[arrived]] = True
-        saturated &= ~at_new | (s.host_load_avg >= _SATURATED * s.host_cores)
+        calm = per_host(np.minimum(level, s.vm_load_avg)) >= _SATURATED * s.host_cores
+        saturated &= ~at_new | calm
         settled = np.where(arrived, np.minimum(level, s.vm_load_avg), level)
         return _Round(level, peak, per_host(settled), per_host(peak), saturated, counts.copy(),
                       s.host_mem_mib - s.host_mem_used(), per_vm, used, np.zeros(n, dtype=bool))

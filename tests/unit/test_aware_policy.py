@@ -50,10 +50,13 @@ CASES = [
      dict(vm_host=[0, 1, 2], vm_load=[0.1, 0.5, 0.3], states=[ON, ON, ON], **ONE),
      [("VM0", "PM0", "PM1")], []),
     ("idle VMs pack beside an active VM (First-Fit does; the paper's heuristic does not)",
-     dict(vm_host=[0, 1], vm_load=[0.1, 0.75], states=[ON, ON], **ONE),
+     dict(vm_host=[0, 1], vm_load=[0.05, 0.7], states=[ON, ON], **ONE),
      [("VM0", "PM0", "PM1")], []),
+    ("... but only within fill (0.8): 20 % of the host is left for task noise and a newcomer's catch-up",
+     dict(vm_host=[0, 1], vm_load=[0.1, 0.75], states=[ON, ON], **ONE),
+     [], []),
     ("a host with an active VM is not emptied; an idle VM alone elsewhere packs onto it",
-     dict(vm_host=[0, 0, 1], vm_load=[0.1, 0.6, 0.2], states=[ON, ON], **ONE),
+     dict(vm_host=[0, 0, 1], vm_load=[0.05, 0.55, 0.15], states=[ON, ON], **ONE),
      [("VM2", "PM1", "PM0")], []),
     ("no packing when not every VM of the host fits elsewhere (no half-emptied hosts)",
      dict(vm_host=[0, 0, 1], vm_load=[0.3, 0.3, 0.5], states=[ON, ON], **ONE),
@@ -117,6 +120,9 @@ def test_a_guest_catching_up_after_its_move_does_not_send_it_away_again() -> Non
     kw = dict(vm_host=[0, 0], vm_load=[0.6, 0.45], vm_avg=[0.6, 0.2], host_avg=[0.8, 0.0], states=[ON, SUSP], **ONE)
     assert AwarePolicy().plan(snap(**kw)).actions  # settled: 1.05 served, saturated -> relief
     assert not AwarePolicy().plan(snap(last_end=[-math.inf, 95.0], **kw)).actions
+    # a resident that is busy on both averages still overloads the host: relief despite the newcomer
+    busy = dict(kw, vm_load=[0.8, 0.45], vm_avg=[0.8, 0.2])
+    assert [a.vm for a in AwarePolicy().plan(snap(last_end=[-math.inf, 95.0], **busy)).actions] == ["VM0"]
 
 
 def test_saturated_for_the_whole_window_is_overloaded_even_if_the_vms_look_light() -> None:
