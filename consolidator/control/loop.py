@@ -18,6 +18,7 @@ from consolidator.domain.actions import Plan
 from consolidator.domain.events import Event
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerState, Role, VmSpec
+from consolidator.models.power import load_points
 from consolidator.policies.base import Policy, history_length, plan_interval_s
 
 
@@ -47,7 +48,7 @@ class ControlLoop:
         self._last_plan_s: float | None = None
         self._core_speed = np.array([h.core_speed for h in hosts], dtype=np.float64)
         self._vm_size = np.array([v.vcpus * v.vcpu_speed for v in controller.vms], dtype=np.float64)
-        self._tables = np.array([_power_table(h) for h in hosts], dtype=np.float64).reshape(len(hosts), 11)
+        self._tables = np.array([load_points(h.power) for h in hosts], dtype=np.float64).reshape(len(hosts), 11)
 
     def snapshot(self, now: float) -> Snapshot:
         m, c = self.monitor, self.controller
@@ -125,11 +126,3 @@ def build_loop(
                           history_length=history_length(policy))
     controller = VMController(hosts, vms, placement, cluster, power_states, max_moves_per_host)
     return ControlLoop(monitor, controller, policy, method)
-
-
-def _power_table(host: HostSpec) -> tuple[float, ...]:
-    """Watts at 0, 10, ..., 100 % of the host's capacity: its SPECpower table, else linear idle to max."""
-    p = host.power
-    if p.table_watts is not None:
-        return p.table_watts
-    return tuple(p.idle_watts + (p.max_watts - p.idle_watts) * i / 10 for i in range(11))

@@ -20,6 +20,7 @@ import numpy as np
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import HostSpec, VmSpec
 from consolidator.literature.traces import Trace, day_folder, default_traces_root, load_csv, load_planetlab_day
+from consolidator.models.power import load_points
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def _pabfd(hosts: list[HostSpec], speed: np.ndarray, mem: np.ndarray) -> np.ndar
     from consolidator.policies.literature.codes import THR
     from consolidator.policies.literature.placement import initial_placement
 
-    table = np.array([_table(h) for h in hosts], dtype=np.float64)
+    table = np.array([load_points(h.power) for h in hosts], dtype=np.float64)
     pe = np.array([h.core_speed for h in hosts], dtype=np.float64)
     cores = np.array([h.cores for h in hosts], dtype=np.float64)
     hs = new_hosts(pe, table, len(speed), 0, total=cores)
@@ -78,10 +79,3 @@ def _pabfd(hosts: list[HostSpec], speed: np.ndarray, mem: np.ndarray) -> np.ndar
     host_mem = np.array([h.mem_mib for h in hosts], dtype=np.float64)
     initial_placement(hs, vs, THR, 1.0, host_mem, np.full(len(hosts), np.inf), 0.0, False)
     return np.asarray(vs.host)
-
-
-def _table(host: HostSpec) -> tuple[float, ...]:
-    p = host.power
-    if p.table_watts is not None:
-        return p.table_watts
-    return tuple(p.idle_watts + (p.max_watts - p.idle_watts) * i / 10 for i in range(11))
