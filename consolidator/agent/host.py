@@ -44,7 +44,7 @@ from consolidator.agent.hypervisor import (
     VmRunState,
 )
 from consolidator.agent.power_state import HostPower
-from consolidator.domain.types import MigrationOutcome, PowerState
+from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 
 log = logging.getLogger(__name__)
 GUEST_STATS_TIMEOUT_S = 1.0
@@ -60,6 +60,7 @@ class HostAgent:
         self.power = HostPower(config, self.events)
         self._migrations: dict[str, asyncio.Task[None]] = {}
         self._claims: set[str] = set()  # names with a create or prepare-incoming under way
+        self._moving: dict[str, tuple[str, MigrationMethod, float]] = {}  # vm -> (dst, method, start)
         self._cpu_before = procstats.read_cpu_times()
         self._guest_marks: dict[str, tuple[float, float]] = {}
         self._guest_loads: dict[str, float] = {}
@@ -133,11 +134,25 @@ class HostAgent:
         info = await self._vm(name)
         task = self._migrations.get(name)
         if task is not None and not task.done():
-            raise Conflict(f"VM {name!r} is migrating; cancel the migration first")
-        if info.state in (VmRunState.POSTCOPY, VmRunState.POSTCOPY_PAUSED) and not force:
+            if not (force and info.state is VmRunState.POSTCOPY_PAUSED):
+                raise Conflict(f"VM {name!r} is migrating; cancel the migration first")
+            await self._abandon(name, task)  # a paused postcopy whose destination half is gone
+        elif info.state in (VmRunState.POSTCOPY, VmRunState.POSTCOPY_PAUSED) and not force:
             raise Conflict(f"VM {name!r} is {info.state.value}: part of its memory is still on the source; "
                            "deleting it loses the guest (add ?force=true if the source is gone for good)")
         await self.driver.destroy_vm(name)
+
+    async def _abandon(self, name: str, task: asyncio.Task[None]) -> None:
+        """Stop watching a paused postcopy whose destination is gone (the manager says so with force):
+        the guest is lost, and the event says so, never a clean stop."""
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        log.warning("postcopy of %s abandoned by force: the destination half is gone, the guest is lost", name)
+        dst, method, start = self._moving.get(name, ("unknown", MigrationMethod.POSTCOPY, time.time()))
+        await self.events.append("migration_finished", vm=name, src=self.config.name, dst=dst, method=method,
+                                 start_wall_s=start, outcome=MigrationOutcome.FAILED,
+                                 detail="lost: postcopy abandoned, its destination half is gone")
 
     async def list_vms(self) -> list[VmView]:
         """Every VM; one this agent is still sending is MIGRATING whatever its driver says (a
@@ -209,6 +224,8 @@ class HostAgent:
                                  method=request.method)
 
     async def _run_migration(self, request: MigrationRequest, dst: str, start: float, attach: bool = False) -> None:
+        self._moving[request.vm] = (dst, request.method, start)
+
         async def observe(what: str, details: dict[str, Any]) -> None:
             await self.events.append(f"migration_{what}", vm=request.vm, src=self.config.name,  # type: ignore[arg-type]
                                      dst=dst, method=request.method, start_wall_s=start,

@@ -91,8 +91,14 @@ def register(app: typer.Typer) -> None:
         cap: Annotated[list[str] | None, typer.Option(
             help="HOST=CAPACITY: cap a host at CAPACITY VM loads, in the simulator and live (its VMs "
                  "together get CAPACITY x cpu_quota cores); repeat for several")] = None,
+        faults: Annotated[str | None, typer.Option(help="instead: a fault-injection run, SPEC = 'quick', 'all' "
+                                                         "or a TOML file (docs/faults.md)")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="--faults: print the summary as JSON")] = False,
     ) -> None:
         """Run the scaled scenario live (paper policy) and simulated; print the timeline comparison."""
+        if faults is not None:
+            _fault_run(faults, out, as_json)
+            return
         from consolidator.experiments.lab import LabScale, lab_run
         from consolidator.experiments.lab.network import LabNetworkError
         from consolidator.manager.client import AgentError
@@ -129,6 +135,41 @@ def _caps(words: list[str]) -> tuple[tuple[str, float], ...]:
         except ValueError:
             raise UserError(f"--cap {word!r}: expected HOST=CAPACITY, e.g. pm1=0.6") from None
     return tuple(caps)
+
+
+def _fault_run(spec_name: str, out: Path, as_json: bool) -> None:
+    """``lab run --faults``: the summary to stdout and OUT/faults.json; exit 1 if anything was lost,
+    unreconciled or damaged that the faults did not force."""
+    import asyncio
+
+    from consolidator.agent.qemu.launch import why_qemu_cannot_run
+    from consolidator.experiments.lab.faults import run_faults
+    from consolidator.experiments.lab.faultspec import load_spec
+    from consolidator.experiments.lab.network import LabNetworkError
+    from consolidator.manager.client import AgentError
+
+    spec = load_spec(spec_name)
+    reason = why_qemu_cannot_run()
+    if reason:
+        typer.echo(f"error: lab run --faults: {reason}", err=True)
+        raise typer.Exit(1)
+    try:
+        summary = asyncio.run(run_faults(spec, out))
+    except (AgentError, LabNetworkError, RuntimeError) as exc:
+        typer.echo(f"error: fault run failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    out.mkdir(parents=True, exist_ok=True)
+    data = summary.as_json()
+    (out / "faults.json").write_text(json.dumps(data, indent=2) + "\n")
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        typer.echo(f"{summary.migrations} moves, faults {dict(summary.faults)}, lost {summary.vms_lost} "
+                   f"(unexplained {summary.unexplained_losses}), unreconciled {summary.migrations_unreconciled}, "
+                   f"postcopy recoveries {summary.postcopy_recoveries}, bad pages {summary.bad_pages}; "
+                   f"wrote {out}/faults.json")
+    if not summary.ok:
+        raise typer.Exit(1)
 
 
 def _positive(value: float, name: str) -> None:

@@ -79,8 +79,9 @@ class AgentClient:
         data = await self._call("POST", "/vms", f"create {body.name}", json=body.model_dump())
         return VmView.model_validate(data)
 
-    async def destroy_vm(self, vm: str) -> None:
-        await self._call("DELETE", f"/vms/{vm}", f"destroy {vm}")
+    async def destroy_vm(self, vm: str, force: bool = False) -> None:
+        """``force``: also a postcopy half whose other half is gone (the guest is lost)."""
+        await self._call("DELETE", f"/vms/{vm}", f"destroy {vm}", params={"force": "true"} if force else None)
 
     async def recover_incoming(self, vm: str) -> str:
         """Destination of a paused postcopy: listen again; the URI for the source's resume."""

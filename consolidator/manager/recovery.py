@@ -4,13 +4,20 @@ address (``resume_migration``; the agent itself then retries QEMU's ``migrate`` 
 until the link is back). A call that fails (an agent unreachable over the management network) is
 retried with backoff until the source reports ``migration_resumed`` or ``migration_finished``.
 
-Never a cancel or a delete: during postcopy neither host holds the whole guest.
+Never a cancel or a delete while both halves may live: during postcopy neither host holds the whole
+guest. Only when the destination answers that its half is gone (its QEMU died: the VM is stopped or
+absent there) is the VM recorded lost, with the cause, and the source's paused half removed (a
+forced delete, which the source agent reports as a FAILED ``migration_finished``, never a clean
+stop). A destination that does not answer for LOST_AFTER_S is recorded as a suspected loss, but
+nothing is deleted: it may only be the management network that is down.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 
 from consolidator.agent.api.schemas import EventView
@@ -19,6 +26,18 @@ from consolidator.manager.client import AgentError
 log = logging.getLogger(__name__)
 
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # then every 8 s
+LOST_AFTER_S = 5.0  # a destination silent this long during a paused postcopy: a suspected loss
+
+
+@dataclass(frozen=True, slots=True)
+class Loss:
+    vm: str
+    src: str
+    dst: str
+    cause: str
+    detected_s: float  # from the source's pause event to the verdict
+    certain: bool  # the destination said its half is gone (else: it did not answer)
+    wall_s: float = field(default_factory=time.time)  # when the verdict was reached
 
 
 @dataclass
@@ -29,6 +48,7 @@ class RecoveryStats:
     resumed: int = 0
     paused_s: list[float] = field(default_factory=list)  # per recovered pause
     attempts: int = 0  # recover + resume pairs asked for
+    lost: list[Loss] = field(default_factory=list)
 
 
 class PostcopyRecovery:
@@ -63,7 +83,7 @@ class PostcopyRecovery:
         if recover is None or resume is None:
             log.error("postcopy of %s %s -> %s is paused and these hosts' engines cannot recover it", vm, src, dst)
             return
-        attempt = 0
+        attempt, paused_at, suspected = 0, time.monotonic(), False
         while True:
             self.stats.attempts += 1
             try:
@@ -72,11 +92,39 @@ class PostcopyRecovery:
                 log.info("postcopy of %s: %s listens again at %s; %s resumes there", vm, dst, uri, src)
                 return  # the source agent retries QEMU's resume itself until the link is back
             except AgentError as exc:
+                if exc.status is not None and await self._half_gone(target, vm):
+                    await self._lost(vm, src, dst, f"the destination's half is gone ({exc.detail})",
+                                     time.monotonic() - paused_at, source)
+                    return
+                if exc.status is None and not suspected and time.monotonic() - paused_at > LOST_AFTER_S:
+                    suspected = True
+                    self._record(Loss(vm, src, dst, f"destination {dst} does not answer: {exc.detail}",
+                                      time.monotonic() - paused_at, certain=False))
                 wait_s = BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)]
                 log.warning("postcopy recovery of %s (attempt %d) failed, again in %.1f s: %s", vm, attempt + 1,
                             wait_s, exc)
                 attempt += 1
                 await asyncio.sleep(wait_s)
+
+    @staticmethod
+    async def _half_gone(target: object, vm: str) -> bool:
+        try:
+            views = await target.list_vms()  # type: ignore[attr-defined]
+        except AgentError:
+            return False
+        state = next((v.state.value for v in views if v.name == vm), None)
+        return state not in ("postcopy", "postcopy-paused", "incoming")
+
+    def _record(self, loss: Loss) -> None:
+        self.stats.lost.append(loss)
+        log.error("VM %s %s (%s -> %s, after %.2f s): %s", loss.vm, "lost" if loss.certain else "maybe lost",
+                  loss.src, loss.dst, loss.detected_s, loss.cause)
+
+    async def _lost(self, vm: str, src: str, dst: str, cause: str, detected_s: float, source: object) -> None:
+        """The guest is gone: record it and remove the source's paused half (never a clean stop)."""
+        self._record(Loss(vm, src, dst, cause, detected_s, certain=True))
+        with contextlib.suppress(AgentError):
+            await source.destroy_vm(vm, force=True)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
         for task in self._tasks.values():

@@ -1,0 +1,116 @@
+"""The SPEC of a fault-injection run (``consolidator lab run --faults SPEC``): a built-in name or a TOML
+file. Validated; a bad value is a UserError naming the file and field.
+
+    seed = 1                    # which migrations get which fault (a seeded shuffle)
+    migrations = 5              # moves of one VM back and forth between two lab hosts
+    vm_mem_mib = 256
+    link_mb_s = 30.0            # each host's migration link (slow enough for a fault to land midway)
+    cut_s = 4.0                 # how long a link_cut keeps the link down
+    [faults]                    # kind = how many migrations get it (at most one fault per migration)
+    link_cut = 1                # postcopy; the source's link goes down mid-postcopy, then up again
+    kill_source_agent = 1       # postcopy; SIGKILL of the source agent mid-migration, restarted 1 s later
+    kill_destination_agent = 1  # postcopy; the same at the destination
+    kill_destination_qemu = 1   # precopy; the destination QEMU is killed: the VM must stay on the source
+    slow_link = 1               # precopy; the source's link drops to 1/10 of its rate: cancelled at the
+                                #   time-out or completed late, the VM never lost
+    kill_destination_qemu_postcopy = 1  # postcopy; the destination QEMU (the running half) is killed:
+                                #   the VM is lost, and must be reported lost (a loss the fault forces)
+
+Migrations without a fault alternate postcopy and precopy.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consolidator.domain.errors import UserError
+from consolidator.domain.types import MigrationMethod
+
+FAULT_METHODS = {
+    "link_cut": MigrationMethod.POSTCOPY,
+    "kill_source_agent": MigrationMethod.POSTCOPY,
+    "kill_destination_agent": MigrationMethod.POSTCOPY,
+    "kill_destination_qemu": MigrationMethod.PRECOPY,
+    "slow_link": MigrationMethod.PRECOPY,
+    "kill_destination_qemu_postcopy": MigrationMethod.POSTCOPY,
+}
+FORCED_LOSS = {"kill_destination_qemu_postcopy"}  # the guest's running half dies: a loss the fault forces
+BUILT_IN: dict[str, dict[str, Any]] = {
+    "quick": {"seed": 1, "migrations": 5, "link_mb_s": 30.0,
+              "faults": {"link_cut": 1, "kill_source_agent": 1, "kill_destination_agent": 1,
+                         "kill_destination_qemu": 1, "kill_destination_qemu_postcopy": 1}},
+    "all": {"seed": 1, "migrations": 7, "link_mb_s": 30.0, "faults": {kind: 1 for kind in FAULT_METHODS}},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One migration of the run: its method and the fault injected into it (None: no fault)."""
+
+    method: MigrationMethod
+    fault: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultSpec:
+    name: str
+    seed: int
+    steps: tuple[Step, ...]
+    vm_mem_mib: int
+    link_bytes_per_s: float
+    cut_s: float
+
+
+def _number(data: dict[str, Any], key: str, default: float, low: float, high: float, source: str) -> float:
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
+            or not low <= value <= high:
+        raise UserError(f"must be a number in {low:g}..{high:g}, not {value!r}", source=source, field=key)
+    return float(value)
+
+
+def parse_spec(data: dict[str, Any], name: str, source: str) -> FaultSpec:
+    known = {"seed", "migrations", "vm_mem_mib", "link_mb_s", "cut_s", "faults"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise UserError(f"unknown keys {unknown}; known: {sorted(known)}", source=source, field=unknown[0])
+    faults = data.get("faults", {})
+    if not isinstance(faults, dict):
+        raise UserError("must be a table of kind = count", source=source, field="faults")
+    plan: list[str | None] = []
+    for kind in faults:
+        if kind not in FAULT_METHODS:
+            raise UserError(f"unknown fault kind; known: {sorted(FAULT_METHODS)}", source=source,
+                            field=f"faults.{kind}")
+        plan += [kind] * int(_number(faults, kind, 0, 0, 20, source))
+    migrations = int(_number(data, "migrations", max(len(plan), 1), 1, 50, source))
+    if len(plan) > migrations:
+        raise UserError(f"{len(plan)} faults need at least as many migrations", source=source, field="migrations")
+    seed = int(_number(data, "seed", 1, 0, 2**31, source))
+    plan += [None] * (migrations - len(plan))
+    random.Random(seed).shuffle(plan)
+    plain = (MigrationMethod.POSTCOPY, MigrationMethod.PRECOPY)
+    steps = tuple(Step(FAULT_METHODS[f] if f else plain[i % 2], f) for i, f in enumerate(plan))
+    return FaultSpec(name, seed, steps, int(_number(data, "vm_mem_mib", 256, 128, 1024, source)),
+                     _number(data, "link_mb_s", 30.0, 5.0, 1000.0, source) * 1e6,
+                     _number(data, "cut_s", 4.0, 0.5, 60.0, source))
+
+
+def load_spec(spec: str) -> FaultSpec:
+    """A built-in name (``quick``, ``all``) or the path of a TOML file."""
+    if spec in BUILT_IN:
+        return parse_spec(BUILT_IN[spec], spec, f"built-in {spec}")
+    path = Path(spec)
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise UserError(f"not a built-in ({', '.join(BUILT_IN)}) and cannot read: {exc.strerror}",
+                        source=spec, field="--faults") from exc
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise UserError(f"not a TOML fault spec: {exc}", source=spec) from exc
+    return parse_spec(data, path.stem, spec)
