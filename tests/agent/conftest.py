@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 from fastapi.testclient import TestClient
+from live_lab import Lab, live_lab
 
 from consolidator.agent.api.app import create_app
 from consolidator.agent.host import HostAgent
@@ -35,3 +36,9 @@ def client(agent: HostAgent) -> Iterator[TestClient]:
 def anon(agent: HostAgent) -> Iterator[TestClient]:
     with TestClient(create_app(agent, TOKEN)) as c:
         yield c
+
+
+@pytest.fixture
+def lab() -> Iterator[Lab]:
+    """Two real agent hosts (QEMU in namespaces); skips only where QEMU cannot run here."""
+    yield from live_lab()

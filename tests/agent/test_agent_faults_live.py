@@ -11,10 +11,10 @@ import signal
 import time
 
 import pytest
-from test_agent_live_qemu import VM, Lab, _finished
-from test_agent_live_qemu import lab as lab_fixture  # noqa: F401  (the "lab" fixture, registered by its name)
+from live_lab import VM, Lab, finished_event
 
 from consolidator.agent.api.schemas import MigrateBody
+from consolidator.agent.qemu.migration import STALL_S
 from consolidator.manager.client import AgentClient, AgentError
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
@@ -51,7 +51,7 @@ def test_postcopy_completes_when_an_agent_is_killed_midway(lab: Lab, killed: str
         await asyncio.sleep(1.0)
         await lab.start(killed)
         src, dst = lab.client("pm0"), lab.client("pm1")
-        done = await _finished(src, before)
+        done = await finished_event(src, before)
         assert done["outcome"] == "completed", done
         seqs = [e.seq for e in (await src.events(before)).events]
         assert seqs == list(range(before + 1, before + 1 + len(seqs)))  # no number reused or skipped
@@ -84,7 +84,7 @@ def test_a_precopy_timeout_is_enforced_across_a_source_agent_kill(lab: Lab) -> N
         await asyncio.sleep(1.0)
         await lab.start("pm0")
         src = lab.client("pm0")
-        done = await _finished(src, before)
+        done = await finished_event(src, before)
         took = time.time() - started
         assert done["outcome"] == "cancelled", done
         assert 8.0 <= took < 30, took  # the time-out counted from the original start, not the restart
@@ -126,7 +126,7 @@ def test_the_manager_recovers_a_postcopy_whose_link_was_cut(lab: Lab) -> None:
             await _wait_state(dst, "vm0", "postcopy")
             subprocess.run(["ip", "-n", netns, "link", "set", "eth0", "down"], check=True)
             try:
-                await _wait_state(src, "vm0", "postcopy-paused", 15)
+                await _wait_state(src, "vm0", "postcopy-paused", STALL_S + 15)
                 for refused in (src.cancel_migration("vm0"), dst.destroy_vm("vm0"), src.suspend()):
                     with pytest.raises(AgentError) as caught:
                         await refused

@@ -4,102 +4,21 @@ restart adoption, a live migration through the API, and RemoteCluster driving th
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import signal
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
+from live_lab import VM, Lab, finished_event
 
 from consolidator.agent.api.schemas import MigrateBody, VmBody
 from consolidator.agent.qemu import launch
 from consolidator.control.ports import NullSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
-from consolidator.experiments.lab.agents import (
-    AgentSpec,
-    start_agent,
-    stop_agent,
-    wait_ready,
-    write_config,
-    write_token,
-)
-from consolidator.experiments.lab.network import LabNetwork
-from consolidator.manager.client import AgentClient
 from consolidator.manager.events import measure_downtime
 from consolidator.manager.runner import LiveSession
 from consolidator.policies.registry import make_policy
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(600)]
-VM = VmBody(name="vm0", mem_mib=256, cpu_quota=0.5, load=0.5, dirty_mib_s=20)
-
-
-class Lab:
-    """Two agent hosts, pm0 and pm1, in namespaces on a 120 MB/s bridge; agents (re)started by pid."""
-
-    def __init__(self, root: Path, net: LabNetwork) -> None:
-        self.root, self.net = root, net
-        token = root / "token"
-        write_token(token)
-        port = 20000 + os.getpid() % 20000
-        self.specs = {h.host: AgentSpec(h.host, "127.0.0.1", port + i, root / h.host, token, netns=h.netns,
-                                        migration_host=h.address, suspend_s=0.5, resume_s=0.5,
-                                        peers={p.host: p.address for p in net.hosts if p is not h})
-                      for i, h in enumerate(net.hosts)}
-        self.pids: dict[str, int] = {}
-
-    async def start(self, host: str) -> None:
-        spec = self.specs[host]
-        config = write_config(spec, self.root / f"{host}.toml")
-        self.pids[host] = start_agent(spec, config, self.root / f"{host}.log")
-        await wait_ready(spec, self.pids[host], timeout_s=60)
-
-    def stop(self, host: str) -> None:
-        stop_agent(self.pids.pop(host))
-
-    def client(self, host: str) -> AgentClient:
-        return AgentClient(self.specs[host].endpoint(), timeout_s=120)
-
-    def close(self) -> None:
-        for host in list(self.pids):
-            self.stop(host)
-        for pidfile in self.root.glob("*/*/qemu.pid"):
-            pid = launch.read_pid(launch.VmPaths(pidfile.parent))
-            if pid is not None and launch.is_qemu(pid):
-                launch.kill(pid, signal.SIGKILL)
-        self.net.teardown()
-
-
-@pytest.fixture
-def lab() -> Iterator[Lab]:
-    reason = launch.why_qemu_cannot_run()
-    if reason:
-        pytest.skip(reason)
-    root = Path(f"/tmp/ca-{os.getpid()}")  # short: QMP unix socket paths must stay under 108 bytes
-    shutil.rmtree(root, ignore_errors=True)
-    net = LabNetwork.plan(["pm0", "pm1"], 120e6, prefix=f"ct{os.getpid() % 10000}")
-    net.setup()
-    lab = Lab(root, net)
-    try:
-        yield lab
-    finally:
-        lab.close()
-        shutil.rmtree(root, ignore_errors=True)
-
-
-async def _finished(client: AgentClient, after: int, timeout_s: float = 120) -> dict[str, object]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        batch = await client.events(after, timeout_s=5)
-        for event in batch.events:
-            if event.kind == "migration_finished":
-                return event.model_dump(mode="json")
-        after = batch.next_seq - 1
-    raise AssertionError("no migration_finished event")
-
-
 def test_agent_restart_adopts_running_qemu(lab: Lab) -> None:
     async def main() -> None:
         await lab.start("pm0")
@@ -133,7 +52,7 @@ def test_live_migration_between_two_agents(lab: Lab, method: str) -> None:
         assert uri.startswith(f"tcp:{lab.specs['pm1'].migration_host}:")
         await src.migrate("vm0", MigrateBody(dst_uri=uri, dst_host="pm1", method=method,  # type: ignore[arg-type]
                                              max_bandwidth_bytes_per_s=120e6, timeout_s=60))
-        done = await _finished(src, after)
+        done = await finished_event(src, after)
         assert done["outcome"] == "completed", done
         assert (done["src"], done["dst"], done["method"]) == ("pm0", "pm1", method)
         assert int(done["bytes_sent"]) > 0  # type: ignore[call-overload]

@@ -1,8 +1,9 @@
 """Postcopy recovery with real QEMU (TCG here): the migration link is cut while the guest already runs
 on the destination, and the move still completes with every page intact (issue 11, item 1).
 
-The cut is the source end of the veth going down (this kernel has no ``netem``). TCP notices nothing
-for minutes, so the driver sees the hung link (no byte sent for STALL_S) and pauses it on purpose:
+The cut is the source end of the veth going down (this kernel has no ``netem``), longer than STALL_S
+(a shorter one TCP rides out by itself). TCP notices nothing for minutes, so the driver sees the hung
+link (no byte sent for STALL_S) and pauses it on purpose:
 QEMU's MIGRATION event ``postcopy-paused``. The destination listens again (``migrate-recover``), the
 source retries ``migrate`` with ``resume`` with backoff while the link is down, and gets through once
 it is back up.

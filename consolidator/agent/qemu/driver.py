@@ -43,6 +43,7 @@ from consolidator.agent.qemu.migration import (
 from consolidator.agent.qemu.monitor import Monitor
 
 log = logging.getLogger(__name__)
+STATUS_WAIT_S = 5.0  # a migrating VM's monitor silent this long is stuck (Monitor.execute)
 
 _RUNSTATES = {
     "running": VmRunState.RUNNING, "inmigrate": VmRunState.INCOMING, "prelaunch": VmRunState.STARTING,
@@ -359,13 +360,17 @@ class QemuDriver:
     async def _info(self, vm: _Vm) -> VmInfo:
         state = VmRunState.STOPPED
         if launch.pid_alive(vm.pid):
+            wait_s = STATUS_WAIT_S if vm.incoming or vm.migrating else None  # only a migration can stick
             try:
-                status = (await vm.monitor.execute("query-status")).get("status", "")
+                status = (await vm.monitor.execute("query-status", timeout_s=wait_s)).get("status", "")
                 state = _RUNSTATES.get(status, VmRunState.PAUSED)
                 if state is VmRunState.RUNNING or vm.migrating or vm.incoming:
-                    state = self._migration_state(vm, state, (await vm.monitor.execute("query-migrate")))
-            except DriverError as exc:
+                    info = await vm.monitor.execute("query-migrate", timeout_s=wait_s)
+                    state = self._migration_state(vm, state, info)
+            except DriverError as exc:  # a stuck monitor: a postcopy half stays protected as one
                 log.debug("status of %s: %s", vm.config.name, exc)
+                if vm.incoming or vm.migrating:
+                    state = VmRunState.POSTCOPY if vm.incoming else VmRunState.MIGRATING
         return VmInfo(vm.config.name, state, vm.config, vm.pid, str(vm.paths.qmp))
 
     @staticmethod

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 TLS_SERVER_ID = "mig-tls-server"
 TLS_CLIENT_ID = "mig-tls-client"
 PAUSE_WAIT_S = 5.0
+QMP_WAIT_S = 10.0  # a destination monitor silent this long is stuck (see Monitor.execute)
 
 
 class PortBusy(DriverError):
@@ -73,22 +74,22 @@ async def listen_incoming(mon: Monitor, host: str, port: int) -> str:
 async def recover_incoming(mon: Monitor, host: str, port: int) -> str:
     """Destination of a broken postcopy: pause it if QEMU has not noticed (a hung link), then listen
     again with ``migrate-recover``; returns the new URI for the source's ``migrate`` with ``resume``."""
-    info = await mon.execute("query-migrate")
+    info = await mon.execute("query-migrate", timeout_s=QMP_WAIT_S)
     status = info.get("status", "")
     if status == "postcopy-active":
-        await mon.execute("migrate-pause")
+        await mon.execute("migrate-pause", timeout_s=QMP_WAIT_S)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + PAUSE_WAIT_S
-        while (await mon.execute("query-migrate")).get("status") != "postcopy-paused":
+        while (await mon.execute("query-migrate", timeout_s=QMP_WAIT_S)).get("status") != "postcopy-paused":
             if loop.time() > deadline:
                 raise DriverError(f"{mon.name}: not paused {PAUSE_WAIT_S} s after migrate-pause")
             await asyncio.sleep(0.05)
     elif status != "postcopy-paused":
         raise DriverError(f"{mon.name}: incoming migration is {status!r}, not a paused postcopy")
     try:
-        await mon.execute("migrate-recover", {"uri": f"tcp:{host}:{port}"})
+        await mon.execute("migrate-recover", {"uri": f"tcp:{host}:{port}"}, timeout_s=QMP_WAIT_S)
     except DriverError as exc:
         if "already" not in str(exc):  # an earlier recover still listens: reuse its address
             raise
         log.info("%s: recovery already listening", mon.name)
-    return uri_of(await mon.execute("query-migrate"))
+    return uri_of(await mon.execute("query-migrate", timeout_s=QMP_WAIT_S))

@@ -7,7 +7,10 @@
 - timeout (precopy): ``migrate_cancel`` (the guest keeps running at the source) or switch to postcopy.
 - a broken link during postcopy: QEMU's ``postcopy-paused`` (QMP MIGRATION event). A hung link (no
   byte moves for ``STALL_S``, TCP does not notice for minutes) is paused on purpose with
-  ``migrate-pause``. The migration then waits, never cancelled (neither side holds the whole guest),
+  ``migrate-pause``. A shorter outage is left to TCP, which resumes the same connection by itself
+  and needs nothing from the destination's monitor: under TCG a destination vCPU waiting for a
+  missing page can hold QEMU's big lock, and its monitor then answers nothing (``migrate-recover``
+  included) until that page arrives. The migration then waits, never cancelled (neither side holds the whole guest),
   until ``resume_to`` names the destination's new listening address (``migrate-recover`` there), and
   retries ``migrate`` with ``resume`` on it with backoff until QEMU is back in ``postcopy-active``.
 
@@ -42,7 +45,7 @@ POLL_S = 0.05
 UNLIMITED_BYTES_PER_S = 100e9  # "no cap": the link decides
 FINAL_STATES = {"completed", "failed", "cancelled"}
 PAUSED_STATES = {"postcopy-paused", "postcopy-recover-setup", "postcopy-recover"}
-STALL_S = 3.0  # postcopy-active with no byte sent for this long: the link is hung, pause it
+STALL_S = 10.0  # postcopy-active with no byte sent for this long: the link is hung, pause it
 RESUME_BACKOFF_S = (0.5, 1.0, 2.0, 4.0)  # then every 4 s while the link stays down
 RESUME_ATTEMPT_S = 10.0  # a resume stuck connecting this long is paused and tried again
 

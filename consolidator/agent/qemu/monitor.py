@@ -62,11 +62,15 @@ class Monitor:
             self.events.append(QmpEvent(str(msg["event"]), ts, data))
             self._changed.set()
 
-    async def execute(self, cmd: str, args: dict[str, Any] | None = None) -> Any:
+    async def execute(self, cmd: str, args: dict[str, Any] | None = None, timeout_s: float | None = None) -> Any:
+        """One QMP command. ``timeout_s``: give up waiting (a QEMU whose main loop is blocked, e.g. a
+        postcopy destination under TCG whose vCPU waits for a missing page with the big lock held)."""
         try:
-            return await self._client.execute(cmd, args)
+            return await asyncio.wait_for(self._client.execute(cmd, args), timeout_s)
         except QMPError as exc:
             raise DriverError(f"QMP {self.name}: {cmd} failed: {exc}") from exc
+        except TimeoutError as exc:
+            raise DriverError(f"QMP {self.name}: {cmd}: no answer within {timeout_s} s") from exc
 
     def last(self, name: str, since_s: float = 0.0, **match: Any) -> QmpEvent | None:
         """The latest event called ``name`` stamped at or after ``since_s`` whose data matches."""

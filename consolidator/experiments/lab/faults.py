@@ -33,6 +33,7 @@ from typing import Any
 
 from consolidator.agent.api.schemas import MigrateBody, VmBody
 from consolidator.agent.hypervisor import OnTimeout
+from consolidator.agent.qemu.migration import STALL_S
 from consolidator.domain.events import Event, MigrationFinished
 from consolidator.domain.types import MigrationOutcome
 from consolidator.experiments.lab.agents import (
@@ -169,17 +170,19 @@ async def _inject(lab: FaultLab, step: Step, src: str, dst: str, vm: str, spec: 
     """Inject the step's fault into the move under way; returns what was done."""
     if step.fault is None:
         return "none"
-    if step.fault in ("link_cut", "kill_source_agent", "kill_destination_agent", "kill_destination_qemu_postcopy"):
+    if step.fault in ("link_cut", "long_link_cut", "kill_source_agent", "kill_destination_agent",
+                      "kill_destination_qemu_postcopy"):
         if not await _wait_state(lab, dst, vm, ("postcopy",), 60):
             return "not injected: the move never entered postcopy"
         await asyncio.sleep(0.5)
     else:
         await asyncio.sleep(1.0)  # a precopy a second in
-    if step.fault == "link_cut":
+    if step.fault in ("link_cut", "long_link_cut"):
+        down_s = spec.cut_s + (STALL_S if step.fault == "long_link_cut" else 0.0)
         lab.link(src, "down")
-        await asyncio.sleep(spec.cut_s)
+        await asyncio.sleep(down_s)
         lab.link(src, "up")
-        return f"{src} link down {spec.cut_s:g} s"
+        return f"{src} link down {down_s:g} s"
     if step.fault in ("kill_source_agent", "kill_destination_agent"):
         host = src if step.fault == "kill_source_agent" else dst
         lab.kill(host)

@@ -7,7 +7,9 @@ file. Validated; a bad value is a UserError naming the file and field.
     link_mb_s = 30.0            # each host's migration link (slow enough for a fault to land midway)
     cut_s = 4.0                 # how long a link_cut keeps the link down
     [faults]                    # kind = how many migrations get it (at most one fault per migration)
-    link_cut = 1                # postcopy; the source's link goes down mid-postcopy, then up again
+    link_cut = 1                # postcopy; the source's link goes down mid-postcopy for cut_s, then up
+                                #   again (shorter than the agent's stall time: TCP rides it out)
+    long_link_cut = 1           # postcopy; down for the stall time + cut_s: paused, then recovered
     kill_source_agent = 1       # postcopy; SIGKILL of the source agent mid-migration, restarted 1 s later
     kill_destination_agent = 1  # postcopy; the same at the destination
     kill_destination_qemu = 1   # precopy; the destination QEMU is killed: the VM must stay on the source
@@ -33,6 +35,7 @@ from consolidator.domain.types import MigrationMethod
 
 FAULT_METHODS = {
     "link_cut": MigrationMethod.POSTCOPY,
+    "long_link_cut": MigrationMethod.POSTCOPY,
     "kill_source_agent": MigrationMethod.POSTCOPY,
     "kill_destination_agent": MigrationMethod.POSTCOPY,
     "kill_destination_qemu": MigrationMethod.PRECOPY,
@@ -44,7 +47,7 @@ BUILT_IN: dict[str, dict[str, Any]] = {
     "quick": {"seed": 1, "migrations": 5, "link_mb_s": 30.0,
               "faults": {"link_cut": 1, "kill_source_agent": 1, "kill_destination_agent": 1,
                          "kill_destination_qemu": 1, "kill_destination_qemu_postcopy": 1}},
-    "all": {"seed": 1, "migrations": 7, "link_mb_s": 30.0, "faults": {kind: 1 for kind in FAULT_METHODS}},
+    "all": {"seed": 1, "migrations": 8, "link_mb_s": 30.0, "faults": {kind: 1 for kind in FAULT_METHODS}},
 }
 
 
