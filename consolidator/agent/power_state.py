@@ -20,6 +20,7 @@ from consolidator.domain.types import PowerState
 log = logging.getLogger(__name__)
 
 SUSPEND_ARGV = ("systemctl", "suspend")
+POWEROFF_ARGV = ("systemctl", "poweroff")  # config sleep = "off": the host powers off; its BMC wakes it
 RESUME_POLL_S = 0.5
 SLEEP_JUMP_S = 1.0  # a boottime-monotonic gap larger than this means the machine slept
 
@@ -78,9 +79,10 @@ class HostPower:
 
     async def _real_suspend(self) -> None:
         gap_before = _sleep_gap_s()
+        argv = POWEROFF_ARGV if self._config.sleep == "off" else SUSPEND_ARGV
         try:
             proc = await asyncio.create_subprocess_exec(
-                *SUSPEND_ARGV, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+                *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
             _, err = await proc.communicate()
         except OSError as exc:
             await self._set(PowerState.ON, f"suspend failed: {exc}")
@@ -88,7 +90,9 @@ class HostPower:
         if proc.returncode != 0:
             await self._set(PowerState.ON, f"suspend failed: {err.decode(errors='replace').strip()}")
             return
-        await self._set(PowerState.SUSPENDED, "systemctl suspend")
+        await self._set(PowerState.SUSPENDED, " ".join(argv))
+        if argv is POWEROFF_ARGV:
+            return  # the machine goes down; the agent that answers after power-on is a new process
         while _sleep_gap_s() - gap_before < SLEEP_JUMP_S:
             await asyncio.sleep(RESUME_POLL_S)
         await self._set(PowerState.ON, f"resumed after {_sleep_gap_s() - gap_before:.1f} s asleep")

@@ -259,11 +259,18 @@ class ManagerService:
         for host in self.engines:
             if host in polled:
                 self.misses[host] = 0
+                raw = polled[host].raw
                 if host in self.unknown:
                     self.unknown.discard(host)
-                    state = polled[host].raw.power_state
-                    log.info("host %s answers again (%s)", host, state.value)
-                    self._deliver(HostPowerChanged(now, host, state, "answering again"))
+                    log.info("host %s answers again (%s)", host, raw.power_state.value)
+                    self._deliver(HostPowerChanged(now, host, raw.power_state, "answering again"))
+                elif controller is not None and not raw.emulated and raw.power_state is PowerState.ON:
+                    # a real host that powered off comes back with a new agent, which reports no
+                    # resume event: its answering "on" is the news
+                    known = CODE_STATES[int(controller.host_state[controller.host_index[host]])]
+                    if known in (PowerState.SUSPENDED, PowerState.RESUMING):
+                        log.info("host %s answers: on (was %s)", host, known.value)
+                        self._deliver(HostPowerChanged(now, host, PowerState.ON, "answers: on"))
                 continue
             self.misses[host] += 1
             if controller is None or host in self.unknown or self.misses[host] < self.cfg.limits.unknown_after_misses:

@@ -170,8 +170,11 @@ def test_no_shell_in_agent_or_manager_code() -> None:
     assert offenders == []
 
 
-def test_real_suspend_runs_systemctl_as_argv_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A real (not emulated) host suspends with ``systemctl suspend`` given as argv, never a shell line."""
+@pytest.mark.parametrize(("sleep", "argv"), [("s3", ("systemctl", "suspend")), ("off", ("systemctl", "poweroff"))])
+def test_real_suspend_runs_systemctl_as_argv_list(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sleep: str,
+                                                  argv: tuple[str, ...]) -> None:
+    """A real (not emulated) host suspends (or, sleep = "off", powers off) with systemctl given as
+    argv, never a shell line."""
     seen: list[tuple[object, ...]] = []
 
     async def fake_exec(*argv: object, **kwargs: object) -> object:
@@ -180,14 +183,14 @@ def test_real_suspend_runs_systemctl_as_argv_list(tmp_path: Path, monkeypatch: p
         raise FileNotFoundError("systemctl (test: not run)")
 
     monkeypatch.setattr(power_state.asyncio, "create_subprocess_exec", fake_exec)
-    agent = make_agent(tmp_path, RecordingHypervisor(), emulated=False)
+    agent = make_agent(tmp_path, RecordingHypervisor(), emulated=False, sleep=sleep)
     with TestClient(create_app(agent, TOKEN), headers={"Authorization": f"Bearer {TOKEN}"}) as c:
         assert c.post("/v1/host/suspend").status_code == 202
         deadline = time.monotonic() + 5
         while not seen and time.monotonic() < deadline:
             asyncio.run(asyncio.sleep(0.01))
         events = c.get("/v1/events", params={"after": 0, "timeout_s": 0}).json()["events"]
-    assert seen == [("systemctl", "suspend")]
+    assert seen == [argv]
     assert [e["power_state"] for e in events][:1] == ["suspending"]
 
 

@@ -39,12 +39,13 @@ class Switchable(httpx.AsyncBaseTransport):
 class Cluster:
     """Three emulated hosts (pm0 warehouse), their agents, and transports for engines."""
 
-    def __init__(self, tmp_path: Path, migrate_s: float = 0.05) -> None:
+    def __init__(self, tmp_path: Path, migrate_s: float = 0.05, emulated: bool = True) -> None:
         self.fabric: dict[str, RecordingHypervisor] = {}
         self.drivers = {h: RecordingHypervisor(migrate_s=migrate_s, fabric=self.fabric, port=49152 + i)
                         for i, h in enumerate(HOSTS)}
         self.agents: dict[str, HostAgent] = {
-            h: make_agent(tmp_path / h, d, name=h, max_vm_mem_mib=1024) for h, d in self.drivers.items()}
+            h: make_agent(tmp_path / h, d, name=h, max_vm_mem_mib=1024, emulated=emulated)
+            for h, d in self.drivers.items()}
         self.transports = {h: Switchable(httpx.ASGITransport(app=create_app(a, TOKEN, adopt=False)))
                            for h, a in self.agents.items()}
         (tmp_path / "tok").write_text(TOKEN)

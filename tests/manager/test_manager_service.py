@@ -10,7 +10,7 @@ from pathlib import Path
 from service_doubles import Cluster
 
 from consolidator.agent.api.schemas import VmBody
-from consolidator.domain.events import MigrationFinished
+from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationOutcome
 from consolidator.manager.service import ManagerService
 
@@ -165,5 +165,26 @@ def test_rules_refuse_and_count(tmp_path: Path) -> None:
         assert counts["pin"] >= 1 and counts["reserve"] >= 1
         body = service.telemetry.metrics.exposition().decode()
         assert 'consolidator_rule_refusals_total{rule="pin"}' in body
+
+    asyncio.run(main())
+
+
+def test_a_real_host_that_answers_on_is_on_again(tmp_path: Path) -> None:
+    """A real host powered off (sleep = "off") comes back with a new agent that sends no resume event:
+    the manager takes its answering "on" as the news. Recommend mode: nothing is ever suspended here."""
+    cluster = Cluster(tmp_path, emulated=False)
+
+    async def main() -> None:
+        service = cluster.manager(mode="recommend")
+        await service.start()
+        c = service.loop.controller
+        c.host_state[c.host_index["pm2"]] = 3  # RESUMING: woken, no event came
+        seen: list[object] = []
+        service.observers.append(seen.append)
+        await run_until(service, lambda: service.telemetry.hosts.get("pm2") is not None
+                        and service.telemetry.hosts["pm2"].state == "on")
+        await service.shutdown()
+        assert [(e.host, e.state.value, e.detail) for e in seen  # type: ignore[attr-defined]
+                if isinstance(e, HostPowerChanged)] == [("pm2", "on", "answers: on")]
 
     asyncio.run(main())

@@ -28,7 +28,7 @@ import re
 import ssl
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -97,6 +97,8 @@ class AgentConfig(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     emulated: bool = False
+    sleep: Literal["s3", "off"] = Field("s3", description="how a real host sleeps: systemctl suspend, or "
+                                                          "systemctl poweroff (woken by its BMC or WoL)")
     migration_listen_host: str = "127.0.0.1"
     state_dir: Path = Path("/var/lib/consolidator/agent")
     cores: float = Field(4.0, gt=0, le=1024)
