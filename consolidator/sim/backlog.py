@@ -68,6 +68,7 @@ class Backlog:
         self.arrived = np.zeros(n, dtype=np.int64)  # cumulative, units
         self.served = np.zeros(n, dtype=np.int64)
         self.dropped = np.zeros(n, dtype=np.int64)  # LOST_CPU only
+        self._backlog = np.zeros(n, dtype=np.int64)  # kept by itself: served + backlog = arrived is a check
         self.backlog_tick_ends = 0  # Σ over tick ends of the total backlog, units (Little's law)
         self.ticks = 0
         self._demand = np.zeros(n, dtype=np.int64)
@@ -75,16 +76,21 @@ class Backlog:
 
     @property
     def backlog(self) -> IntArray:
-        return self.arrived - self.served - self.dropped
+        """Units waiting at each VM (a read-only view)."""
+        view = self._backlog.view()
+        view.flags.writeable = False
+        return view
 
     def demand(self, arrived_units: IntArray) -> FloatArray:
         """Record this tick's arrivals; return each VM's demand (cores) = new work + backlog, ≤ its vCPUs."""
         if self.accounting is Accounting.LOST_CPU:
-            self.dropped += self.backlog  # what was not served last tick is gone
+            self.dropped += self._backlog  # what was not served last tick is gone
+            self._backlog[:] = 0
         self.arrived += arrived_units
+        self._backlog += arrived_units
         if self.accounting is Accounting.WORK_CONSERVING:
             self._fifo.arrive(arrived_units)
-        self._demand = np.minimum(self.backlog, self.cap_units)
+        self._demand = np.minimum(self._backlog, self.cap_units)
         return self._demand / (UNITS_PER_CORE_S * self.tick_s)
 
     def serve(self, served_cores: FloatArray) -> IntArray:
@@ -92,15 +98,15 @@ class Backlog:
         units = np.minimum(self._demand, to_units(np.asarray(served_cores) * self.tick_s))
         units = np.maximum(units, 0)
         self.served += units
+        self._backlog -= units
         self.ticks += 1
         if self.accounting is Accounting.WORK_CONSERVING:
-            backlog = self.backlog
-            self._fifo.serve(units, backlog)
-            self.backlog_tick_ends += int(backlog.sum())
+            self._fifo.serve(units, self._backlog)
+            self.backlog_tick_ends += int(self._backlog.sum())
         return units
 
     def drained(self) -> bool:
-        return not bool(self.backlog.any())
+        return not bool(self._backlog.any())
 
     def delays(self) -> DelayStats:
         return self._fifo.stats(self.tick_s)
