@@ -57,6 +57,11 @@ shared_filesystems = [{shared}]
 """
 
 
+def libvirtd_binary() -> str:
+    """libvirtd's path (Debian puts it in /usr/sbin, which a non-login PATH may lack)."""
+    return shutil.which("libvirtd") or "/usr/sbin/libvirtd"
+
+
 def why_libvirtd_cannot_run() -> str | None:
     """Why private libvirtd daemons cannot run here, or None if they can."""
     if os.geteuid() != 0:
@@ -123,7 +128,7 @@ class PrivateLibvirtd:
         binds.append(f"{self.spec.root / 'hosts'}:/etc/hosts")
         argv = ["ip", "netns", "exec", self.spec.netns, "unshare", "--mount", "--uts", "--propagation",
                 "private", sys.executable, "-m", "consolidator.manager.libvirt.nsboot", self.spec.name,
-                *binds, "--", "libvirtd", "-f", "/etc/libvirt/libvirtd.conf",
+                *binds, "--", libvirtd_binary(), "-f", "/etc/libvirt/libvirtd.conf",
                 "--pid-file", "/run/libvirt/libvirtd.pid"]
         out = open(self.spec.root / "libvirtd.out", "ab")  # noqa: SIM115 - the daemon owns it
         self._proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
