@@ -48,9 +48,9 @@ class Testbed:
         self.image: GuestImage | None = None
 
     def open(self) -> Testbed:
-        self.shared.mkdir()
-        self.link.open()
         try:
+            self.shared.mkdir()
+            self.link.open()
             for name, end in zip(self.names, (self.link.a, self.link.b), strict=True):
                 spec = DaemonSpec(name, end.netns, self.root / name, shared=(self.shared,))
                 self.daemons[name] = PrivateLibvirtd(spec).start()
