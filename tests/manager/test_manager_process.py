@@ -83,5 +83,8 @@ def test_manager_process_serves_status_and_metrics_and_stops_on_sigterm(tmp_path
         assert any("mode recommend -> auto" in e["msg"] for e in logs)
         assert logs[-1]["msg"].startswith("manager stopped") and {"t", "level", "logger"} <= set(logs[-1])
     finally:
+        if "manager" in locals() and manager.poll() is None:  # a failed assertion must not leave it running
+            manager.kill()
+            manager.wait(timeout=30)
         for proc, _ in agents.values():
             stop_agent(proc.pid)
