@@ -201,7 +201,8 @@ def test_guest_queues_beside_the_simulators_backlog() -> None:
     sim = simulate(sc, "paper", MigrationMethod.POSTCOPY, policy_args={"hold_s": 5.0})
     c = compare_backlog(sim, guests, 0.25)
     vm0 = c["vms"][0]
-    assert vm0["live"] == {"peak_core_s": 2.0, "peak_t_s": 0.25, "drained_t_s": 0.75, "end_core_s": 0.01}
+    assert vm0["live"] == {"peak_core_s": 2.0, "peak_t_s": 0.25, "drained_t_s": 0.75, "end_core_s": 0.01,
+                           "served_core_s": pytest.approx(2.0), "backlog_t0_core_s": 0.0}  # 100 tasks x 0.02
     assert vm0["sim"]["peak_core_s"] > 1.0  # capped at 0.6, VM0 wants 0.8 for 18.75 s
     assert c["delay"]["sim"]["mean_s"] == sim.summary["delay_mean_s"]
     text = "\n".join(backlog_markdown(c))

@@ -52,15 +52,21 @@ async def _wait_power(clients: dict[str, AgentClient], want: dict[str, PowerStat
 
 async def prepare(clients: dict[str, AgentClient], sc: Scenario, scale: LabScale) -> dict[str, PowerState]:
     """Empty every host, wake the sleeping ones, boot the scenario's VMs where it places them, and
-    suspend the hosts left without VMs (the simulator starts them suspended)."""
+    suspend the hosts left without VMs (the simulator starts them suspended).
+
+    The guests boot idle and get their loads once all are up: a work-conserving guest would otherwise
+    queue work during a slow boot (tens of seconds on a busy machine) that the simulator never sees."""
     for client in clients.values():
         for vm in await client.list_vms():
             await _destroy(client, vm.name)
         if (await client.host_stats()).power_state is PowerState.SUSPENDED:
             await client.wake()
     await _wait_power(clients, {h: PowerState.ON for h in clients})
-    await asyncio.gather(*(_create(clients[sc.placement[v.name]], _vm_body(sc, j, load_at(sc.schedules[j], 0.0), scale))
+    await asyncio.gather(*(_create(clients[sc.placement[v.name]], _vm_body(sc, j, 0.0, scale))
                            for j, v in enumerate(sc.vms)))
+    for j, v in enumerate(sc.vms):
+        body = _vm_body(sc, j, load_at(sc.schedules[j], 0.0), scale)
+        await clients[sc.placement[v.name]].set_load(v.name, body.load, body.dirty_mib_s)
     used = set(sc.placement.values())
     states = {h: PowerState.ON if h in used else PowerState.SUSPENDED for h in clients}
     for h, state in states.items():
