@@ -71,7 +71,8 @@ def write_config(spec: AgentSpec, path: Path) -> Path:
         f"cores = {spec.cores}", f"mem_mib = {spec.mem_mib}", "",
         "[migration_peers]", *(f'{name} = "{address}"' for name, address in sorted(spec.peers.items())), "",
         "[power]", f"suspend_s = {spec.suspend_s}", f"resume_s = {spec.resume_s}", "",
-        "[driver]", f'accel = "{spec.accel}"',
+        # boot timeout: five TCG guests booting at once on a machine at load 15 took over 60 s
+        "[driver]", f'accel = "{spec.accel}"', "boot_timeout_s = 240",
         *([f'netns = "{spec.netns}"'] if spec.netns else []),
         *([f"host_cpu_cap_cores = {spec.cpu_cap_cores}"] if spec.cpu_cap_cores is not None else []), "",
     ]

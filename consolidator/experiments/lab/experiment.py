@@ -175,7 +175,7 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
     The Power Monitor reads a ``model`` meter per lab host every period (``LabHostMeter``); its
     readings are the run's ``power_samples`` and hosts.csv's watts. ``waker``: how hosts are woken
     (default: cluster.toml's, i.e. the emulated host's agent; a ``PowerController`` fits)."""
-    clients = {h: AgentClient(ep, timeout_s=120) for h, ep in state.endpoints().items()}
+    clients = {h: AgentClient(ep, timeout_s=300) for h, ep in state.endpoints().items()}  # boots: up to 240 s
     try:
         power_states = await prepare(clients, sc, scale)
     finally:
