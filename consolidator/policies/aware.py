@@ -33,8 +33,8 @@ the paper's). VMs of one vCPU (a starved guest is assumed to want one core).
 
 Limitations: CPU and memory only. Roles are ignored (a Warehouse node's admission ticket still
 serialises arrivals there, in the controller). Loads are taken as they are now: a mode about to flip
-is not predicted (the Snapshot carries no history beyond the averaging window), only guarded against
-by ``hold_s``. Python loops over hosts: fine for the paper's cluster and hundreds of hosts, not tuned
+is not predicted (the load history the Snapshot can carry is not used yet), only guarded against by
+``hold_s``. Python loops over hosts: fine for the paper's cluster and hundreds of hosts, not tuned
 for 10,000.
 """
 
