@@ -94,6 +94,12 @@ class Manager:
     def get(self, path: str) -> Any:
         return httpx.get(f"{self.base}{path}", headers=self.auth, timeout=10).json()
 
+    def kill(self) -> None:
+        """Leave nothing running (a failed assertion, or the end of the test)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+
     def signal(self, sig: int) -> int | None:
         assert self.proc is not None
         self.proc.send_signal(sig)
@@ -138,17 +144,21 @@ class Agents:
 
 
 def test_manager_end_to_end_over_qemu(lab: LabState) -> None:
+    managers: list[Manager] = []
     try:
-        story(lab)
+        story(lab, managers)
     except AssertionError:
         journal = lab.cluster_file.parent / "manager.journal.jsonl"
         print("journal tail:", *(journal.read_text().splitlines()[-12:] if journal.exists() else []), sep="\n")
         print("manager log tail:", *[json.dumps(e) for e in manager_log(lab)[-15:]], sep="\n")
         print("VMs:", Agents(lab).vms())
         raise
+    finally:
+        for manager in managers:
+            manager.kill()
 
 
-def story(lab: LabState) -> None:
+def story(lab: LabState, managers: list[Manager]) -> None:
     agents = Agents(lab)
     specs = [HostSpec(h, Role.WAREHOUSE if h == "pm0" else Role.SERVER, cores=1.0, mem_mib=4096) for h in HOSTS]
     config = write_cluster_config(
@@ -162,6 +172,7 @@ def story(lab: LabState) -> None:
         agents.call("pm0", lambda c, n=name, x=load: c.create_vm(
             VmBody(name=n, mem_mib=256, cpu_quota=0.25, load=x, dirty_mib_s=40 * x)))
     manager = Manager(config, _free_port())
+    managers.append(manager)
     manager.start(lab.token_file.read_text().strip())
 
     # recommend: the plan is shown, nothing is applied
