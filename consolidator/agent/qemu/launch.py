@@ -281,6 +281,7 @@ class CpuQuota:
                 group.mkdir(parents=True, exist_ok=True)
             if self._host_cap is not None:
                 self._write_quota(group.parent, self._host_cap, is_v2)
+                cores = min(cores, self._host_cap)  # v1 refuses a child quota above its parent's (EINVAL)
             self._write_quota(group, cores, is_v2)
             (group / "cgroup.procs").write_text(str(pid))
         except OSError as exc:
