@@ -244,3 +244,34 @@ def test_a_postcopy_half_is_not_deleted_without_force(tmp_path: Path, state: VmR
         assert c.get("/v1/vms").json()[0]["state"] == state.value  # the API shows the state
         assert c.post("/v1/vms/vm0/incoming/recover").json() == {"vm": "vm0", "uri": "tcp:127.0.0.1:49153"}
         assert c.delete("/v1/vms/vm0", params={"force": "true"}).status_code == 204
+
+
+def test_a_vm_that_arrived_by_postcopy_preempt_can_leave_by_precopy() -> None:
+    """Found by the fault run: a precopy from a QEMU that had postcopy-preempt on (it arrived by
+    postcopy) left preempt on, so QEMU refused postcopy-ram off ("Postcopy preempt requires
+    postcopy-ram") and every such precopy failed at once. Over a QMP double that records commands
+    (the real QEMU run: `lab run --faults` with a slow_link after a postcopy, docs/faults.md)."""
+    from consolidator.agent.hypervisor import MigrationRequest
+    from consolidator.agent.qemu.migration import PREEMPT, new_progress, run_migration
+    from consolidator.domain.types import MigrationMethod
+
+    class Qmp:
+        name = "double"
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[str, object]] = []
+
+        async def execute(self, cmd: str, args: object = None, timeout_s: float | None = None) -> object:
+            self.sent.append((cmd, args))
+            return {"status": "completed", "ram": {}} if cmd == "query-migrate" else {}
+
+        def last(self, *_: object, **__: object) -> None:
+            return None
+
+    for method, want in ((MigrationMethod.PRECOPY, False), (MigrationMethod.POSTCOPY, True)):
+        mon = Qmp()
+        request = MigrationRequest("vm0", "tcp:10.77.0.12:49152", method)
+        asyncio.run(run_migration(mon, request, new_progress(0.0), preempt=True))  # type: ignore[arg-type]
+        caps = next(a for c, a in mon.sent if c == "migrate-set-capabilities")
+        states = {c["capability"]: c["state"] for c in caps["capabilities"]}  # type: ignore[index]
+        assert states[PREEMPT] is want and states["postcopy-ram"] is want

@@ -83,12 +83,14 @@ async def offered_capabilities(mon: Monitor) -> frozenset[str]:
 def capabilities(postcopy: bool, incoming: bool = False, preempt: bool = False) -> list[dict[str, Any]]:
     """Migration capabilities. A destination always enables postcopy-ram (it does not know the method)
     and postcopy-blocktime, so it can tell how long its vCPUs waited on remote page faults.
-    ``preempt``: postcopy-preempt, on a side that enables postcopy-ram (QEMU requires it)."""
+    ``preempt``: this QEMU offers postcopy-preempt and the host uses it: on with postcopy-ram, and
+    explicitly off without it (QEMU refuses postcopy-ram off while preempt stays on from an earlier
+    incoming postcopy: a VM that arrived by postcopy could not leave by precopy)."""
     caps = [{"capability": "events", "state": True}, {"capability": "postcopy-ram", "state": postcopy}]
     if incoming:
         caps.append({"capability": BLOCKTIME, "state": True})
-    if preempt and postcopy:
-        caps.append({"capability": PREEMPT, "state": True})
+    if preempt:
+        caps.append({"capability": PREEMPT, "state": postcopy})
     return caps
 
 
@@ -218,7 +220,7 @@ async def run_migration(mon: Monitor, req: MigrationRequest, progress: Migration
 
     ``attach``: the migration was started by an earlier agent (now restarted); only watch it on.
     ``preempt``: postcopy-preempt for a move that may use postcopy (the destination must have it too)."""
-    preempt = preempt and uses_postcopy(req)
+    offered, preempt = preempt, preempt and uses_postcopy(req)
     if attach:
         status = (await mon.execute("query-migrate")).get("status", "none")
         if status == "none":
@@ -226,7 +228,7 @@ async def run_migration(mon: Monitor, req: MigrationRequest, progress: Migration
         if status.startswith("postcopy"):
             progress.switched_s = progress.started_s
     else:
-        await _configure(mon, req, preempt)
+        await _configure(mon, req, offered)  # a precopy turns preempt off explicitly (see capabilities)
         await mon.execute("migrate", {"uri": req.dst_uri})
     final = await _drive(mon, req, progress)
     ended_s = time.time()
