@@ -16,47 +16,17 @@ Building a literature policy loads the compiled decision code; listing the table
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.registry import Param, check_args
 from consolidator.policies.aware import AwarePolicy
 from consolidator.policies.base import Policy
 from consolidator.policies.baselines import IdealFirstFit, NoConsolidation
 from consolidator.policies.literature import registry as lit
 from consolidator.policies.paper import PaperPolicy
-
-
-@dataclass(frozen=True, slots=True)
-class Param:
-    """One parameter: its default, its type, its closed range (None: unbounded) and what it means."""
-
-    name: str
-    default: float
-    help: str = ""
-    integer: bool = False
-    low: float | None = None
-    high: float | None = None
-
-    def check(self, policy: str, value: object) -> float:
-        if not isinstance(value, (int, float)) or isinstance(value, bool):
-            raise UserError(f"must be a number, got {value!r}", field=f"policy.{self.name}")
-        if self.integer and float(value) != int(value):
-            raise UserError(f"must be a whole number, got {value!r}", field=f"policy.{self.name}")
-        number = float(value)
-        if not math.isfinite(number) or (self.low is not None and number < self.low) or (
-                self.high is not None and number > self.high):
-            low = "-inf" if self.low is None else f"{self.low:g}"
-            high = "inf" if self.high is None else f"{self.high:g}"
-            bounds = f"[{low}, {high}]"
-            raise UserError(f"{number:g} out of range {bounds} for policy {policy!r}", field=f"policy.{self.name}")
-        return number
-
-    def as_dict(self) -> dict[str, object]:
-        return {"default": int(self.default) if self.integer else self.default,
-                "type": "int" if self.integer else "float", "min": self.low, "max": self.high, "help": self.help}
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +37,8 @@ class PolicyEntry:
     build: Callable[..., Policy]
 
     def make(self, args: dict[str, Any]) -> Policy:
-        known = {p.name: p for p in self.params}
-        for key in args:
-            if key not in known:
-                raise UserError(f"policy {self.name!r} takes no argument {key!r} (known: "
-                                f"{', '.join(known) or 'none'})", field=f"policy.{key}")
-        values = {key: known[key].check(self.name, value) for key, value in args.items()}
-        values = {k: int(v) if known[k].integer else v for k, v in values.items()}
+        values = check_args(self.params, args, f"policy {self.name!r}", lambda key: f"policy.{key}",
+                            defaults=False)
         try:
             return self.build(**values)
         except ValueError as exc:
@@ -83,7 +48,7 @@ class PolicyEntry:
 def _dataclass_entry(name: str, cls: type, summary: str) -> PolicyEntry:
     """A policy class whose numeric dataclass fields are its parameters."""
     params = tuple(
-        Param(f.name, float(f.default), integer=f.type in ("int", int))  # type: ignore[arg-type]
+        Param(f.name, float(f.default), kind=int if f.type in ("int", int) else float)  # type: ignore[arg-type]
         for f in dataclasses.fields(cls)
         if f.type in ("float", "int", float, int) and f.name != "name"
     )
@@ -94,15 +59,15 @@ def _literature_entry(detector: lit.Detector, selector: lit.Selector) -> PolicyE
     info = lit.DETECTORS[detector]
     policy = lit.LiteraturePolicy(detector, selector, info.default)
     params = (
-        Param(info.param_name, info.default, info.meaning, low=info.low, high=info.high),
-        Param("seed", 1, "seed of the random VM selection (RS)", integer=True, low=0),
+        info.param,
+        Param("seed", 1, "seed of the random VM selection (RS)", kind=int, low=0),
         Param("interval_s", 300.0, "planning interval, s (CloudSim's scheduling interval)", low=1e-9),
-        Param("underload_tries", 0, "hosts the underload step tries per round (0: all, as CloudSim)", integer=True,
+        Param("underload_tries", 0, "hosts the underload step tries per round (0: all, as CloudSim)", kind=int,
               low=0),
     )
 
     def build(**values: float) -> Policy:
-        return _literature(detector, selector, values.get(info.param_name, info.default),
+        return _literature(detector, selector, values.get(info.param.name, info.default),
                            int(values.get("seed", 1)), float(values.get("interval_s", 300.0)),
                            int(values.get("underload_tries", 0)))
 
@@ -158,6 +123,6 @@ def make_policy(name: str, **args: Any) -> Policy:
         if parsed.baseline is None:
             base = ENTRIES[lit.LiteraturePolicy(parsed.detector, parsed.selector,
                                                 lit.DETECTORS[parsed.detector].default).name]
-            return base.make({lit.DETECTORS[parsed.detector].param_name: parsed.parameter, **args})
+            return base.make({lit.DETECTORS[parsed.detector].param.name: parsed.parameter, **args})
     raise UserError(f"unknown policy {name!r} (known: paper, aware, ideal, none, or <detector>-<selector>"
                     f"[-<parameter>] such as thr-mmt-0.8; `consolidator policies` lists them)", field="policy")

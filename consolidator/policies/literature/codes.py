@@ -1,21 +1,24 @@
 """Integer codes of the literature detectors and selectors, as the compiled decision code takes them.
 
-Plain constants in a module without numba, so the policy registry can name them without loading the
-compiler (``consolidator policies`` stays fast).
+Derived from the one registration (``registry.DETECTORS`` and ``registry.SELECTORS``: a code is the
+kind's position there), never written twice. Plain constants in a module without numba, so numba
+folds them into the compiled code and the policy registry does not load the compiler.
 """
 
 from __future__ import annotations
 
+from consolidator.policies.literature.registry import Detector, Selector, detector_code, selector_code
+
 # Overload detectors (detectors.is_overloaded; MHOD: mhod.mhod_overloaded)
-THR = 0
-IQR = 1
-MAD = 2
-LR = 3
-LRR = 4
-MHOD = 5
+THR = detector_code(Detector.THR)
+IQR = detector_code(Detector.IQR)
+MAD = detector_code(Detector.MAD)
+LR = detector_code(Detector.LR)
+LRR = detector_code(Detector.LRR)
+MHOD = detector_code(Detector.MHOD)
 
 # VM selectors (selectors.select_*)
-MMT = 0
-MU = 1
-RS = 2
-MC = 3
+MMT = selector_code(Selector.MMT)
+MU = selector_code(Selector.MU)
+RS = selector_code(Selector.RS)
+MC = selector_code(Selector.MC)

@@ -1,17 +1,17 @@
 """Literature policy names: ``<detector>-<selector>[-<parameter>]`` such as ``thr-mmt-0.8``, ``lr-mmt-1.2``.
 
-One registration: each detector with its default parameter and the range a parameter must lie in.
+One registration per extension point: ``DETECTORS`` (each detector with its parameter: default and the
+range it must lie in) and ``SELECTORS``; the compiled code's integer codes derive from them (``codes``).
 The parameter is THR's utilisation threshold, or the safety parameter of IQR, MAD, LR and LRR.
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from dataclasses import dataclass
 
 from consolidator.domain.errors import UserError
-from consolidator.policies.literature import codes
+from consolidator.domain.registry import Param
 
 
 class Detector(enum.Enum):
@@ -39,36 +39,47 @@ class Selector(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class DetectorInfo:
-    code: int
-    default: float
-    low: float  # inclusive
-    high: float  # inclusive
-    meaning: str
-    param_name: str  # the parameter's name as a keyword of make_policy
+    """One overload detector: what it is called and its one parameter (name, default, range, meaning)."""
+
     title: str
+    param: Param
+
+    @property
+    def default(self) -> float:
+        return float(self.param.default or 0.0)
 
 
+def _safety(default: float, meaning: str) -> Param:
+    return Param("safety", default, meaning, low=0.0, high=10.0)
+
+
+# The one table of detectors; the compiled code's integer codes are positions in it (``codes``).
 DETECTORS: dict[Detector, DetectorInfo] = {
-    Detector.THR: DetectorInfo(codes.THR, 0.8, 0.0, 1.0, "utilisation threshold (0..1)", "threshold",
-                               "static threshold"),
-    Detector.IQR: DetectorInfo(codes.IQR, 1.5, 0.0, 10.0, "safety parameter s: 1 - s*IQR", "safety",
-                               "interquartile range"),
-    Detector.MAD: DetectorInfo(codes.MAD, 2.5, 0.0, 10.0, "safety parameter s: 1 - s*MAD", "safety",
-                               "median absolute deviation"),
-    Detector.LR: DetectorInfo(codes.LR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1", "safety",
-                              "local regression"),
-    Detector.LRR: DetectorInfo(codes.LRR, 1.2, 0.0, 10.0, "safety parameter s: s*prediction >= 1", "safety",
-                               "robust local regression (= LR in CloudSim 3.0.3)"),
-    Detector.MHOD: DetectorInfo(codes.MHOD, 0.1, 0.0, 1.0, "overload time fraction target (OTF)", "otf",
-                                "Markov host overload detection"),
+    Detector.THR: DetectorInfo("static threshold",
+                               Param("threshold", 0.8, "utilisation threshold (0..1)", low=0.0, high=1.0)),
+    Detector.IQR: DetectorInfo("interquartile range", _safety(1.5, "safety parameter s: 1 - s*IQR")),
+    Detector.MAD: DetectorInfo("median absolute deviation", _safety(2.5, "safety parameter s: 1 - s*MAD")),
+    Detector.LR: DetectorInfo("local regression", _safety(1.2, "safety parameter s: s*prediction >= 1")),
+    Detector.LRR: DetectorInfo("robust local regression (= LR in CloudSim 3.0.3)",
+                               _safety(1.2, "safety parameter s: s*prediction >= 1")),
+    Detector.MHOD: DetectorInfo("Markov host overload detection",
+                                Param("otf", 0.1, "overload time fraction target (OTF)", low=0.0, high=1.0)),
 }
-SELECTOR_CODES: dict[Selector, int] = {
-    Selector.MMT: codes.MMT, Selector.MU: codes.MU, Selector.RS: codes.RS, Selector.MC: codes.MC,
-}
-SELECTOR_TITLES: dict[Selector, str] = {
+# The one table of VM selectors (codes: positions, as for detectors).
+SELECTORS: dict[Selector, str] = {
     Selector.MMT: "minimum migration time", Selector.MU: "minimum utilisation", Selector.RS: "random selection",
     Selector.MC: "maximum correlation",
 }
+
+
+def detector_code(detector: Detector) -> int:
+    """The integer the compiled decision code takes for ``detector``: its position in ``DETECTORS``."""
+    return list(DETECTORS).index(detector)
+
+
+def selector_code(selector: Selector) -> int:
+    """The integer the compiled decision code takes for ``selector``: its position in ``SELECTORS``."""
+    return list(SELECTORS).index(selector)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,18 +102,18 @@ class LiteraturePolicy:
 
     @property
     def detector_code(self) -> int:
-        return DETECTORS[self.detector].code
+        return detector_code(self.detector)
 
     @property
     def selector_code(self) -> int:
-        return SELECTOR_CODES[self.selector]
+        return selector_code(self.selector)
 
 
 def summary(policy: LiteraturePolicy) -> str:
     """One line for ``consolidator policies``."""
     d = DETECTORS[policy.detector]
-    return (f"Beloglazov & Buyya: overload by {d.title} ({d.param_name} {policy.parameter:g}), VM selection by "
-            f"{SELECTOR_TITLES[policy.selector]}, PABFD placement (as CloudSim 3.0.3)")
+    return (f"Beloglazov & Buyya: overload by {d.title} ({d.param.name} {policy.parameter:g}), VM selection by "
+            f"{SELECTORS[policy.selector]}, PABFD placement (as CloudSim 3.0.3)")
 
 
 def policy_names() -> list[str]:
@@ -143,7 +154,5 @@ def parse_policy(name: str) -> LiteraturePolicy:
         value = float(parts[2])
     except ValueError:
         raise UserError(f"parameter {parts[2]!r} of {name!r} is not a number", field="--policy") from None
-    if not math.isfinite(value) or not info.low <= value <= info.high:
-        raise UserError(f"parameter {value:g} of {name!r} out of range [{info.low:g}, {info.high:g}] "
-                        f"({info.meaning})", field="--policy")
+    value = float(info.param.check(f"policy {name!r} ({info.param.help})", value, "--policy"))
     return LiteraturePolicy(detector, selector, value)
