@@ -16,6 +16,8 @@ Example (docs/deploy.md has the full reference)::
     [migration]
     method = "postcopy"                # precopy | postcopy | hybrid
     max_bandwidth_bytes_per_s = 120e6
+    networks = ["10.0.1.0/24"]         # migration data only there (default: any address)
+    ports = [49152, 49407]             # and to these ports (manager.leash)
 
     [limits]                           # operator rules: anti-thrashing and reserve
     min_hold_s = 60
@@ -45,16 +47,19 @@ engine factory to ``consolidator.manager.engine.ENGINES``.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from consolidator.agent.api.config import MIN_TOKEN_CHARS, NAME_PATTERN
 from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerProfile, Role
+from consolidator.manager.client import AgentError
+from consolidator.manager.leash import DEFAULT_PORTS, MigrationLeash
 from consolidator.policies.registry import make_policy
 from consolidator.power.config import PowerConfig, power_config_from
 from consolidator.power.meters import split_address
@@ -146,6 +151,28 @@ class MigrationConfig(_Strict):
     timeout_s: float = Field(60.0, gt=0, le=86_400)
     on_timeout: OnTimeout = OnTimeout.CANCEL
     hybrid_precopy_rounds: int = Field(1, ge=1, le=1000)
+    networks: list[str] = Field(default_factory=list, max_length=64,
+                                description="migration data only to these networks (CIDR); empty: any address")
+    ports: tuple[int, int] = Field(DEFAULT_PORTS, description="and only to these ports (a URI without a port: "
+                                                               "the destination's choice)")
+
+    @field_validator("networks")
+    @classmethod
+    def _cidrs(cls, networks: list[str]) -> list[str]:
+        for net in networks:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network (CIDR, e.g. 10.0.1.0/24)") from None
+        return networks
+
+    @field_validator("ports")
+    @classmethod
+    def _port_range(cls, ports: tuple[int, int]) -> tuple[int, int]:
+        low, high = ports
+        if not 1024 <= low <= high <= 65535:
+            raise ValueError(f"ports must be [low, high] within 1024..65535, not {[low, high]}")
+        return ports
 
 
 class LimitsConfig(_Strict):
@@ -186,6 +213,10 @@ class ClusterConfig(_Strict):
     @property
     def method(self) -> MigrationMethod:
         return MigrationMethod(self.migration.method)
+
+    def leash(self) -> MigrationLeash:
+        """Where the engines may send a guest: these hosts, on ``[migration]`` networks and ports."""
+        return MigrationLeash.of(self.hosts, self.migration.networks, self.migration.ports)
 
     def journal_path(self) -> Path:
         if self.journal is not None:
@@ -252,7 +283,13 @@ def _check_references(cfg: ClusterConfig, source: str) -> None:
         make_policy(cfg.policy.name, **cfg.policy.args)
     except UserError as exc:
         raise UserError(exc.message, source=source, field=exc.field or "policy") from None
+    leash = cfg.leash()
     for name, host in cfg.hosts.items():
+        if isinstance(host, LibvirtHost) and host.migrate_uri is not None:
+            try:
+                leash.check_address("manager", "any VM", name, host.migrate_uri)
+            except AgentError as exc:
+                raise UserError(exc.detail, source=source, field=f"hosts.{name}.migrate_uri") from None
         if isinstance(host, AgentHost):
             read_token(host.token_file, source, f"hosts.{name}.token_file")
             if host.tls_ca is not None and not host.tls_ca.is_file():

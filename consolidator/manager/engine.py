@@ -10,13 +10,17 @@ the manager's one vocabulary for hosts, VMs and events; another engine (libvirt)
 Every call raises ``AgentError`` (host, what, status, detail) when the host refuses or cannot be
 reached; ``status`` None means unreachable (the manager then counts the host as not answering).
 
-A driver registers once in ``ENGINES``: ``driver name -> factory(name, host_config) -> Engine``.
+A driver registers once in ``ENGINES``: ``driver name -> factory(name, host_config, leash) -> Engine``.
+The leash (``manager.leash``, from cluster.toml) is where the engine may send a guest; every engine
+refuses any other destination before a migration connection is made.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, Protocol
+
+import httpx
 
 from consolidator.agent.api.schemas import (
     EventsView,
@@ -31,6 +35,7 @@ from consolidator.domain.errors import UserError
 from consolidator.domain.types import MigrationMethod
 from consolidator.manager.client import AgentClient, AgentEndpoint, AgentError
 from consolidator.manager.config import AgentHost, read_token
+from consolidator.manager.leash import MigrationLeash
 from consolidator.manager.options import MigrationOptions
 
 __all__ = ["ENGINES", "AgentEngine", "Engine", "EngineFactory", "make_engine"]
@@ -81,18 +86,28 @@ class Engine(Protocol):
 
 
 class AgentEngine(AgentClient):
-    """The host agent's HTTP API as an Engine: a move is prepare-incoming on the target, then migrate."""
+    """The host agent's HTTP API as an Engine: a move is prepare-incoming on the target, then migrate.
+    ``leash``: where moves may go (None: anywhere the source agent's own migration_peers allow)."""
+
+    def __init__(self, endpoint: AgentEndpoint, timeout_s: float = 30.0,
+                 transport: httpx.AsyncBaseTransport | None = None, leash: MigrationLeash | None = None) -> None:
+        super().__init__(endpoint, timeout_s, transport)
+        self.leash = leash
 
     async def migrate_to(self, vm: str, target: Engine, method: MigrationMethod,
                          options: MigrationOptions) -> None:
         if not isinstance(target, AgentClient):
             raise AgentError(self.host, f"migrate {vm}", None,
                              f"host {target.host} is not run by an agent: no migration between engines")
+        if self.leash is not None:
+            self.leash.check_peer(self.host, vm, target.host)
         view = next((v for v in await self.list_vms() if v.name == vm), None)
         if view is None:
             raise AgentError(self.host, f"find {vm}", 404, "not on the source")
         uri = await target.prepare_incoming(VmBody.model_validate(view.config.model_dump()))
         try:
+            if self.leash is not None:  # the target named its listening address: is it on the leash?
+                self.leash.check_uri(self.host, vm, target.host, uri)
             await self.migrate(vm, MigrateBody(
                 dst_uri=uri, dst_host=target.host, method=method.value,  # type: ignore[arg-type]
                 max_bandwidth_bytes_per_s=options.max_bandwidth_bytes_per_s,
@@ -107,31 +122,32 @@ class AgentEngine(AgentClient):
             raise
 
 
-EngineFactory = Callable[[str, Any], Engine]
+EngineFactory = Callable[[str, Any, MigrationLeash], Engine]
 
 
-def _agent(name: str, host: AgentHost) -> Engine:
+def _agent(name: str, host: AgentHost, leash: MigrationLeash) -> Engine:
     token = read_token(host.token_file, "cluster.toml", f"hosts.{name}.token_file")
     ca = str(host.tls_ca) if host.tls_ca is not None else None
-    return AgentEngine(AgentEndpoint(name, host.url, token, ca))
+    return AgentEngine(AgentEndpoint(name, host.url, token, ca), leash=leash)
 
 
-def _libvirt(name: str, host: Any) -> Engine:
+def _libvirt(name: str, host: Any, leash: MigrationLeash) -> Engine:
     try:  # the binding is optional (pip extra "libvirt"): only a libvirt host needs it
         from consolidator.manager.libvirt.engine import engine_from_config
     except ImportError as exc:
         raise UserError(f"driver 'libvirt' needs the libvirt-python binding ({exc}); "
                         "install it with scripts/setup.d/40-libvirt.sh", field=f"hosts.{name}.driver") from exc
-    return engine_from_config(name, host)
+    return engine_from_config(name, host, leash)
 
 
 ENGINES: dict[str, EngineFactory] = {"agent": _agent, "libvirt": _libvirt}
 
 
-def make_engine(name: str, host: Any) -> Engine:
-    """The engine of one ``hosts.NAME`` table of cluster.toml (by its ``driver``)."""
+def make_engine(name: str, host: Any, leash: MigrationLeash) -> Engine:
+    """The engine of one ``hosts.NAME`` table of cluster.toml (by its ``driver``); ``leash``: the
+    configuration's ``ClusterConfig.leash()``."""
     factory = ENGINES.get(host.driver)
     if factory is None:
         raise UserError(f"driver {host.driver!r} is not available (known: {', '.join(sorted(ENGINES))})",
                         field=f"hosts.{name}.driver")
-    return factory(name, host)
+    return factory(name, host, leash)

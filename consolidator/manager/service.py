@@ -72,7 +72,8 @@ class ManagerService:
         experiment (the lab) adds around each period, its meters and a warm-up before run time 0."""
         self.cfg = cfg
         self.specs = {h.name: h for h in cfg.host_specs()}
-        self.engines = engines if engines is not None else {n: make_engine(n, h) for n, h in cfg.hosts.items()}
+        self.engines = engines if engines is not None else {n: make_engine(n, h, cfg.leash())
+                                                           for n, h in cfg.hosts.items()}
         self.clock = clock
         self.telemetry = Telemetry(mode=cfg.mode)
         self.book = rule_book(cfg)

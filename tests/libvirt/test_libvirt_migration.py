@@ -21,7 +21,9 @@ libvirt = pytest.importorskip("libvirt", reason="the libvirt-python binding is n
 from consolidator.agent.api.schemas import EventView  # noqa: E402
 from consolidator.agent.hypervisor import OnTimeout, VmConfig, VmRunState  # noqa: E402
 from consolidator.manager.client import AgentError  # noqa: E402
+from consolidator.manager.leash import MigrationLeash  # noqa: E402
 from consolidator.manager.libvirt.daemons import why_libvirtd_cannot_run  # noqa: E402
+from consolidator.manager.libvirt.engine import LibvirtEngine  # noqa: E402
 from consolidator.manager.libvirt.testbed import Testbed  # noqa: E402
 from consolidator.manager.options import DEFAULT_OPTIONS, MigrationOptions  # noqa: E402
 
@@ -188,6 +190,30 @@ def test_refusals(bed: Testbed) -> None:
             pair.run(src.suspend())
         with pytest.raises(AgentError, match="runs here"):
             pair.run(src.destroy_vm("vm0"))
+    finally:
+        pair.close()
+    assert where(bed) == host
+    assert bed.check_pages(host, "vm0") == 0
+
+
+@pytest.mark.parametrize(("peers", "networks", "refusal"), [
+    (HOSTS, ["192.0.2.0/24"], "is outside the migration networks (192.0.2.0/24)"),
+    (HOSTS[:1], [], "is not a migration peer of"),
+])
+def test_leash_refuses_before_libvirt_connects(bed: Testbed, peers: tuple[str, ...], networks: list[str],
+                                               refusal: str) -> None:
+    """cluster.toml's leash (manager.leash): a destination outside its hosts or migration networks is
+    refused before libvirt is asked anything; the guest stays, intact."""
+    host = where(bed)
+    pair = Pair(bed)
+    leash = MigrationLeash.of(peers, networks)
+    try:
+        src = LibvirtEngine(host, bed.settings(host), leash)
+        with pytest.raises(AgentError) as info:
+            pair.run(src.migrate_to("vm0", pair.engines[other(host)], MigrationMethod.POSTCOPY, DEFAULT_OPTIONS))
+        assert info.value.status == 403 and refusal in info.value.detail
+        assert not src.link.is_open()  # refused before this engine connected to its libvirtd
+        pair.run(src.close())
     finally:
         pair.close()
     assert where(bed) == host

@@ -38,6 +38,7 @@ from consolidator.agent.api.schemas import (
 from consolidator.agent.hypervisor import VmRunState
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.manager.client import AgentError
+from consolidator.manager.leash import MigrationLeash, data_address
 from consolidator.manager.libvirt.conn import DomainMark, EventSinks, HostLink, MarkKind
 from consolidator.manager.libvirt.migration import LibvirtSettings, MigrationJob, MoveRequest, MoveResult
 from consolidator.manager.libvirt.stats import StatsReader
@@ -83,9 +84,10 @@ def _run_state(state: int, reason: int, incoming: bool) -> VmRunState:
 class LibvirtEngine:
     """Implements ``Engine`` for one host over libvirt-python (see module doc)."""
 
-    def __init__(self, host: str, settings: LibvirtHostSettings) -> None:
+    def __init__(self, host: str, settings: LibvirtHostSettings, leash: MigrationLeash | None = None) -> None:
         self.host = host
         self.settings = settings
+        self.leash = leash  # where moves may go (manager.leash); None: any LibvirtEngine given
         self.link = HostLink(host, settings.uri, EventSinks(self._on_mark, self._on_job, self._on_iteration))
         self._reader = StatsReader(host)
         self._log = EventLog(host)
@@ -223,6 +225,10 @@ class LibvirtEngine:
                              "no migration between engines")
         if target is self:
             raise AgentError(self.host, f"migrate {vm}", 409, "source and destination are the same host")
+        if self.leash is not None:  # before libvirtd connects anywhere: the data goes to migrate_uri,
+            # else to the peer URI's host (libvirt's own migration ports there)
+            data_uri = target.settings.migrate_uri or f"tcp://{data_address(target.peer_uri)[0]}"
+            self.leash.check_uri(self.host, vm, target.host, data_uri)
         with self._lock:
             if vm in self._jobs:
                 raise AgentError(self.host, f"migrate {vm}", 409, "already moving")
@@ -400,10 +406,10 @@ def _run(argv: tuple[str, ...], what: str, timeout_s: float = 60.0) -> None:
         raise RuntimeError(f"{what} command {argv[0]} exited {done.returncode}: {done.stderr.strip()[:200]}")
 
 
-def engine_from_config(name: str, host: Any) -> LibvirtEngine:
+def engine_from_config(name: str, host: Any, leash: MigrationLeash | None = None) -> LibvirtEngine:
     """The engine of one ``[hosts.NAME]`` table with ``driver = "libvirt"`` (manager.config.LibvirtHost)."""
     migration = LibvirtSettings(postcopy_preempt=host.postcopy_preempt, tls=host.migration_tls)
     return LibvirtEngine(name, LibvirtHostSettings(
         uri=host.uri, peer_uri=host.peer_uri, migrate_uri=host.migrate_uri,
         suspend_command=tuple(host.suspend_command), wake_command=tuple(host.wake_command),
-        emulated=host.emulated, migration=migration))
+        emulated=host.emulated, migration=migration), leash)
