@@ -48,7 +48,6 @@ engine factory to ``consolidator.manager.engine.ENGINES``.
 from __future__ import annotations
 
 import ipaddress
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -57,6 +56,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from consolidator.agent.api.config import MIN_TOKEN_CHARS, NAME_PATTERN
 from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.errors import UserError
+from consolidator.domain.tomlfile import read_toml, schema_error
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerProfile, Role
 from consolidator.manager.client import AgentError
 from consolidator.manager.leash import DEFAULT_PORTS, MigrationLeash
@@ -259,11 +259,9 @@ def parse_cluster_config(data: dict[str, Any], source: str) -> ClusterConfig:
     try:
         cfg = ClusterConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = [str(p) for p in first["loc"]
-               if p != "[key]" and (p not in ("agent", "libvirt") or first["loc"][0] != "hosts")]
-        message = first["msg"].removeprefix("Value error, ")
-        raise UserError(message, source=source, field=".".join(loc) or None) from None
+        errors = exc.errors()
+        tags = ("agent", "libvirt") if errors[0]["loc"][:1] == ("hosts",) else ()  # HostConfig's drivers
+        raise schema_error(errors, source, skip=tags) from None
     _check_references(cfg, source)
     return cfg
 
@@ -306,13 +304,7 @@ def power_config(cfg: ClusterConfig, source: str) -> PowerConfig:
 
 def load_cluster_config(path: Path) -> ClusterConfig:
     """Read and validate ``cluster.toml`` (token, CA and credential files included)."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"not valid TOML: {exc}", source=str(path)) from exc
-    return parse_cluster_config(data, str(path))
+    return parse_cluster_config(read_toml(path, "a cluster.toml"), str(path))
 
 
 def resolved_json(cfg: ClusterConfig) -> dict[str, Any]:

@@ -22,13 +22,13 @@ Every error names the file and the field (``UserError``).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.tomlfile import read_toml
 from consolidator.power.amt import AmtWake
 from consolidator.power.ipmi import IPMI_PORT, IpmiMeter, IpmiWake
 from consolidator.power.meters import Credentials, Meter, RaplMeter, split_address
@@ -54,13 +54,7 @@ class PowerConfig:
 
 def load_power_config(path: Path, suspender: Suspender | None = None) -> PowerConfig:
     """Parse and validate ``path``; raises UserError naming the file and field on any mistake."""
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"not valid TOML: {exc}", source=str(path)) from exc
-    return power_config_from(data, str(path), suspender)
+    return power_config_from(read_toml(path, "a power configuration"), str(path), suspender)
 
 
 def power_config_from(data: dict[str, Any], source: str, suspender: Suspender | None = None,

@@ -6,7 +6,6 @@ Shipped scenarios live in ``consolidator/scenarios/``; ``load_scenario("simple")
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -16,6 +15,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.tomlfile import parse_toml, schema_error
 from consolidator.domain.types import HostSpec, PowerProfile, Role, VmSpec
 from consolidator.models.migration import DirtyModel, MigrationParams, OnTimeoutPolicy
 from consolidator.sim.backlog import Accounting, GuestModel
@@ -199,18 +199,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 def parse_scenario(data: bytes, source: str) -> Scenario:
     if not data.strip():
         raise UserError("file is empty", source=source)
-    try:
-        raw = tomllib.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise UserError("not a text file (binary content)", source=source) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"not valid TOML: {exc}", source=source) from None
+    raw = parse_toml(data, source, "a scenario")
     try:
         model = ScenarioIn.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in err["loc"]).replace(".[", "[")
-        raise UserError(err["msg"], source=source, field=loc or None) from None
+        raise schema_error(exc.errors(), source) from None
     return _build(model, source, raw)
 
 

@@ -36,7 +36,7 @@ def test_a_different_seed_shuffles_the_plan() -> None:
 
 @pytest.mark.parametrize(("data", "field"), [
     ({"faults": {"meteor": 1}}, "faults.meteor"),
-    ({"faults": {"link_cut": -1}}, "link_cut"),
+    ({"faults": {"link_cut": -1}}, "faults.link_cut"),
     ({"faults": {"link_cut": 3}, "migrations": 2}, "migrations"),
     ({"link_mb_s": float("nan")}, "link_mb_s"),
     ({"cut_s": float("inf")}, "cut_s"),

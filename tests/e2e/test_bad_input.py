@@ -24,7 +24,7 @@ load = [[0, 0.5]]
 
 CASES = [
     ("empty", b"", "file is empty"),
-    ("binary", b"\x00\xff\xfe\x00garbage", "binary"),
+    ("binary", b"\x00\xff\xfe\x00garbage", "not UTF-8 text"),
     ("not toml", b"name = = 3", "not valid TOML"),
     ("missing field", GOOD.replace('duration_s = 10\n', '').encode(), "duration_s"),
     ("wrong type", GOOD.replace("duration_s = 10", 'duration_s = "ten"').encode(), "duration_s"),

@@ -26,13 +26,13 @@ from __future__ import annotations
 import ipaddress
 import re
 import ssl
-import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.tomlfile import read_toml, schema_error
 from consolidator.domain.types import PowerProfile
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
@@ -164,10 +164,7 @@ def parse_config(data: dict[str, Any], source: str) -> AgentConfig:
     try:
         return AgentConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = first["msg"].removeprefix("Value error, ")
-        raise UserError(message, source=source, field=field) from None
+        raise schema_error(exc.errors(), source) from None
 
 
 def check_tls_files(config: AgentConfig, source: str) -> None:
@@ -187,16 +184,7 @@ def check_tls_files(config: AgentConfig, source: str) -> None:
 def load_config(path: Path) -> AgentConfig:
     """Read and validate ``host.toml``; the token file, if any, is checked too (the TLS files are
     checked by ``check_tls_files`` when the agent starts: they may be installed after the config)."""
-    try:
-        if path.stat().st_size > MAX_CONFIG_BYTES:
-            raise UserError(f"larger than {MAX_CONFIG_BYTES} bytes: not a host.toml", source=str(path))
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise UserError(f"cannot read: {exc.strerror}", source=str(path)) from exc
-    except UnicodeDecodeError as exc:
-        raise UserError(f"not UTF-8 text (byte {exc.start}): not a host.toml", source=str(path)) from exc
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"not valid TOML: {exc}", source=str(path)) from exc
+    data = read_toml(path, "a host.toml", max_bytes=MAX_CONFIG_BYTES)
     config = parse_config(data, str(path))
     config.read_token(str(path))
     return config

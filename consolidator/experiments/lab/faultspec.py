@@ -23,14 +23,13 @@ Migrations without a fault alternate postcopy and precopy.
 
 from __future__ import annotations
 
-import math
 import random
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.tomlfile import Fields, read_toml
 from consolidator.domain.types import MigrationMethod
 
 FAULT_METHODS = {
@@ -69,39 +68,25 @@ class FaultSpec:
     cut_s: float
 
 
-def _number(data: dict[str, Any], key: str, default: float, low: float, high: float, source: str) -> float:
-    value = data.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) \
-            or not low <= value <= high:
-        raise UserError(f"must be a number in {low:g}..{high:g}, not {value!r}", source=source, field=key)
-    return float(value)
-
-
 def parse_spec(data: dict[str, Any], name: str, source: str) -> FaultSpec:
-    known = {"seed", "migrations", "vm_mem_mib", "link_mb_s", "cut_s", "faults"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise UserError(f"unknown keys {unknown}; known: {sorted(known)}", source=source, field=unknown[0])
-    faults = data.get("faults", {})
-    if not isinstance(faults, dict):
-        raise UserError("must be a table of kind = count", source=source, field="faults")
+    doc = Fields(data, source)
+    doc.only({"seed", "migrations", "vm_mem_mib", "link_mb_s", "cut_s", "faults"})
+    faults = doc.sub("faults")
     plan: list[str | None] = []
-    for kind in faults:
+    for kind in faults.table:
         if kind not in FAULT_METHODS:
-            raise UserError(f"unknown fault kind; known: {sorted(FAULT_METHODS)}", source=source,
-                            field=f"faults.{kind}")
-        plan += [kind] * int(_number(faults, kind, 0, 0, 20, source))
-    migrations = int(_number(data, "migrations", max(len(plan), 1), 1, 50, source))
+            faults.fail(kind, f"unknown fault kind; known: {sorted(FAULT_METHODS)}")
+        plan += [kind] * int(faults.number(kind, 0, 0, 20))
+    migrations = int(doc.number("migrations", max(len(plan), 1), 1, 50))
     if len(plan) > migrations:
-        raise UserError(f"{len(plan)} faults need at least as many migrations", source=source, field="migrations")
-    seed = int(_number(data, "seed", 1, 0, 2**31, source))
+        doc.fail("migrations", f"{len(plan)} faults need at least as many migrations")
+    seed = int(doc.number("seed", 1, 0, 2**31))
     plan += [None] * (migrations - len(plan))
     random.Random(seed).shuffle(plan)
     plain = (MigrationMethod.POSTCOPY, MigrationMethod.PRECOPY)
     steps = tuple(Step(FAULT_METHODS[f] if f else plain[i % 2], f) for i, f in enumerate(plan))
-    return FaultSpec(name, seed, steps, int(_number(data, "vm_mem_mib", 256, 128, 1024, source)),
-                     _number(data, "link_mb_s", 30.0, 5.0, 1000.0, source) * 1e6,
-                     _number(data, "cut_s", 4.0, 0.5, 60.0, source))
+    return FaultSpec(name, seed, steps, int(doc.number("vm_mem_mib", 256, 128, 1024)),
+                     doc.number("link_mb_s", 30.0, 5.0, 1000.0) * 1e6, doc.number("cut_s", 4.0, 0.5, 60.0))
 
 
 def load_spec(spec: str) -> FaultSpec:
@@ -109,11 +94,6 @@ def load_spec(spec: str) -> FaultSpec:
     if spec in BUILT_IN:
         return parse_spec(BUILT_IN[spec], spec, f"built-in {spec}")
     path = Path(spec)
-    try:
-        data = tomllib.loads(path.read_bytes().decode("utf-8"))
-    except OSError as exc:
-        raise UserError(f"not a built-in ({', '.join(BUILT_IN)}) and cannot read: {exc.strerror}",
-                        source=spec, field="--faults") from exc
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UserError(f"not a TOML fault spec: {exc}", source=spec) from exc
-    return parse_spec(data, path.stem, spec)
+    if not path.exists():
+        raise UserError(f"not a built-in ({', '.join(BUILT_IN)}) and no such file", source=spec, field="--faults")
+    return parse_spec(read_toml(path, "a fault spec"), path.stem, spec)
