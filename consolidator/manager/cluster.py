@@ -12,8 +12,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Protocol
 
+from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.manager.client import AgentError
@@ -53,12 +55,16 @@ class RemoteCluster:
         t0_wall_s: float,
         waker: Waker | None = None,
         options: MigrationOptions | None = None,
+        never_postcopy: frozenset[str] = frozenset(),
     ) -> None:
+        """``never_postcopy``: VMs whose precopy must not switch to postcopy at its time-out (the rules
+        gate already sends them by precopy; ``on_timeout = "postcopy"`` becomes a cancel for them)."""
         self._clients = clients
         self._deliver = deliver
         self._t0 = t0_wall_s
         self._waker = waker if waker is not None else AgentWaker(clients)
         self._options = options if options is not None else DEFAULT_OPTIONS
+        self._never_postcopy = never_postcopy
         self._tasks: set[asyncio.Task[None]] = set()
         self.in_flight: dict[str, tuple[str, str]] = {}  # vm -> (src, dst)
         self.errors: list[str] = []
@@ -94,13 +100,18 @@ class RemoteCluster:
     async def _migrate(self, vm: str, src: str, dst: str, method: MigrationMethod) -> None:
         start = self._now()
         try:
-            await self._clients[src].migrate_to(vm, self._clients[dst], method, self._options)
+            await self._clients[src].migrate_to(vm, self._clients[dst], method, self._options_for(vm))
         except AgentError as exc:
             log.warning("migration of %s %s -> %s not started: %s", vm, src, dst, exc)
             self.errors.append(str(exc))
             self.in_flight.pop(vm, None)
             self._deliver(MigrationFinished(t_s=self._now(), vm=vm, src=src, dst=dst, method=method,
                                             outcome=MigrationOutcome.FAILED, start_s=start, detail=str(exc)))
+
+    def _options_for(self, vm: str) -> MigrationOptions:
+        if vm in self._never_postcopy and self._options.on_timeout is OnTimeout.POSTCOPY:
+            return replace(self._options, on_timeout=OnTimeout.CANCEL)
+        return self._options
 
     def on_event(self, event: Event) -> None:
         """Called for every forwarded event: a migration that did not complete leaves an incoming

@@ -102,7 +102,8 @@ class ManagerService:
         if resume.meta.get(MODE_KEY) in ("recommend", "auto"):
             self.telemetry.set_mode(resume.meta[MODE_KEY], self.now(), "restart")
         self.waker = self.hooks.waker or waker_for(self.cfg, self.engines, self.telemetry.metrics)
-        self.cluster = RemoteCluster(self.engines, self._deliver, self.t0_wall_s, self.waker, options_of(self.cfg))
+        self.cluster = RemoteCluster(self.engines, self._deliver, self.t0_wall_s, self.waker, options_of(self.cfg),
+                                     self.book.never_postcopy)
         self.poller = StatsPoller(self.engines, self.cfg.overhead_per_vm)
         self.forwarder = EventForwarder(self.engines, self.t0_wall_s, self._deliver)
         meters = self.hooks.meters or config_meters(power_config(self.cfg, "cluster.toml"),
