@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
-from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
+from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, VmSpec
 from consolidator.models.migration import MigrationParams, MigrationProcess, Phase
 from consolidator.models.power import CODE_STATES, ON, RESUMING, STATE_CODES, SUSPENDED, SUSPENDING, PowerTable
 
@@ -74,7 +74,6 @@ class SimCluster:
         self.nic = np.array([h.nic_bytes_per_s for h in self.hosts])
         self.suspend_s = np.array([h.power.suspend_s for h in self.hosts])
         self.resume_s = np.array([h.power.resume_s for h in self.hosts])
-        self.roles = [h.role for h in self.hosts]
         self.vcpus = np.array([v.vcpus for v in self.vms], dtype=np.float64)
         # A VM runs at most its vCPUs at their speed, and no vCPU faster than a core of its host (CloudSim
         # caps a 2500-MIPS VM on an 1860-MIPS core); with unit speeds both are the vCPU count.
@@ -210,6 +209,3 @@ class SimCluster:
         for h in np.flatnonzero(self.due <= until + 1e-9):
             target = SUSPENDED if self.state[h] == SUSPENDING else ON
             self._set_state(int(h), int(target), float(self.due[h]))
-
-    def is_warehouse(self) -> np.ndarray:
-        return np.array([r is Role.WAREHOUSE for r in self.roles])

@@ -20,6 +20,7 @@ from consolidator.control.loop import ControlLoop, build_loop
 from consolidator.control.ports import NullSink, SampleSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationMethod, PowerState
+from consolidator.models.summary import IntervalSample, RunIdentity, RunMeter, RunSummary, WorkTotals
 from consolidator.policies.base import Policy
 from consolidator.sim.backlog import UNITS_PER_CORE_S, Accounting, Backlog, to_core_s, to_units
 from consolidator.sim.cluster import SimCluster, TickResult
@@ -27,9 +28,6 @@ from consolidator.sim.scenario import Scenario
 from consolidator.sim.workload import PoissonTasks
 
 log = logging.getLogger(__name__)
-# A VM at or above this load is "active" (the paper's return threshold, III-C): the paper's design
-# gives an active VM a Server node of its own, so VM-seconds it spends on a Warehouse node are reported.
-ACTIVE_LOAD = 0.5
 ARRIVALS_STREAM = 1  # second word of the arrivals generator's seed (the loads use the seed alone)
 
 
@@ -78,31 +76,14 @@ def _truncate(rec: RunRecord, k: int) -> None:
 
 
 @dataclass
-class _Window:
-    """Sums over the scenario's window [0, duration): the paper's Table IV measures."""
-
-    demand_core_s: float = 0.0
-    unserved_core_s: float = 0.0
-    overload_s: float = 0.0
-    active_on_warehouse_vm_s: float = 0.0
-    backlog_end_units: int = 0
-
-    def add(self, tick: TickResult, demand: np.ndarray, load: np.ndarray, dt: float, cores: np.ndarray,
-            warehouse: np.ndarray) -> None:
-        self.demand_core_s += float(demand.sum()) * dt
-        self.unserved_core_s += float((demand - tick.vm_served).sum()) * dt
-        self.overload_s += float(np.count_nonzero(tick.host_demand > cores + 1e-9)) * dt
-        self.active_on_warehouse_vm_s += float(np.count_nonzero((load >= ACTIVE_LOAD) & warehouse[tick.vm_host])) * dt
-
-
-@dataclass
 class RunResult:
     scenario: Scenario
     policy: str
     method: MigrationMethod
     seed: int
-    summary: dict[str, Any]
+    summary: dict[str, Any]  # totals.as_json(...) with the run's params: summary.json
     record: RunRecord
+    totals: RunSummary
 
 
 class Simulation:
@@ -149,8 +130,8 @@ class Simulation:
                      if sc.guests.accounting is Accounting.WORK_CONSERVING else 0)
         # np.zeros leaves untouched rows unallocated: room for the longest drain costs nothing until used
         rec = _new_record(limit, dt, len(sc.hosts), len(sc.vms), self.record_vms)
-        acc = _Window()
-        warehouse = self.cluster.is_warehouse()
+        meter = RunMeter(sc.hosts, len(sc.vms), n * dt)
+        backlog_end_units = 0
         self._deliver(rec)
         k = 0
         while k < n or (k < limit and not self.backlog.drained()):
@@ -162,10 +143,10 @@ class Simulation:
             self._record(rec, k, tick)
             if rec.vm_backlog is not None:
                 rec.vm_backlog[k] = self.backlog.backlog / (UNITS_PER_CORE_S)
-            if k < n:
-                acc.add(tick, demand, load, dt, self.cluster.cores, warehouse)
+            meter.add(IntervalSample(t, dt, tick.host_state, tick.host_watts, tick.host_demand, tick.vm_host,
+                                     load, demand, tick.vm_served))
             if k == n - 1:
-                acc.backlog_end_units = int(self.backlog.backlog.sum())
+                backlog_end_units = int(self.backlog.backlog.sum())
             self.loop.monitor.record_arrays(t + dt, tick.host_served, tick.vm_served, tick.vm_host,
                                             store=self.store_samples)
             self._deliver(rec)
@@ -176,8 +157,10 @@ class Simulation:
             k += 1
         self.sink.flush()
         _truncate(rec, k)
-        summary = self._summary(rec, dt, n, acc)
-        return RunResult(sc, self.policy.name, self.method, self.seed, summary, rec)
+        identity = RunIdentity(sc.name, self.policy.name, self.method, self.seed, dt)
+        totals = meter.finish(identity, rec.migrations, rec.power_events, self._work(backlog_end_units))
+        summary = totals.as_json({"controller_deferred": self.loop.controller.rejected, "params": self._params()})
+        return RunResult(sc, self.policy.name, self.method, self.seed, summary, rec, totals)
 
     def _deliver(self, rec: RunRecord) -> None:
         """Hand every queued world event to the control loop, including those its reactions cause."""
@@ -201,56 +184,23 @@ class Simulation:
             rec.vm_served[k] = tick.vm_served  # type: ignore[index]
             rec.vm_migrating[k] = tick.vm_migrating  # type: ignore[index]
 
-    def _summary(self, rec: RunRecord, dt: float, n: int, acc: _Window) -> dict[str, Any]:
+    def _params(self) -> dict[str, Any]:
         sc = self.scenario
-        energy_by_host = rec.host_watts[:n].sum(axis=0) * dt
-        done = [m for m in rec.migrations if m.outcome.value == "completed"]
-        demand = acc.demand_core_s
-        return {
-            "scenario": sc.name,
-            "policy": self.policy.name,
-            "migration": self.method.value,
-            "seed": self.seed,
-            "duration_s": float(n * dt),
-            "tick_s": dt,
-            "energy_ws": float(energy_by_host.sum()),
-            "energy_ws_by_host": {h.name: float(e) for h, e in zip(sc.hosts, energy_by_host, strict=True)},
-            **self._work_summary(rec, dt, n, acc),
-            "demand_core_s": demand,
-            "unserved_core_s": acc.unserved_core_s,
-            "unserved_cpu_pct": 100.0 * acc.unserved_core_s / demand if demand > 0 else 0.0,
-            "overload_s": acc.overload_s,
-            "active_on_warehouse_vm_s": acc.active_on_warehouse_vm_s,
-            "migrations": len(done),
-            "migrations_cancelled": sum(1 for m in rec.migrations if m.outcome.value == "cancelled"),
-            "migration_s_total": float(sum(m.t_s - m.start_s for m in rec.migrations)),
-            "suspends": sum(1 for e in rec.power_events if e.state is PowerState.SUSPENDED),
-            "wakes": sum(1 for e in rec.power_events if e.state is PowerState.ON),
-            "active_host_s": float(np.count_nonzero(rec.host_state[:n] != 2) * dt),
-            "controller_deferred": self.loop.controller.rejected,
-            "params": {"overhead_per_vm_cores": sc.overhead_per_vm_cores,
-                       "max_moves_per_host": sc.max_moves_per_host, "instant": self.cluster.instant,
-                       "guests": {"accounting": sc.guests.accounting.value, "task_mean_s": sc.guests.task_mean_s,
-                                  "drain_limit_s": sc.guests.drain_limit_s},
-                       "migration": {k: (v.value if isinstance(v, enum.Enum) else v)
-                                     for k, v in dataclasses.asdict(sc.migration).items()}},
-        }
+        return {"overhead_per_vm_cores": sc.overhead_per_vm_cores, "max_moves_per_host": sc.max_moves_per_host,
+                "instant": self.cluster.instant,
+                "guests": {"accounting": sc.guests.accounting.value, "task_mean_s": sc.guests.task_mean_s,
+                           "drain_limit_s": sc.guests.drain_limit_s},
+                "migration": {k: (v.value if isinstance(v, enum.Enum) else v)
+                              for k, v in dataclasses.asdict(sc.migration).items()}}
 
-    def _work_summary(self, rec: RunRecord, dt: float, n: int, acc: _Window) -> dict[str, Any]:
-        """Work arrived and served, the backlog, energy and time to complete it, and the delay of work."""
+    def _work(self, backlog_end_units: int) -> WorkTotals:
+        """Work arrived and served, the backlog at the window's end, and the delay of work."""
         b = self.backlog
         delays = b.delays()
-        drained = b.drained() or b.accounting is Accounting.LOST_CPU
-        return {
-            "accounting": b.accounting.value,
-            "work_arrived_core_s": to_core_s(b.arrived),
-            "work_served_core_s": to_core_s(b.served),
-            "work_dropped_core_s": to_core_s(b.dropped + (b.backlog if b.accounting is Accounting.LOST_CPU else 0)),
-            "backlog_end_core_s": acc.backlog_end_units / UNITS_PER_CORE_S,
-            "energy_to_complete_ws": float(rec.host_watts.sum()) * dt,
-            "complete_s": float(len(rec.t_s) * dt),
-            "completed": drained,  # False: the drain hit guests.drain_limit_s with work still waiting
-            "delay_mean_s": delays.mean_s,
-            "delay_p95_s": delays.p95_s,
-            "delay_max_s": delays.max_s,
-        }
+        lost = b.accounting is Accounting.LOST_CPU
+        return WorkTotals(
+            accounting=b.accounting, arrived_core_s=to_core_s(b.arrived), served_core_s=to_core_s(b.served),
+            dropped_core_s=to_core_s(b.dropped + (b.backlog if lost else 0)),
+            backlog_end_core_s=backlog_end_units / UNITS_PER_CORE_S,
+            completed=b.drained() or lost, delay_mean_s=delays.mean_s, delay_p95_s=delays.p95_s,
+            delay_max_s=delays.max_s)

@@ -207,3 +207,29 @@ def test_guest_queues_beside_the_simulators_backlog() -> None:
     assert c["delay"]["sim"]["mean_s"] == sim.summary["delay_mean_s"]
     text = "\n".join(backlog_markdown(c))
     assert "| vm0 | " in text and "100 tasks" in text
+
+
+def test_lab_demand_counts_the_guests_waiting_work_as_the_simulator_does() -> None:
+    """A VM's demand in a live run is what it ran plus the work waiting in its guest's queue (≤ vCPUs), as
+    the simulator's backlog demand; so work that waited counts as unserved even when the VM caught up
+    later (a demand taken from the scheduled load would cancel it out over the run)."""
+    sc = scale_scenario(load_scenario("simple"), LabScale())
+    dt = sc.tick_s
+    rec = LabRecorder(sc, MigrationMethod.POSTCOPY, {"pm0": PowerState.ON, "pm1": PowerState.ON})
+    waiting = [0.0, 0.1, 0.05, 0.0]  # vm0's guest backlog at each tick end, core·s
+    ran = [0.5, 0.5, 0.9, 0.7]  # vm0's measured load: it catches up in ticks 2 and 3
+    for k, (backlog, load) in enumerate(zip(waiting, ran, strict=True)):
+        t = k * dt
+        samples = tuple(VmSample(t, f"vm{j}", "pm0", load if j == 0 else 0.0) for j in range(5))
+        raw = SimpleNamespace(vms=[SimpleNamespace(name=f"vm{j}", guest_queue=_queue(
+            10 * k, 1, backlog if j == 0 else 0.0, 0.0, {0: 10 * k})) for j in range(5)])
+        polled = {"pm0": PolledStats(HostSample(t, "pm0", load), samples, raw)}  # type: ignore[arg-type]
+        rec.tick(t, polled, np.zeros(5, dtype=int), np.zeros(5))
+    result = rec.result("paper", {"params": {"lab": True}})
+    assert result.record.vm_demand is not None
+    assert list(result.record.vm_demand[:, 0]) == pytest.approx([0.5, 0.5 + 0.1 / dt, 1.0, 0.7])  # ≤ 1 vCPU
+    assert list(result.record.vm_demand[:, 1]) == [0.0] * 4  # nothing waiting: demand = what it ran
+    assert result.summary["unserved_core_s"] == pytest.approx(0.1 + 0.1 * dt)  # min(waiting, (1 − ran) · dt)
+    assert result.summary["unserved_core_s"] == result.totals.unserved_core_s
+    assert result.summary["active_on_warehouse_vm_s"] >= 0.0 and result.summary["energy_to_complete_ws"] == \
+        pytest.approx(result.summary["energy_ws"])

@@ -104,15 +104,16 @@ def compare_backlog(sim: RunResult, guests: GuestQueues, time_scale: float) -> d
         vms.append({"vm": name, "sim": {**_peak(rec.t_s, sim_b), "served_core_s": sim_served},
                     "live": {**_peak(t_live, live_b[:, j]), "served_core_s": live_served,
                              "backlog_t0_core_s": None if start is None else start.backlog_s}})
-    s = sim.summary
+    w = sim.totals.work
     return {
         "method": sim.method.value, "time_scale": time_scale, "tick_s": sim.scenario.tick_s, "vms": vms,
         "series": {"t_s": [float(x) for x in rec.t_s], "sim": np.round(rec.vm_backlog, 4).tolist()
                    if rec.vm_backlog is not None else [],
                    "live_t_s": guests.t_s, "live": np.round(np.nan_to_num(live_b, nan=-1.0), 4).tolist()},
-        "delay": {"sim": {"mean_s": s.get("delay_mean_s"), "p95_s": s.get("delay_p95_s"),
-                          "max_s": s.get("delay_max_s"), "backlog_end_core_s": s.get("backlog_end_core_s"),
-                          "work_served_core_s": s.get("work_served_core_s")},
+        "delay": {"sim": {"mean_s": w.delay_mean_s, "p95_s": w.delay_p95_s, "max_s": w.delay_max_s,
+                          "backlog_end_core_s": w.backlog_end_core_s, "work_served_core_s": w.served_core_s}
+                  if w is not None else dict.fromkeys(("mean_s", "p95_s", "max_s", "backlog_end_core_s",
+                                                       "work_served_core_s")),
                   "live": guests.delays()},
     }
 

@@ -68,7 +68,7 @@ def compare(live: RunResult, sim: RunResult, time_scale: float, against: str = "
     """Rows of (event, live_s, sim_s, diff), plus energy and the worst relative difference."""
     a, b = _keyed(_marks(live)), _keyed(_marks(sim))
     rows = []
-    gap = GAP_FRACTION * float(sim.summary.get("duration_s", 0.0) or 1.0)
+    gap = GAP_FRACTION * (sim.totals.duration_s or 1.0)
     for key in sorted(set(a) | set(b), key=lambda k: min(a.get(k, []) + b.get(k, []) or [0.0])):
         la, lb = sorted(a.get(key, [])), sorted(b.get(key, []))
         for k, (i, j) in enumerate(align(la, lb, gap)):
@@ -86,9 +86,10 @@ def compare(live: RunResult, sim: RunResult, time_scale: float, against: str = "
     return {
         "method": live.method.value, "against": against, "time_scale": time_scale, "events": rows,
         "max_rel_diff": max(rel) if rel else None, "unmatched": unmatched,
-        "energy_ws": {"live": round(live.summary["energy_ws"], 1), "sim": round(sim.summary["energy_ws"], 1)},
-        "unserved_cpu_pct": {"live": round(live.summary["unserved_cpu_pct"], 3),
-                             "sim": round(sim.summary["unserved_cpu_pct"], 3)},
+        # one summary (models.summary) on both sides: the same definitions of energy and unserved CPU
+        "energy_ws": {"live": round(live.totals.energy_ws, 1), "sim": round(sim.totals.energy_ws, 1)},
+        "unserved_cpu_pct": {"live": round(live.totals.unserved_cpu_pct, 3),
+                             "sim": round(sim.totals.unserved_cpu_pct, 3)},
     }
 
 

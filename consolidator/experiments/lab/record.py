@@ -1,11 +1,13 @@
 """Records a live lab run in the simulator's run-folder format (docs/run-format.md).
 
-Per tick: each host's power state, CPU (demand = scheduled VM loads + measured overhead; served =
-measured), watts and VM count; each VM's host, scheduled demand, measured (guest) load and whether it
-is migrating. Watts: the Power Monitor's reading of the host in that tick, through a ``model`` meter
-per host (``LabHostMeter``: the power model of the simulator on the measured load, plus the
-simulator's migration extras — per endpoint during a move, dirty-page tracking at a precopy source),
-because lab hosts share one machine and have no meter of their own. A tick without a good reading
+Per tick: each host's power state, CPU (demand = its VMs' demand + measured overhead; served =
+measured), watts and VM count; each VM's host, demand (what it ran plus the work waiting in its
+guest's queue, as the simulator counts it), measured load and whether it is migrating. The run's
+summary is the simulator's (``models.summary.RunMeter`` over these rows). Watts: the Power Monitor's
+reading of the host in that tick, through a ``model`` meter per host (``LabHostMeter``: the power model
+of the simulator on the measured load, plus the simulator's migration extras — per endpoint during a
+move, dirty-page tracking at a precopy source), because lab hosts share one machine and have no meter
+of their own. A tick without a good reading
 (a meter that failed or was late) gets the same model computed here, and is counted.
 """
 
@@ -24,6 +26,7 @@ from consolidator.experiments.lab.backlog import GuestQueues
 from consolidator.experiments.lab.scale import load_at
 from consolidator.manager.poller import PolledStats
 from consolidator.models.power import STATE_CODES, host_watts
+from consolidator.models.summary import IntervalSample, RunIdentity, RunMeter, RunSummary
 from consolidator.power.meters import ModelMeter
 from consolidator.power.monitor import PowerReport
 from consolidator.sim.engine import RunRecord, RunResult
@@ -36,6 +39,7 @@ class _Rows:
     host: list[list[Any]] = field(default_factory=list)  # per tick: [state, demand, served, watts, n_vms]
     vm: list[list[Any]] = field(default_factory=list)  # per tick: [host index, demand, served, avg, moving]
     vm_measured: list[list[float]] = field(default_factory=list)  # per tick: each VM's measured load
+    vm_load: list[list[float]] = field(default_factory=list)  # per tick: each VM's scheduled (workload) load
 
 
 class LabRecorder:
@@ -100,8 +104,10 @@ class LabRecorder:
                     measured[j] += vm.cpu_load
                     running[j] = h
         running = np.where(running >= 0, running, vm_host)
+        self.guests.tick(t_s, polled)
+        demand = self._wanted(scheduled, measured, np.array(self.guests.backlog_s[-1], dtype=float))
         vm_sum = np.bincount(running, weights=measured, minlength=len(sc.hosts))
-        demand_h = np.bincount(running, weights=scheduled, minlength=len(sc.hosts)) + np.maximum(
+        demand_h = np.bincount(running, weights=demand, minlength=len(sc.hosts)) + np.maximum(
             0.0, host_load - vm_sum)
         extra = self._extra_watts()
         host_rows = []
@@ -110,14 +116,24 @@ class LabRecorder:
             served = host_load[h] if state is PowerState.ON else 0.0
             watts = host_watts(spec.power, state, served, spec.cores) + extra[h]
             host_rows.append([STATE_CODES[state], demand_h[h], served, watts, int(np.count_nonzero(running == h))])
-        self.guests.tick(t_s, polled)
         self.rows.t_s.append(t_s)
         self.rows.host.append(host_rows)
         self.rows.vm_measured.append([float(x) for x in measured])
-        # served = the load measured in the guest, unclipped: the workload's Poisson tasks make a
-        # single period's load scatter around the demand, so only run totals tell what went unserved
-        self.rows.vm.append([[int(running[j]), scheduled[j], measured[j], float(vm_avg[j]), v.name in self.moving]
+        self.rows.vm_load.append([float(x) for x in scheduled])
+        # served = the load measured in the guest, unclipped (models.summary counts unserved CPU per VM
+        # over the run: a measured load scatters around the scheduled one from period to period)
+        self.rows.vm.append([[int(running[j]), demand[j], measured[j], float(vm_avg[j]), v.name in self.moving]
                              for j, v in enumerate(sc.vms)])
+
+    def _wanted(self, scheduled: np.ndarray, measured: np.ndarray, backlog_core_s: np.ndarray) -> np.ndarray:
+        """Each VM's demand as the simulator counts it: the CPU it wanted this period, i.e. what it ran
+        plus the work still waiting in its guest's queue, at most its vCPUs and at least what it ran (the
+        simulator's demand is new work + backlog ≤ vCPUs, so demand − served = min(backlog, vCPUs −
+        served)). A VM whose guest has not reported its queue (a host without guest queues): the
+        scheduled load, whose per-period scatter against the measured load evens out over the run."""
+        vcpus = np.array([v.vcpus for v in self.scenario.vms], dtype=float)
+        wanted = np.minimum(vcpus, measured + np.nan_to_num(backlog_core_s) / self.scenario.tick_s)
+        return np.where(np.isnan(backlog_core_s), scheduled, np.maximum(wanted, measured))
 
     def warm(self, polled: dict[str, PolledStats]) -> None:
         """A warm-up sample (before t = 0): kept only for the replay's starting loads (and the guests'
@@ -177,36 +193,23 @@ class LabRecorder:
             vm_load_avg=vm[:, :, 3], vm_migrating=vm[:, :, 4].astype(bool),
             migrations=list(self.migrations), power_events=list(self.power_events),
         )
-        return RunResult(self.scenario, policy, self.method, 0, self._summary(record, policy, extra_summary),
-                         record)
+        totals = self._summary(record, policy)
+        return RunResult(self.scenario, policy, self.method, 0, totals.as_json(extra_summary), record, totals)
 
-    def _summary(self, rec: RunRecord, policy: str, extra: dict[str, Any]) -> dict[str, Any]:
-        t = rec.t_s
-        dt = np.diff(np.append(t, t[-1] + self.scenario.tick_s)) if t.size else np.zeros(0)
-        energy = (rec.host_watts * dt[:, None]).sum(axis=0)
-        assert rec.vm_demand is not None and rec.vm_served is not None
-        demand_vm = (rec.vm_demand * dt[:, None]).sum(axis=0)
-        served_vm = (rec.vm_served * dt[:, None]).sum(axis=0)
-        demand = float(demand_vm.sum())
-        served = demand - float(np.maximum(0.0, demand_vm - served_vm).sum())  # per VM over the run
-        cores = np.array([h.cores for h in self.scenario.hosts])
-        done = [m for m in rec.migrations if m.outcome.value == "completed"]
-        return {
-            "scenario": self.scenario.name, "policy": policy, "migration": self.method.value, "seed": 0,
-            "duration_s": float(t[-1] + self.scenario.tick_s) if t.size else 0.0,
-            "tick_s": self.scenario.tick_s, "energy_ws": float(energy.sum()),
-            "energy_ws_by_host": {h.name: float(e) for h, e in zip(self.scenario.hosts, energy, strict=True)},
-            "demand_core_s": demand, "unserved_core_s": max(0.0, demand - served),
-            "unserved_cpu_pct": 100.0 * max(0.0, demand - served) / demand if demand > 0 else 0.0,
-            "overload_s": float(((rec.host_demand > cores + 1e-9) * dt[:, None]).sum()),
-            "migrations": len(done),
-            "migrations_cancelled": sum(1 for m in rec.migrations if m.outcome.value == "cancelled"),
-            "migration_s_total": float(sum(m.t_s - m.start_s for m in rec.migrations)),
-            "suspends": sum(1 for e in rec.power_events if e.state is PowerState.SUSPENDED),
-            "wakes": sum(1 for e in rec.power_events if e.state is PowerState.ON),
-            "active_host_s": float(((rec.host_state != STATE_CODES[PowerState.SUSPENDED]) * dt[:, None]).sum()),
-            **extra,
-        }
+    def _summary(self, rec: RunRecord, policy: str) -> RunSummary:
+        """The simulator's summary (models.summary) from the recorded rows; a row's interval runs to the
+        next row (the last one: a tick), and the whole run is the window."""
+        sc, t = self.scenario, rec.t_s
+        dt = np.diff(np.append(t, t[-1] + sc.tick_s)) if t.size else np.zeros(0)
+        assert rec.vm_host is not None and rec.vm_demand is not None and rec.vm_served is not None
+        meter = RunMeter(sc.hosts, len(sc.vms), float(t[-1] + sc.tick_s) if t.size else 0.0)
+        load = np.array(self.rows.vm_load, dtype=float).reshape(len(t), len(sc.vms))
+        for k in range(len(t)):
+            meter.add(IntervalSample(float(t[k]), float(dt[k]), rec.host_state[k], rec.host_watts[k],
+                                     rec.host_demand[k], rec.vm_host[k], load[k], rec.vm_demand[k],
+                                     rec.vm_served[k]))
+        return meter.finish(RunIdentity(sc.name, policy, self.method, 0, sc.tick_s), rec.migrations,
+                            rec.power_events)
 
 
 class LabHostMeter:
