@@ -22,12 +22,12 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from consolidator.agent.hypervisor import VmConfig
 from consolidator.domain.types import MigrationMethod
 from consolidator.experiments.calibrate import LOAD_PER_DIRTY_MIB_S, GridSpec, run_grid
 from consolidator.manager.libvirt.migration import PREEMPT_FLAG, LibvirtSettings
 from consolidator.manager.libvirt.testbed import Testbed
-from consolidator.manager.options import MigrationOptions
+from consolidator.protocol.migration import MigrationOptions
+from consolidator.protocol.schemas import VmConfig
 
 MODES = (MigrationMethod.PRECOPY, MigrationMethod.POSTCOPY, MigrationMethod.HYBRID)
 OPTIONS = MigrationOptions(max_bandwidth_bytes_per_s=120e6, downtime_limit_s=0.3, timeout_s=20.0)

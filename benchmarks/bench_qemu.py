@@ -22,10 +22,11 @@ import time
 from pathlib import Path
 
 from consolidator.agent.guest import build_guest
-from consolidator.agent.hypervisor import MigrationRequest, VmConfig
+from consolidator.agent.hypervisor import MigrationRequest
 from consolidator.agent.qemu import DriverSettings, QemuDriver
 from consolidator.agent.qemu.netlink import ShapedLink
 from consolidator.domain.types import MigrationMethod
+from consolidator.protocol.schemas import VmConfig
 
 LINK_BYTES_PER_S = 120e6
 

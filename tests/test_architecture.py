@@ -13,6 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "consolidator"
 LAYERS = {
     "domain": 0,
     "models": 1,
+    "protocol": 1,  # the agent API as both sides speak it: depends on domain only
     "policies": 2,
     "control": 3,
     "sim": 4,

@@ -22,8 +22,11 @@ from typing import Any
 from consolidator.agent.api import procstats
 from consolidator.agent.api.config import AgentConfig
 from consolidator.agent.api.errors import Conflict, Forbidden, NotFound
-from consolidator.agent.api.eventlog import EventLog
-from consolidator.agent.api.schemas import (
+from consolidator.agent.hypervisor import DriverError, Hypervisor, MigrationReport, MigrationRequest, VmInfo
+from consolidator.agent.power_state import HostPower
+from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
+from consolidator.protocol.eventlog import EventLog
+from consolidator.protocol.schemas import (
     GuestQueueView,
     HostStatsView,
     IncomingMarksView,
@@ -32,19 +35,10 @@ from consolidator.agent.api.schemas import (
     MigrationAccepted,
     ResumeBody,
     VmBody,
+    VmRunState,
     VmStatsView,
     VmView,
 )
-from consolidator.agent.hypervisor import (
-    DriverError,
-    Hypervisor,
-    MigrationReport,
-    MigrationRequest,
-    VmInfo,
-    VmRunState,
-)
-from consolidator.agent.power_state import HostPower
-from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 
 log = logging.getLogger(__name__)
 GUEST_STATS_TIMEOUT_S = 1.0
@@ -122,7 +116,7 @@ class HostAgent:
     async def create_vm(self, body: VmBody) -> VmView:
         with self._claim(body.name):
             await self._check_new_vm(body)
-            return VmView.of(await self.driver.create_vm(body.to_config()))
+            return (await self.driver.create_vm(body.to_config())).view()
 
     async def prepare_incoming(self, body: VmBody) -> str:
         with self._claim(body.name):
@@ -157,7 +151,7 @@ class HostAgent:
     async def list_vms(self) -> list[VmView]:
         """Every VM; one this agent is still sending is MIGRATING whatever its driver says (a
         restarted manager tells a move in flight from an abandoned incoming VM by this)."""
-        views = [VmView.of(info) for info in await self.driver.list_vms()]
+        views = [info.view() for info in await self.driver.list_vms()]
         for view in views:
             task = self._migrations.get(view.name)
             if view.state is VmRunState.RUNNING and task is not None and not task.done():
@@ -176,7 +170,7 @@ class HostAgent:
 
     async def vm_stats(self, name: str) -> VmStatsView:
         await self._vm(name)
-        return VmStatsView.of(await self.driver.vm_stats(name))
+        return (await self.driver.vm_stats(name)).view()
 
     # --- migration -------------------------------------------------------------------------
 
@@ -210,12 +204,8 @@ class HostAgent:
         running = self._migrations.get(name)
         if (running is not None and not running.done()) or info.state != VmRunState.RUNNING:
             raise Conflict(f"VM {name!r} is {info.state.value}, needs running and not migrating")
-        request = MigrationRequest(
-            vm=name, dst_uri=body.dst_uri, method=body.migration_method,
-            max_bandwidth_bytes_per_s=body.max_bandwidth_bytes_per_s,
-            downtime_limit_s=body.downtime_limit_s, timeout_s=body.timeout_s,
-            on_timeout=body.on_timeout, hybrid_precopy_rounds=body.hybrid_precopy_rounds,
-        )
+        request = MigrationRequest(vm=name, dst_uri=body.dst_uri, method=body.migration_method,
+                                   **body.options().model_dump())
         start = time.time()
         await self.events.append("migration_started", vm=name, src=self.config.name, dst=body.dst_host,
                                  method=request.method, start_wall_s=start)
@@ -312,7 +302,7 @@ class HostAgent:
                     log.debug("no stats for %s: %s", info.name, exc)
                     continue
                 guest = await self._guest_load(info) if self.config.emulated else None
-                view = VmStatsView.of(stats, info.config.cpu_quota, guest)
+                view = stats.view(info.config.cpu_quota, guest)
                 view.guest_queue = self._guest_queues.get(info.name) if self.config.emulated else None
                 if self.config.emulated and guest is None and hasattr(self.driver, "guest_stats"):
                     view.load_pending = True

@@ -7,39 +7,13 @@ the destination's ``prepare_incoming`` returns a URI, the source's ``migrate`` s
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
-
-
-class VmRunState(enum.Enum):
-    STARTING = "starting"
-    RUNNING = "running"
-    INCOMING = "incoming"  # destination side, waiting for or receiving a migration
-    MIGRATING = "migrating"  # source side, migration in progress
-    POSTCOPY = "postcopy"  # running on the destination, pages still arriving
-    POSTCOPY_PAUSED = "postcopy-paused"  # link broken mid-postcopy: the guest's memory is split, recover it
-    PAUSED = "paused"
-    STOPPED = "stopped"
-
-
-class OnTimeout(enum.Enum):
-    CANCEL = "cancel"  # precopy that has not converged is cancelled; the guest keeps running at the source
-    POSTCOPY = "postcopy"  # ... or switched to postcopy, which always finishes
-
-
-@dataclass(frozen=True, slots=True)
-class VmConfig:
-    name: str
-    mem_mib: int = 256
-    vcpus: int = 1
-    cpu_quota: float = 1.0  # fraction of one host core (cgroup cpu.max); the VM's "100 %"
-    load: float = 0.0  # workload generator: CPU load 0..1
-    dirty_mib_s: float = 0.0  # workload generator: memory update rate at that load
-    wws_mib: int | None = None  # working set the generator writes; None = most of RAM
+from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.schemas import VmBody, VmConfig, VmRunState, VmStatsView, VmView
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +23,9 @@ class VmInfo:
     config: VmConfig
     pid: int | None = None
     qmp_socket: str | None = None
+
+    def view(self) -> VmView:
+        return VmView(name=self.name, state=self.state, config=VmBody.from_config(self.config), pid=self.pid)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +75,12 @@ class VmStats:
     cpu_load: float  # fraction of one core, from cgroup/proc accounting
     dirty_bytes_per_s: float | None  # from QMP calc-dirty-rate, when measured
     mem_mib: int
+
+    def view(self, cpu_quota: float | None = None, guest_load: float | None = None) -> VmStatsView:
+        quota_load = self.cpu_load / cpu_quota if cpu_quota else None
+        return VmStatsView(name=self.name, cpu_load=self.cpu_load, dirty_bytes_per_s=self.dirty_bytes_per_s,
+                           mem_mib=self.mem_mib, cpu_quota=cpu_quota, quota_load=quota_load,
+                           guest_load=guest_load, load_pending=False, guest_queue=None)
 
 
 # hears "paused" / "resumed" with details (wall-clock marks) of an outgoing postcopy whose link broke

@@ -14,8 +14,8 @@ import time
 
 from consolidator.agent.api.config import AgentConfig
 from consolidator.agent.api.errors import Conflict
-from consolidator.agent.api.eventlog import EventLog
 from consolidator.domain.types import PowerState
+from consolidator.protocol.eventlog import EventLog
 
 log = logging.getLogger(__name__)
 

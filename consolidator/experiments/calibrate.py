@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consolidator.agent.guest import GuestImage, build_guest
-from consolidator.agent.hypervisor import MigrationRequest, OnTimeout, VmConfig
+from consolidator.agent.hypervisor import MigrationRequest
 from consolidator.agent.qemu import DriverSettings, QemuDriver
 from consolidator.agent.qemu.netlink import ShapedLink
 from consolidator.domain.types import MIB, MigrationMethod, MigrationOutcome
 from consolidator.models.migration import MigrationParams, OnTimeoutPolicy, estimate
+from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.schemas import VmConfig
 
 # vCPU stall per remote fault of vanilla postcopy (no preempt channel), measured here: median block
 # time per page request of the grid's writing rows (docs/calibration.md). The model's default

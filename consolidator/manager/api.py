@@ -40,9 +40,9 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, s
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
-from consolidator.agent.api.guards import BearerGate, BodyLimit, validation_error
 from consolidator.manager.metrics import CONTENT_TYPE_LATEST
 from consolidator.manager.telemetry import Telemetry
+from consolidator.protocol.guards import BearerGate, BodyLimit, validation_error
 
 Mode = Literal["recommend", "auto"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from consolidator.agent.api.schemas import (
+from consolidator.protocol.schemas import (
     EventsView,
     HostStatsView,
     IncomingMarksView,

@@ -20,9 +20,9 @@ from consolidator.domain.events import Event, HostPowerChanged, MigrationFinishe
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
-from consolidator.manager.options import DEFAULT_OPTIONS, MigrationOptions
+from consolidator.protocol.migration import DEFAULT_OPTIONS, MigrationOptions
 
-__all__ = ["DEFAULT_OPTIONS", "AgentWaker", "MigrationOptions", "RemoteCluster", "Waker"]
+__all__ = ["AgentWaker", "RemoteCluster", "Waker"]
 
 log = logging.getLogger(__name__)
 

@@ -53,8 +53,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from consolidator.agent.api.config import MIN_TOKEN_CHARS, NAME_PATTERN
-from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.errors import UserError
 from consolidator.domain.tomlfile import read_toml, schema_error
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerProfile, Role
@@ -63,6 +61,9 @@ from consolidator.manager.leash import DEFAULT_PORTS, MigrationLeash
 from consolidator.policies.registry import make_policy
 from consolidator.power.config import PowerConfig, power_config_from
 from consolidator.power.meters import split_address
+from consolidator.protocol.guards import MIN_TOKEN_CHARS
+from consolidator.protocol.migration import MigrationOptions
+from consolidator.protocol.schemas import NAME_PATTERN
 
 SLEEP_DEFAULTS_S = {"s3": (5.0, 5.0), "off": (20.0, 60.0)}  # (suspend_s, wake_s): DESIGN §2, paper Table III
 
@@ -144,13 +145,10 @@ class PolicyConfig(_Strict):
     args: dict[str, float] = Field(default_factory=dict)
 
 
-class MigrationConfig(_Strict):
+class MigrationConfig(MigrationOptions):
+    """``[migration]``: the method of every move and its options (the agent's migrate body has the same)."""
+
     method: Literal["precopy", "postcopy", "hybrid"] = "postcopy"
-    max_bandwidth_bytes_per_s: float | None = Field(120e6, gt=0)
-    downtime_limit_s: float = Field(0.3, gt=0, le=60)
-    timeout_s: float = Field(60.0, gt=0, le=86_400)
-    on_timeout: OnTimeout = OnTimeout.CANCEL
-    hybrid_precopy_rounds: int = Field(1, ge=1, le=1000)
     networks: list[str] = Field(default_factory=list, max_length=64,
                                 description="migration data only to these networks (CIDR); empty: any address")
     ports: tuple[int, int] = Field(DEFAULT_PORTS, description="and only to these ports (a URI without a port: "

@@ -13,11 +13,10 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 
-from consolidator.agent.api.schemas import VmView
-from consolidator.agent.hypervisor import VmRunState
 from consolidator.domain.types import VmSpec
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
+from consolidator.protocol.schemas import VmRunState, VmView
 
 log = logging.getLogger(__name__)
 

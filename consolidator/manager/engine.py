@@ -4,7 +4,7 @@ DESIGN §1 "Engines are ports": each host of ``cluster.toml`` is reached through
 ``driver`` names. The manager's pieces use only this protocol: discovery and the stats poller
 (``list_vms``, ``host_stats``), RemoteCluster's ClusterPort commands (``migrate_to``,
 ``cancel_migration``, ``destroy_vm``, ``suspend``, ``wake``), and the event forwarder (``events``,
-``incoming_marks``). The views are the agent API's typed models (``consolidator.agent.api.schemas``),
+``incoming_marks``). The views are the agent API's typed models (``consolidator.protocol.schemas``),
 the manager's one vocabulary for hosts, VMs and events; another engine (libvirt) builds the same.
 
 Every call raises ``AgentError`` (host, what, status, detail) when the host refuses or cannot be
@@ -22,7 +22,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from consolidator.agent.api.schemas import (
+from consolidator.domain.errors import UserError
+from consolidator.domain.types import MigrationMethod
+from consolidator.manager.client import AgentClient, AgentEndpoint, AgentError
+from consolidator.manager.config import AgentHost, read_token
+from consolidator.manager.leash import MigrationLeash
+from consolidator.protocol.migration import MigrationOptions
+from consolidator.protocol.schemas import (
     EventsView,
     HostStatsView,
     IncomingMarksView,
@@ -31,12 +37,6 @@ from consolidator.agent.api.schemas import (
     VmBody,
     VmView,
 )
-from consolidator.domain.errors import UserError
-from consolidator.domain.types import MigrationMethod
-from consolidator.manager.client import AgentClient, AgentEndpoint, AgentError
-from consolidator.manager.config import AgentHost, read_token
-from consolidator.manager.leash import MigrationLeash
-from consolidator.manager.options import MigrationOptions
 
 __all__ = ["ENGINES", "AgentEngine", "Engine", "EngineFactory", "make_engine"]
 
@@ -108,12 +108,7 @@ class AgentEngine(AgentClient):
         try:
             if self.leash is not None:  # the target named its listening address: is it on the leash?
                 self.leash.check_uri(self.host, vm, target.host, uri)
-            await self.migrate(vm, MigrateBody(
-                dst_uri=uri, dst_host=target.host, method=method.value,  # type: ignore[arg-type]
-                max_bandwidth_bytes_per_s=options.max_bandwidth_bytes_per_s,
-                downtime_limit_s=options.downtime_limit_s, timeout_s=options.timeout_s,
-                on_timeout=options.on_timeout, hybrid_precopy_rounds=options.hybrid_precopy_rounds,
-            ))
+            await self.migrate(vm, MigrateBody.of(uri, target.host, method, options))
         except AgentError:
             try:
                 await target.destroy_vm(vm)  # the prepared incoming QEMU would block a later move

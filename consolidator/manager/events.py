@@ -18,12 +18,12 @@ import dataclasses
 import logging
 from collections.abc import Callable
 
-from consolidator.agent.api.schemas import EventView
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
 from consolidator.manager.recovery import PostcopyRecovery
+from consolidator.protocol.schemas import EventView
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from consolidator.agent.api.schemas import HostStatsView
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
+from consolidator.protocol.schemas import HostStatsView
 
 log = logging.getLogger(__name__)
 

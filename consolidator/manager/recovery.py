@@ -20,8 +20,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from consolidator.agent.api.schemas import EventView
 from consolidator.manager.client import AgentError
+from consolidator.protocol.schemas import EventView
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from consolidator.domain.actions import Plan
 from consolidator.domain.events import Event
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerState, VmSpec
 from consolidator.manager.client import AgentEndpoint
-from consolidator.manager.cluster import DEFAULT_OPTIONS, MigrationOptions, RemoteCluster, Waker
+from consolidator.manager.cluster import RemoteCluster, Waker
 from consolidator.manager.engine import AgentEngine, Engine
 from consolidator.manager.events import EventForwarder
 from consolidator.manager.poller import PolledStats, StatsPoller
@@ -34,6 +34,7 @@ from consolidator.manager.power import PowerSampler
 from consolidator.policies.base import Policy
 from consolidator.power.meters import Meter
 from consolidator.power.monitor import PowerMonitor, PowerSink
+from consolidator.protocol.migration import DEFAULT_OPTIONS, MigrationOptions
 
 log = logging.getLogger(__name__)
 

@@ -15,12 +15,12 @@ from consolidator.manager.config import ClusterConfig, power_config
 from consolidator.manager.discovery import Inventory
 from consolidator.manager.engine import Engine
 from consolidator.manager.metrics import Metrics
-from consolidator.manager.options import MigrationOptions
 from consolidator.manager.poller import PolledStats
 from consolidator.manager.telemetry import HostStatus, VmStatus
 from consolidator.models.migration import MigrationParams, OnTimeoutPolicy
 from consolidator.models.power import CODE_STATES, host_watts
 from consolidator.power.wake import PowerController, WakeFailed
+from consolidator.protocol.migration import MigrationOptions
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +42,7 @@ def rule_book(cfg: ClusterConfig) -> RuleBook:
 
 
 def options_of(cfg: ClusterConfig) -> MigrationOptions:
-    m = cfg.migration
-    return MigrationOptions(max_bandwidth_bytes_per_s=m.max_bandwidth_bytes_per_s, downtime_limit_s=m.downtime_limit_s,
-                            timeout_s=m.timeout_s, on_timeout=m.on_timeout,
-                            hybrid_precopy_rounds=m.hybrid_precopy_rounds)
+    return MigrationOptions(**cfg.migration.model_dump(exclude={"method"}))
 
 
 def migration_params(cfg: ClusterConfig) -> MigrationParams:

@@ -14,17 +14,9 @@ from pathlib import Path
 
 from consolidator.agent.api.config import parse_config
 from consolidator.agent.host import HostAgent
-from consolidator.agent.hypervisor import (
-    DriverError,
-    Hypervisor,
-    MigrationReport,
-    MigrationRequest,
-    VmConfig,
-    VmInfo,
-    VmRunState,
-    VmStats,
-)
+from consolidator.agent.hypervisor import DriverError, Hypervisor, MigrationReport, MigrationRequest, VmInfo, VmStats
 from consolidator.domain.types import MigrationOutcome
+from consolidator.protocol.schemas import VmConfig, VmRunState
 
 
 class RecordingHypervisor:

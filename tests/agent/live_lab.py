@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from consolidator.agent.api.schemas import VmBody
 from consolidator.agent.qemu import launch
 from consolidator.experiments.lab.agents import (
     AgentSpec,
@@ -25,6 +24,7 @@ from consolidator.experiments.lab.agents import (
 )
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.manager.client import AgentClient
+from consolidator.protocol.schemas import VmBody
 
 VM = VmBody(name="vm0", mem_mib=256, cpu_quota=0.5, load=0.5, dirty_mib_s=20)
 

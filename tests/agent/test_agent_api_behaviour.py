@@ -188,8 +188,8 @@ class _GuestCounters(RecordingHypervisor):
 
 def test_guest_load_is_pending_until_a_second_reading(tmp_path: Path) -> None:
     from consolidator.agent.api.app import create_app
-    from consolidator.agent.api.schemas import HostStatsView
     from consolidator.manager.poller import samples_of
+    from consolidator.protocol.schemas import HostStatsView
 
     agent = make_agent(tmp_path, _GuestCounters())
     with TestClient(create_app(agent, TOKEN), headers={"Authorization": f"Bearer {TOKEN}"}) as c:

@@ -17,10 +17,11 @@ from fastapi.testclient import TestClient
 
 from consolidator.agent.api.app import create_app
 from consolidator.agent.api.config import check_tls_files, load_config
-from consolidator.agent.api.guards import MAX_BODY_BYTES
-from consolidator.agent.hypervisor import VmConfig, VmInfo, VmRunState
+from consolidator.agent.hypervisor import VmInfo
 from consolidator.agent.serve import build_driver
 from consolidator.domain.errors import UserError
+from consolidator.protocol.guards import MAX_BODY_BYTES
+from consolidator.protocol.schemas import VmConfig, VmRunState
 
 VM = {"name": "vm0", "mem_mib": 256, "cpu_quota": 0.25, "load": 0.5, "dirty_mib_s": 10}
 MIGRATE = {"dst_uri": "tcp:10.77.0.12:49152", "dst_host": "pm2", "method": "postcopy"}

@@ -13,9 +13,9 @@ import time
 import pytest
 from live_lab import VM, Lab, finished_event
 
-from consolidator.agent.api.schemas import MigrateBody
 from consolidator.agent.qemu.migration import STALL_S
 from consolidator.manager.client import AgentClient, AgentError
+from consolidator.protocol.schemas import MigrateBody
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(600)]
 

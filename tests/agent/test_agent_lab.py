@@ -14,7 +14,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from consolidator.agent.api.schemas import GuestQueueView
 from consolidator.agent.qemu.guestctl import delay_bin_upper_s
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.errors import UserError
@@ -27,6 +26,7 @@ from consolidator.experiments.lab.record import LabRecorder
 from consolidator.experiments.lab.scale import LabScale, load_at, scale_scenario
 from consolidator.experiments.runs import simulate, write_run
 from consolidator.manager.poller import PolledStats
+from consolidator.protocol.schemas import GuestQueueView
 from consolidator.sim.scenario import load_scenario
 
 

@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 import pytest
 from live_lab import VM, Lab, finished_event
 
-from consolidator.agent.api.schemas import MigrateBody, VmBody
 from consolidator.agent.qemu import launch
 from consolidator.control.ports import NullSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
@@ -17,6 +16,7 @@ from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcom
 from consolidator.manager.events import measure_downtime
 from consolidator.manager.runner import LiveSession
 from consolidator.policies.registry import make_policy
+from consolidator.protocol.schemas import MigrateBody, VmBody
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(600)]
 def test_agent_restart_adopts_running_qemu(lab: Lab) -> None:

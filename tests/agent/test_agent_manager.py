@@ -13,7 +13,6 @@ import pytest
 from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 
 from consolidator.agent.api.app import create_app
-from consolidator.agent.api.schemas import EventView, VmBody
 from consolidator.agent.host import HostAgent
 from consolidator.control.ports import NullSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
@@ -23,6 +22,7 @@ from consolidator.manager.engine import AgentEngine
 from consolidator.manager.events import EventForwarder, measure_downtime, to_domain
 from consolidator.manager.runner import LiveSession
 from consolidator.policies.registry import make_policy
+from consolidator.protocol.schemas import EventView, VmBody
 
 
 def test_to_domain_converts_times_to_run_time() -> None:

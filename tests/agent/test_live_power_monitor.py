@@ -22,7 +22,6 @@ import pytest
 from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 
 from consolidator.agent.api.app import create_app
-from consolidator.agent.api.schemas import VmBody
 from consolidator.control.ports import HostSample, NullSink, VmSample
 from consolidator.domain.errors import UserError
 from consolidator.domain.events import HostPowerChanged, MigrationFinished, MigrationStarted
@@ -40,6 +39,7 @@ from consolidator.power.config import PowerConfig, load_power_config
 from consolidator.power.monitor import PowerMonitor
 from consolidator.power.wake import HostWaker, PowerController, RetryPolicy
 from consolidator.power.wol import WolWake, magic_packet
+from consolidator.protocol.schemas import VmBody
 from consolidator.sim.scenario import load_scenario
 from consolidator.storage import open_store
 

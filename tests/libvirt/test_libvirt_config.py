@@ -13,7 +13,7 @@ from consolidator.domain.types import MigrationMethod
 from consolidator.manager.client import AgentError
 from consolidator.manager.config import LibvirtHost, load_cluster_config
 from consolidator.manager.engine import make_engine
-from consolidator.manager.options import DEFAULT_OPTIONS
+from consolidator.protocol.migration import DEFAULT_OPTIONS
 
 libvirt = pytest.importorskip("libvirt", reason="the libvirt-python binding is not installed (40-libvirt.sh)")
 

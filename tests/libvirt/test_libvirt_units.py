@@ -10,13 +10,12 @@ import pytest
 
 libvirt = pytest.importorskip("libvirt", reason="the libvirt-python binding is not installed (40-libvirt.sh)")
 
-from consolidator.agent.hypervisor import OnTimeout  # noqa: E402
 from consolidator.domain.types import MigrationMethod  # noqa: E402
-from consolidator.manager.cluster import MigrationOptions  # noqa: E402
 from consolidator.manager.libvirt import migration as mig  # noqa: E402
 from consolidator.manager.libvirt.conn import MarkKind, classify  # noqa: E402
 from consolidator.manager.libvirt.guestxml import GuestDomain, domain_xml, mac_of  # noqa: E402
 from consolidator.manager.libvirt.stats import parse_domain  # noqa: E402
+from consolidator.protocol.migration import MigrationOptions, OnTimeout  # noqa: E402
 
 BASE = libvirt.VIR_MIGRATE_LIVE | libvirt.VIR_MIGRATE_PEER2PEER
 POST = libvirt.VIR_MIGRATE_POSTCOPY

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consolidator.agent.api.schemas import VmBody, VmView
-from consolidator.agent.hypervisor import VmRunState as S
 from consolidator.manager.discovery import InFlight, inventory_of
+from consolidator.protocol.schemas import VmBody, VmView
+from consolidator.protocol.schemas import VmRunState as S
 
 
 def views(**hosts: list[tuple[str, S]]) -> dict[str, list[VmView]]:

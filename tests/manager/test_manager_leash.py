@@ -14,13 +14,13 @@ import pytest
 from agent_doubles import TOKEN
 from service_doubles import HOSTS, Cluster
 
-from consolidator.agent.api.schemas import VmBody
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import MigrationMethod
 from consolidator.manager.client import AgentEndpoint, AgentError
 from consolidator.manager.engine import AgentEngine
 from consolidator.manager.leash import MigrationLeash, data_address
-from consolidator.manager.options import DEFAULT_OPTIONS
+from consolidator.protocol.migration import DEFAULT_OPTIONS
+from consolidator.protocol.schemas import VmBody
 
 
 @pytest.mark.parametrize(("uri", "expected"), [

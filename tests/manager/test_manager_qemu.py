@@ -27,12 +27,12 @@ from typing import Any
 import httpx
 import pytest
 
-from consolidator.agent.api.schemas import VmBody
 from consolidator.agent.qemu import launch
 from consolidator.domain.types import HostSpec, PowerState, Role
 from consolidator.experiments.lab.cluster_file import write_cluster_config
 from consolidator.experiments.lab.lab import LabState, lab_down, lab_up
 from consolidator.manager.client import AgentClient
+from consolidator.protocol.schemas import VmBody
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(900)]
 HOSTS = ["pm0", "pm1", "pm2"]

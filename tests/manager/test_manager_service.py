@@ -9,10 +9,10 @@ from pathlib import Path
 
 from service_doubles import Cluster
 
-from consolidator.agent.api.schemas import VmBody
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationOutcome
 from consolidator.manager.service import ManagerService
+from consolidator.protocol.schemas import VmBody
 
 
 async def run_for(service: ManagerService, seconds: float) -> None:

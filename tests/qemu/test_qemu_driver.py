@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 from qemu_support import Pair
 
-from consolidator.agent.hypervisor import DriverError, MigrationRequest, VmConfig, VmRunState
+from consolidator.agent.hypervisor import DriverError, MigrationRequest
 from consolidator.agent.qemu import driver_from_config, launch
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
+from consolidator.protocol.schemas import VmConfig, VmRunState
 
 pytestmark = [pytest.mark.timeout(300)]
 

@@ -11,8 +11,10 @@ import asyncio
 import pytest
 from qemu_support import LINK_BYTES_PER_S, Pair
 
-from consolidator.agent.hypervisor import MigrationReport, MigrationRequest, OnTimeout, VmConfig, VmRunState
+from consolidator.agent.hypervisor import MigrationReport, MigrationRequest
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
+from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.schemas import VmConfig, VmRunState
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(300)]
 

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from qemu_support import Pair
 
-from consolidator.agent.hypervisor import MigrationRequest, VmConfig, VmRunState
+from consolidator.agent.hypervisor import MigrationRequest
 from consolidator.agent.qemu.migration import STALL_S
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
+from consolidator.protocol.schemas import VmConfig, VmRunState
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(300)]
 DOWN_S = 4.0  # how long the link stays down after the destination listens again

@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from qemu_support import Pair
 
-from consolidator.agent.hypervisor import MigrationRequest, VmConfig
+from consolidator.agent.hypervisor import MigrationRequest
 from consolidator.agent.qemu import DriverSettings, QemuDriver
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
+from consolidator.protocol.schemas import VmConfig
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(300)]
 PORTS = (50100, 50109)

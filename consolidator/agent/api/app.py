@@ -18,10 +18,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from consolidator.agent.api.config import NAME_PATTERN
 from consolidator.agent.api.errors import Conflict, Forbidden, NotFound
-from consolidator.agent.api.guards import BearerGate, BodyLimit, error, validation_error
-from consolidator.agent.api.schemas import (
+from consolidator.agent.host import HostAgent
+from consolidator.agent.hypervisor import DriverError
+from consolidator.protocol.guards import BearerGate, BodyLimit, error, validation_error
+from consolidator.protocol.schemas import (
+    NAME_PATTERN,
     CheckView,
     ErrorView,
     EventsView,
@@ -37,8 +39,6 @@ from consolidator.agent.api.schemas import (
     VmStatsView,
     VmView,
 )
-from consolidator.agent.host import HostAgent
-from consolidator.agent.hypervisor import DriverError
 
 VmName = Annotated[str, Path(pattern=NAME_PATTERN, description="VM name")]
 _bearer = HTTPBearer(auto_error=False)

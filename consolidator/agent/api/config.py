@@ -34,9 +34,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from consolidator.domain.errors import UserError
 from consolidator.domain.tomlfile import read_toml, schema_error
 from consolidator.domain.types import PowerProfile
+from consolidator.protocol.guards import MIN_TOKEN_CHARS
+from consolidator.protocol.schemas import NAME_PATTERN
 
-NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
-MIN_TOKEN_CHARS = 16
 MAX_CONFIG_BYTES = 1 << 20
 TLS_FILES = ("ca-cert.pem", "server-cert.pem", "server-key.pem", "client-cert.pem", "client-key.pem")
 

@@ -22,9 +22,7 @@ from consolidator.agent.hypervisor import (
     MigrationReport,
     MigrationRequest,
     PostcopyFaults,
-    VmConfig,
     VmInfo,
-    VmRunState,
     VmStats,
 )
 from consolidator.agent.qemu import endpoints, guestctl, launch
@@ -41,6 +39,7 @@ from consolidator.agent.qemu.migration import (
     run_migration,
 )
 from consolidator.agent.qemu.monitor import Monitor
+from consolidator.protocol.schemas import VmConfig, VmRunState
 
 log = logging.getLogger(__name__)
 STATUS_WAIT_S = 5.0  # a migrating VM's monitor silent this long is stuck (Monitor.execute)

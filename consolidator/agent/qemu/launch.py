@@ -20,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from consolidator.agent.guest import GuestImage
-from consolidator.agent.hypervisor import DriverError, MigrationRequest, OnTimeout, VmConfig
+from consolidator.agent.hypervisor import DriverError, MigrationRequest
 from consolidator.domain.types import MigrationMethod
+from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.schemas import VmConfig
 
 log = logging.getLogger(__name__)
 

@@ -33,11 +33,11 @@ from consolidator.agent.hypervisor import (
     MigrationObserver,
     MigrationReport,
     MigrationRequest,
-    OnTimeout,
     PostcopyFaults,
 )
 from consolidator.agent.qemu.monitor import Monitor
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
+from consolidator.protocol.migration import OnTimeout
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from consolidator.agent.api.schemas import GuestQueueView
 from consolidator.agent.qemu.guestctl import delay_bin_upper_s
 from consolidator.manager.poller import PolledStats
+from consolidator.protocol.schemas import GuestQueueView
 from consolidator.sim.engine import RunResult
 from consolidator.sim.scenario import Scenario
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from consolidator.agent.api.schemas import VmBody
 from consolidator.domain.types import MIB, MigrationMethod, PowerState
 from consolidator.experiments.lab.cluster_file import write_cluster_config
 from consolidator.experiments.lab.lab import LabState
@@ -21,6 +20,7 @@ from consolidator.manager.client import AgentClient, AgentError
 from consolidator.manager.cluster import Waker
 from consolidator.manager.config import ClusterConfig, load_cluster_config, parse_cluster_config
 from consolidator.manager.service import Hooks, ManagerService
+from consolidator.protocol.schemas import VmBody
 from consolidator.sim.engine import RunResult
 from consolidator.sim.scenario import Scenario
 

@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consolidator.agent.api.schemas import MigrateBody, VmBody
-from consolidator.agent.hypervisor import OnTimeout
 from consolidator.agent.qemu.migration import STALL_S
 from consolidator.domain.events import Event, MigrationFinished
 from consolidator.domain.types import MigrationOutcome
@@ -49,6 +47,8 @@ from consolidator.experiments.lab.network import LabNetwork
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import AgentEngine
 from consolidator.manager.events import EventForwarder
+from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.schemas import MigrateBody, VmBody
 
 log = logging.getLogger(__name__)
 LOCK = Path("/tmp/lab.lock")  # the lab's subnet is shared with `lab up`: one lab at a time

@@ -25,24 +25,24 @@ from typing import Any
 
 import libvirt
 
-from consolidator.agent.api.eventlog import EventLog
-from consolidator.agent.api.schemas import (
-    EventsView,
-    HostStatsView,
-    IncomingMarksView,
-    PowerView,
-    VmBody,
-    VmStatsView,
-    VmView,
-)
-from consolidator.agent.hypervisor import VmRunState
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.manager.client import AgentError
 from consolidator.manager.leash import MigrationLeash, data_address
 from consolidator.manager.libvirt.conn import DomainMark, EventSinks, HostLink, MarkKind
 from consolidator.manager.libvirt.migration import LibvirtSettings, MigrationJob, MoveRequest, MoveResult
 from consolidator.manager.libvirt.stats import StatsReader
-from consolidator.manager.options import MigrationOptions
+from consolidator.protocol.eventlog import EventLog
+from consolidator.protocol.migration import MigrationOptions
+from consolidator.protocol.schemas import (
+    EventsView,
+    HostStatsView,
+    IncomingMarksView,
+    PowerView,
+    VmBody,
+    VmRunState,
+    VmStatsView,
+    VmView,
+)
 
 log = logging.getLogger(__name__)
 

@@ -19,10 +19,9 @@ from typing import Any
 
 import libvirt
 
-from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 from consolidator.manager.libvirt.conn import DomainMark, HostLink, MarkKind
-from consolidator.manager.options import MigrationOptions
+from consolidator.protocol.migration import MigrationOptions, OnTimeout
 
 log = logging.getLogger(__name__)
 

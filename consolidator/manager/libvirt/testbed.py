@@ -20,7 +20,6 @@ from pathlib import Path
 import libvirt
 
 from consolidator.agent.guest import GuestImage, build_guest
-from consolidator.agent.hypervisor import VmConfig
 from consolidator.agent.qemu import guestctl
 from consolidator.agent.qemu.launch import kernel_cmdline
 from consolidator.agent.qemu.netlink import ShapedLink
@@ -28,6 +27,7 @@ from consolidator.manager.libvirt.daemons import DaemonSpec, PrivateLibvirtd
 from consolidator.manager.libvirt.engine import LibvirtEngine, LibvirtHostSettings
 from consolidator.manager.libvirt.guestxml import GuestDomain, domain_xml
 from consolidator.manager.libvirt.migration import LibvirtSettings
+from consolidator.protocol.schemas import VmConfig
 
 log = logging.getLogger(__name__)
 

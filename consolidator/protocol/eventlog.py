@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from consolidator.agent.api.schemas import EventKind, EventView
+from consolidator.protocol.schemas import EventKind, EventView
 
 log = logging.getLogger(__name__)
 

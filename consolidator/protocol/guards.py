@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+MIN_TOKEN_CHARS = 16  # a bearer token shorter than this is refused at configuration
 MAX_BODY_BYTES = 1 << 20  # every body of these APIs is a few hundred bytes
 
 

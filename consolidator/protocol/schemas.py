@@ -1,23 +1,49 @@
 """Request and response bodies of the host agent's HTTP API (they make its OpenAPI schema).
 
 Every request model forbids unknown fields and bounds every number, so a malformed body is a
-422 with a message before any handler runs.
+422 with a message before any handler runs. The manager's client builds and parses the same models.
 """
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from consolidator.agent.api.config import NAME_PATTERN
-from consolidator.agent.hypervisor import OnTimeout, VmConfig, VmInfo, VmRunState, VmStats
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
+from consolidator.protocol.migration import MigrationOptions
 
+NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"  # host and VM names
 # Hard limits of one request; the host's own limit (max_vm_mem_mib) is checked by the agent.
 MAX_MEM_MIB = 1 << 20
 MAX_DIRTY_MIB_S = 100_000.0
 MIGRATION_URI_PATTERN = r"^tcp:(\d{1,3}\.){3}\d{1,3}:\d{1,5}$"
+
+
+class VmRunState(enum.Enum):
+    STARTING = "starting"
+    RUNNING = "running"
+    INCOMING = "incoming"  # destination side, waiting for or receiving a migration
+    MIGRATING = "migrating"  # source side, migration in progress
+    POSTCOPY = "postcopy"  # running on the destination, pages still arriving
+    POSTCOPY_PAUSED = "postcopy-paused"  # link broken mid-postcopy: the guest's memory is split, recover it
+    PAUSED = "paused"
+    STOPPED = "stopped"
+
+
+@dataclass(frozen=True, slots=True)
+class VmConfig:
+    """A VM's size, CPU quota and guest load, as a VM driver is given it."""
+
+    name: str
+    mem_mib: int = 256
+    vcpus: int = 1
+    cpu_quota: float = 1.0  # fraction of one host core (cgroup cpu.max); the VM's "100 %"
+    load: float = 0.0  # workload generator: CPU load 0..1
+    dirty_mib_s: float = 0.0  # workload generator: memory update rate at that load
+    wws_mib: int | None = None  # working set the generator writes; None = most of RAM
 
 
 class _Strict(BaseModel):
@@ -53,10 +79,6 @@ class VmView(BaseModel):
     config: VmBody
     pid: int | None = None
 
-    @classmethod
-    def of(cls, info: VmInfo) -> VmView:
-        return cls(name=info.name, state=info.state, config=VmBody.from_config(info.config), pid=info.pid)
-
 
 class IncomingView(BaseModel):
     """Where the source must send the VM's state."""
@@ -84,17 +106,20 @@ class IncomingMarksView(BaseModel):
     postcopy_preempt: bool | None = Field(default=None, description="this destination had postcopy-preempt on")
 
 
-class MigrateBody(_Strict):
-    """Send a VM to a destination that was prepared with prepare-incoming."""
+class MigrateBody(MigrationOptions):
+    """Send a VM to a destination that was prepared with prepare-incoming, with these options."""
 
     dst_uri: str = Field(pattern=MIGRATION_URI_PATTERN, description="from the destination's incoming call")
     dst_host: str = Field(pattern=NAME_PATTERN, description="destination host name, for events")
     method: Literal["precopy", "postcopy", "hybrid"] = "postcopy"
-    max_bandwidth_bytes_per_s: float | None = Field(None, gt=0, le=1e12)
-    downtime_limit_s: float = Field(0.3, gt=0, le=60)
-    timeout_s: float = Field(60.0, gt=0, le=86_400)
-    on_timeout: OnTimeout = OnTimeout.CANCEL
-    hybrid_precopy_rounds: int = Field(1, ge=1, le=1000)
+
+    @classmethod
+    def of(cls, dst_uri: str, dst_host: str, method: MigrationMethod, options: MigrationOptions) -> MigrateBody:
+        return cls(dst_uri=dst_uri, dst_host=dst_host, method=method.value,  # type: ignore[arg-type]
+                   **options.model_dump())
+
+    def options(self) -> MigrationOptions:
+        return MigrationOptions(**self.model_dump(include=set(MigrationOptions.model_fields)))
 
     @property
     def migration_method(self) -> MigrationMethod:
@@ -153,14 +178,6 @@ class VmStatsView(BaseModel):
                                                   "host); leave this VM out of this period's samples")
     guest_queue: GuestQueueView | None = Field(
         default=None, description="emulated host: the guest generator's task queue at this reading")
-
-    @classmethod
-    def of(cls, stats: VmStats, cpu_quota: float | None = None,
-           guest_load: float | None = None) -> VmStatsView:
-        quota_load = stats.cpu_load / cpu_quota if cpu_quota else None
-        return cls(name=stats.name, cpu_load=stats.cpu_load, dirty_bytes_per_s=stats.dirty_bytes_per_s,
-                   mem_mib=stats.mem_mib, cpu_quota=cpu_quota, quota_load=quota_load, guest_load=guest_load,
-                   load_pending=False, guest_queue=None)
 
     @property
     def lab_load(self) -> float:
