@@ -42,7 +42,7 @@ def rule_book(cfg: ClusterConfig) -> RuleBook:
 
 
 def options_of(cfg: ClusterConfig) -> MigrationOptions:
-    return MigrationOptions(**cfg.migration.model_dump(exclude={"method"}))
+    return cfg.migration.options()
 
 
 def migration_params(cfg: ClusterConfig) -> MigrationParams:

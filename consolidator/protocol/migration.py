@@ -26,5 +26,9 @@ class MigrationOptions(BaseModel):
     on_timeout: OnTimeout = OnTimeout.CANCEL
     hybrid_precopy_rounds: int = Field(default=1, ge=1, le=1000, description="hybrid: precopy passes before postcopy")
 
+    def options(self) -> MigrationOptions:
+        """Only the options (of a subclass that adds fields: the migrate body, ``[migration]``)."""
+        return MigrationOptions(**self.model_dump(include=set(MigrationOptions.model_fields)))
+
 
 DEFAULT_OPTIONS = MigrationOptions()

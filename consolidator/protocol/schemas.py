@@ -118,9 +118,6 @@ class MigrateBody(MigrationOptions):
         return cls(dst_uri=dst_uri, dst_host=dst_host, method=method.value,  # type: ignore[arg-type]
                    **options.model_dump())
 
-    def options(self) -> MigrationOptions:
-        return MigrationOptions(**self.model_dump(include=set(MigrationOptions.model_fields)))
-
     @property
     def migration_method(self) -> MigrationMethod:
         return MigrationMethod(self.method)
