@@ -1,8 +1,14 @@
 """The control loop: Load Monitor -> Relocation Planner -> VM Controller, driven by a runner.
 
 A runner (the simulator in virtual time, or an asyncio runner on the wall clock) records each
-period's samples in ``loop.monitor``, then calls ``loop.tick(now)``; side effects come back through
+period's samples in ``loop.monitor``, then calls ``loop.tick(now)`` (or ``loop.propose(now)``, to pass
+the plan through its own gate before ``controller.apply``); side effects come back through
 ``loop.on_event``. The loop never sleeps and never reads a clock.
+
+A policy that plans at an interval (``interval_s``, CloudSim's scheduling interval) is asked on a
+fixed grid (first period, then every ``interval_s``: a late period does not shift later rounds), and
+sees the loads of its interval: the snapshot's latest loads are their means over the interval's
+periods (the newest value of the load history), as CloudSim's utilisation at a scheduling interval is.
 """
 
 from __future__ import annotations
@@ -45,7 +51,7 @@ class ControlLoop:
         self.plans = 0
         self.actions_taken = 0
         self._interval_s = plan_interval_s(policy)
-        self._last_plan_s: float | None = None
+        self.next_plan_s: float | None = None  # the grid's next round (interval planners); None: the first period
         self._core_speed = np.array([h.core_speed for h in hosts], dtype=np.float64)
         self._vm_size = np.array([v.vcpus * v.vcpu_speed for v in controller.vms], dtype=np.float64)
         self._tables = np.array([load_points(h.power) for h in hosts], dtype=np.float64).reshape(len(hosts), 11)
@@ -53,6 +59,9 @@ class ControlLoop:
     def snapshot(self, now: float) -> Snapshot:
         m, c = self.monitor, self.controller
         host_hist, host_len, vm_hist, vm_len = m.history()
+        host_now, vm_now = m.host_now.copy(), m.vm_now.copy()
+        if self._interval_s is not None and m.history_length and vm_len.size and vm_len[0] > 0:
+            host_now, vm_now = host_hist[:, 0].copy(), vm_hist[:, 0].copy()  # the interval's means
         return Snapshot(
             t_s=now,
             method=self.method,
@@ -62,7 +71,7 @@ class ControlLoop:
             host_cores=self._cores,
             host_mem_mib=self._mem,
             host_load_avg=m.host_avg(),
-            host_load_now=m.host_now.copy(),
+            host_load_now=host_now,
             host_load_short=m.host_short(),
             host_overhead_now=m.host_overhead_now(),
             vm_names=m.vm_names,
@@ -70,7 +79,7 @@ class ControlLoop:
             vm_runs_on=c.runs_on(),
             vm_mem_mib=self._vm_mem,
             vm_load_avg=m.vm_avg(),
-            vm_load_now=m.vm_now.copy(),
+            vm_load_now=vm_now,
             vm_load_short=m.vm_short(),
             vm_busy=c.busy(),
             vm_move_src=c.move_sources(),
@@ -94,16 +103,30 @@ class ControlLoop:
     def tick(self, now: float) -> Plan:
         """Close the sampling period, plan on the new snapshot (at the policy's interval, if it has one),
         and act on the plan."""
-        self.monitor.close_period(now)
-        if self._interval_s is not None and self._last_plan_s is not None and (
-                now - self._last_plan_s < self._interval_s - 1e-9):
+        proposed = self.propose(now)
+        if proposed is None:
             return Plan()
-        self._last_plan_s = now
-        self.monitor.push_history()
-        plan = self.policy.plan(self.snapshot(now))
-        self.plans += 1
+        plan = proposed[1]
         self.actions_taken += len(self.controller.apply(plan, now))
         return plan
+
+    def propose(self, now: float) -> tuple[Snapshot, Plan] | None:
+        """Close the sampling period; when a round is due (every period, or on the policy's interval
+        grid), end the interval's load history and return the snapshot and the policy's plan, not
+        applied. None: no round this period."""
+        self.monitor.close_period(now)
+        if self._interval_s is not None:
+            if self.next_plan_s is not None and now < self.next_plan_s - 1e-9:
+                return None
+            due = now if self.next_plan_s is None else self.next_plan_s
+            while due <= now + 1e-9:  # periods that came late do not move the grid
+                due += self._interval_s
+            self.next_plan_s = due
+        self.monitor.push_history()
+        snap = self.snapshot(now)
+        plan = self.policy.plan(snap)
+        self.plans += 1
+        return snap, plan
 
     def on_event(self, event: Event) -> None:
         self.controller.on_event(event)
@@ -122,7 +145,9 @@ def build_loop(
     window_periods: int = 10,
     max_moves_per_host: int | None = None,
 ) -> ControlLoop:
+    # an interval planner keeps at least its interval's mean (its snapshot's latest loads)
+    keep = max(history_length(policy), 1 if plan_interval_s(policy) is not None else 0)
     monitor = LoadMonitor([h.name for h in hosts], [v.name for v in vms], sink, window_periods,
-                          history_length=history_length(policy))
+                          history_length=keep)
     controller = VMController(hosts, vms, placement, cluster, power_states, max_moves_per_host)
     return ControlLoop(monitor, controller, policy, method)

@@ -80,11 +80,16 @@ class ProfileConfig(_Strict):
     suspended_watts: float = Field(7.0, ge=0)
     off_watts: float = Field(6.0, ge=0)
     full_load_cores: float | None = Field(1.0, gt=0)
+    table_watts: list[float] | None = Field(None, min_length=11, max_length=11,
+                                            description="SPECpower-style W at 0, 10, ..., 100 % load (overrides "
+                                                        "the linear idle..max model)")
 
 
 class _HostBase(_Strict):
     role: Role = Role.SERVER
     cores: float = Field(4.0, gt=0, le=1024)
+    core_speed: float = Field(1.0, gt=0, le=1024, description="load one physical core serves (a vCPU gets no "
+                                                             "more): the literature planners' per-core speed")
     mem_mib: int = Field(16384, gt=0)
     sleep: Literal["s3", "off"] = "s3"
     suspend_s: float | None = Field(None, ge=0, le=3600)
@@ -235,8 +240,10 @@ class ClusterConfig(_Strict):
             asleep = p.off_watts if h.sleep == "off" else p.suspended_watts
             profile = PowerProfile(idle_watts=p.idle_watts, max_watts=p.max_watts, suspended_watts=asleep,
                                    off_watts=p.off_watts, suspend_s=float(h.suspend_s or 0.0),
-                                   resume_s=float(h.wake_s or 0.0), full_load_cores=p.full_load_cores)
-            specs.append(HostSpec(name, h.role, cores=h.cores, mem_mib=h.mem_mib, power=profile))
+                                   resume_s=float(h.wake_s or 0.0), full_load_cores=p.full_load_cores,
+                                   table_watts=tuple(p.table_watts) if p.table_watts else None)
+            specs.append(HostSpec(name, h.role, cores=h.cores, mem_mib=h.mem_mib, power=profile,
+                                  core_speed=h.core_speed))
         return specs
 
 

@@ -220,9 +220,10 @@ class ManagerService:
 
     def _plan(self, loop: ControlLoop, now: float) -> Plan:
         started = time.perf_counter()
-        loop.monitor.close_period(now)
-        snap = loop.snapshot(now)
-        raw = loop.policy.plan(snap)
+        proposed = loop.propose(now)  # every period, or on the policy's interval grid
+        if proposed is None:
+            return Plan()
+        snap, raw = proposed
         moving = {loop.controller.vms[v].name: (loop.controller.hosts[m.src].name, loop.controller.hosts[m.dst].name)
                   for v, m in loop.controller.moves.items()}
         gated = gate(raw, snap, self.book, self.history, moving)
@@ -231,7 +232,6 @@ class ManagerService:
             for action in loop.controller.apply(gated.plan, now):
                 if isinstance(action, Migrate):
                     self.history.note_started(action.vm, now)
-        loop.plans += 1
         self.telemetry.metrics.plan_latency.observe(time.perf_counter() - started)
         for r in gated.refusals:
             self.telemetry.add_refusal(Refusal(now, r.rule, describe(r.action), r.reason))
@@ -312,6 +312,7 @@ class ManagerService:
         assert self._loop is not None
         new = self._loop
         new.monitor.carry_over(old.monitor)
+        new.next_plan_s = old.next_plan_s  # an interval planner keeps its grid
         for name, v in new.controller.vm_index.items():
             j = c.vm_index.get(name)
             if j is not None and placement[name] == known[name]:

@@ -22,7 +22,7 @@ def _value(v: Any) -> str:
     if isinstance(v, int | float):
         return repr(v)
     if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
+        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items() if x is not None) + " }"
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_value(x) for x in v) + "]"
     return json.dumps(str(v))  # a TOML basic string
@@ -56,9 +56,12 @@ def cluster_toml(state: LabState, hosts: Sequence[HostSpec] | None = None, **top
                                  "token_file": str(state.token_file)}
         if spec is not None:
             p = spec.power
-            entry.update(cores=spec.cores, mem_mib=spec.mem_mib, suspend_s=p.suspend_s, wake_s=p.resume_s,
+            entry.update(cores=spec.cores, core_speed=spec.core_speed, mem_mib=spec.mem_mib, suspend_s=p.suspend_s,
+                         wake_s=p.resume_s,
                          profile={"idle_watts": p.idle_watts, "max_watts": p.max_watts,
-                                  "suspended_watts": p.suspended_watts, "off_watts": p.off_watts})
+                                  "suspended_watts": p.suspended_watts, "off_watts": p.off_watts,
+                                  "full_load_cores": p.full_load_cores if p.full_load_cores is not None
+                                  else spec.cores, "table_watts": list(p.table_watts) if p.table_watts else None})
         text += "\n" + _table(f"hosts.{host}", entry)
     return text
 
