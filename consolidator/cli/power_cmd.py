@@ -12,6 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.registry import Table, describe
+from consolidator.power.registry import METER_TIMEOUT, METERS, RETRY, WAKERS
 
 power_app = typer.Typer(help="Read node power meters and wake hosts (IPMI, Redfish, WoL, AMT, RAPL, model).",
                         no_args_is_help=True)
@@ -19,18 +21,10 @@ db_app = typer.Typer(help="Run databases: export to CSV, inspect, downsample.", 
 bench_app = typer.Typer(help="Benchmarks that print their figures.", no_args_is_help=True)
 
 
-class MeterKind(StrEnum):
-    ipmi = "ipmi"
-    redfish = "redfish"
-    model = "model"
-    rapl = "rapl"
-
-
-class WakeKind(StrEnum):
-    ipmi = "ipmi"
-    redfish = "redfish"
-    wol = "wol"
-    amt = "amt"
+# Choices from the one registration (power.registry), which imports no meter library.
+MeterKind = StrEnum("MeterKind", {name: name for name in METERS.names()})  # type: ignore[misc]
+WakeKind = StrEnum("WakeKind", {name: name for name in WAKERS.names()})  # type: ignore[misc]
+RETRY_PARAM = {p.name: p for p in RETRY}
 
 
 Address = Annotated[str | None, typer.Option("--address", help="HOST[:PORT] (or a URL for redfish/amt)")]
@@ -54,23 +48,25 @@ def _fail(message: str, payload: dict[str, Any] | None, as_json: bool) -> None:
 
 @power_app.command("read")
 def power_read(
-    meter: Annotated[MeterKind, typer.Option("--meter", help="ipmi | redfish | model | rapl")],
+    meter: Annotated[MeterKind, typer.Option("--meter", help=" | ".join(METERS.names()))],
     address: Address = None,
     username: User = "admin",
     password_file: PasswordFile = None,
     cpu_load: Annotated[float | None, typer.Option(help="model: CPU load in cores (default: this machine's)")] = None,
     cores: Annotated[float | None, typer.Option(help="model: the host's cores (default: this machine's)")] = None,
-    timeout_s: Annotated[float, typer.Option("--timeout", help="seconds to wait for the meter")] = 10.0,
+    timeout_s: Annotated[float, typer.Option("--timeout", help="seconds to wait for the meter")] = METER_TIMEOUT.number,
     insecure: Annotated[bool, typer.Option(help="redfish: do not verify the TLS certificate")] = False,
     as_json: AsJson = False,
 ) -> None:
-    """Read one node's power draw in watts."""
+    """Read one node's power draw in watts (`consolidator power meters` lists the kinds)."""
     from consolidator.power.cli_support import build_meter, read_once
     from consolidator.power.meters import MeterError
 
     _quiet()
     try:
-        m = build_meter(meter.value, address, username, password_file, cpu_load, cores, timeout_s, not insecure)
+        m = build_meter(meter.value, address, {
+            "username": username, "password_file": _path(password_file), "cpu_load": cpu_load, "cores": cores,
+            "timeout_s": timeout_s, "insecure": insecure})
         watts = read_once(m, timeout_s + 2.0)  # the meter's own timeout names the peer; this is a backstop
     except MeterError as exc:
         _fail(str(exc), None, as_json)
@@ -79,25 +75,31 @@ def power_read(
 
 @power_app.command("wake")
 def power_wake(
-    method: Annotated[WakeKind, typer.Option("--method", help="ipmi | redfish | wol | amt")],
+    method: Annotated[WakeKind, typer.Option("--method", help=" | ".join(WAKERS.names()))],
     address: Address = None,
     mac: Annotated[str | None, typer.Option("--mac", help="wol: the host's MAC address")] = None,
     username: User = "admin",
     password_file: PasswordFile = None,
-    attempts: Annotated[int, typer.Option(help="attempts before giving up")] = 3,
+    attempts: Annotated[int, typer.Option(help="attempts before giving up")] = int(
+        RETRY_PARAM["attempts_per_method"].number),
     verify_tcp: Annotated[str | None, typer.Option(help="HOST:PORT that answers once the host is up")] = None,
-    verify_timeout_s: Annotated[float, typer.Option("--verify-timeout", help="seconds per attempt")] = 60.0,
-    backoff_s: Annotated[float, typer.Option("--backoff", help="first pause between attempts, s")] = 1.0,
+    verify_timeout_s: Annotated[float, typer.Option("--verify-timeout", help="seconds per attempt")] = RETRY_PARAM[
+        "verify_timeout_s"].number,
+    backoff_s: Annotated[float, typer.Option("--backoff", help="first pause between attempts, s")] = RETRY_PARAM[
+        "backoff_s"].number,
     insecure: Annotated[bool, typer.Option(help="redfish/amt: do not verify the TLS certificate")] = False,
     as_json: AsJson = False,
 ) -> None:
     """Wake a host and verify it: by default IPMI/Redfish check the BMC reports power on; WoL and AMT
-    are verified only with --verify-tcp (otherwise a sent request counts)."""
+    are verified only with --verify-tcp (otherwise a sent request counts). `consolidator power wakers`
+    lists the methods."""
     from consolidator.power.cli_support import build_waker
 
     _quiet()
-    waker = build_waker(method.value, address, mac, username, password_file, attempts, verify_tcp,
-                        verify_timeout_s, backoff_s, not insecure)
+    waker = build_waker(method.value, address, {
+        "mac": mac, "username": username, "password_file": _path(password_file), "attempts_per_method": attempts,
+        "verify_tcp": verify_tcp, "verify_timeout_s": verify_timeout_s, "backoff_s": backoff_s,
+        "insecure": insecure})
     import asyncio
 
     result = asyncio.run(waker.wake())
@@ -107,6 +109,35 @@ def power_wake(
     if not result.ok:
         _fail(result.summary(), payload, as_json)
     typer.echo(json.dumps(payload) if as_json else result.summary())
+
+
+@power_app.command("meters")
+def power_meters(as_json: AsJson = False) -> None:
+    """The kinds of power meter, with their parameters (keys of a power configuration) and defaults."""
+    _list(METERS, as_json)
+
+
+@power_app.command("wakers")
+def power_wakers(as_json: AsJson = False) -> None:
+    """The wake methods, with their parameters, and the retry parameters every host's wake shares."""
+    _list(WAKERS, as_json, {"name": "(every host)", "summary": "retry and verification of a host's wake",
+                            "params": {p.name: p.as_dict() for p in RETRY}})
+
+
+def _list(table: Table[Any], as_json: bool = False, extra: dict[str, Any] | None = None) -> None:
+    rows = describe(table) + ([extra] if extra else [])
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for row in rows:
+        typer.echo(f"{row['name']}: {row['summary']}")
+        for name, param in row["params"].items():
+            default = "required" if param.get("required") else f"default {param['default']}"
+            typer.echo(f"    {name} ({param['type']}, {default}): {param['help']}")
+
+
+def _path(path: Path | None) -> str | None:
+    return None if path is None else str(path)
 
 
 @db_app.command("export")

@@ -11,7 +11,7 @@ and every mistake is a ``UserError`` naming the field.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -39,6 +39,13 @@ class Param:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise TypeError(f"parameter {self.name}: kind must be one of {', '.join(KINDS.values())}")
+
+    @property
+    def number(self) -> float:
+        """The default of a numeric parameter, as a float (TypeError for others)."""
+        if isinstance(self.default, bool) or not isinstance(self.default, int | float):
+            raise TypeError(f"parameter {self.name} has no numeric default")
+        return float(self.default)
 
     def check(self, owner: str, value: object, field: str) -> Value:
         """``value`` as this parameter's type; a wrong type or range raises UserError naming ``field``."""
@@ -99,6 +106,20 @@ def check_args(params: Sequence[Param], args: Mapping[str, object], owner: str,
 class Named(Protocol):
     @property
     def name(self) -> str: ...
+
+
+class Described(Named, Protocol):
+    @property
+    def summary(self) -> str: ...
+
+    @property
+    def params(self) -> Sequence[Param]: ...
+
+
+def describe(entries: Iterable[Described]) -> list[dict[str, object]]:
+    """What ``--json`` listings print for a table: name, parameters (default, type, range, meaning), summary."""
+    return [{"name": e.name, "params": {p.name: p.as_dict() for p in e.params}, "summary": e.summary}
+            for e in entries]
 
 
 E = TypeVar("E", bound=Named)

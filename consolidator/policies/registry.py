@@ -22,6 +22,7 @@ from typing import Any
 
 from consolidator.domain.errors import UserError
 from consolidator.domain.registry import Param, check_args
+from consolidator.domain.registry import describe as describe_table
 from consolidator.policies.aware import AwarePolicy
 from consolidator.policies.base import Policy
 from consolidator.policies.baselines import IdealFirstFit, NoConsolidation
@@ -104,8 +105,7 @@ def policy_names() -> list[str]:
 
 def describe() -> list[dict[str, object]]:
     """``consolidator policies --json``: name, parameters (default, type, range, meaning) and summary."""
-    return [{"name": e.name, "params": {p.name: p.as_dict() for p in e.params}, "summary": e.summary}
-            for e in ENTRIES.values()]
+    return describe_table(ENTRIES.values())
 
 
 def make_policy(name: str, **args: Any) -> Policy:

@@ -6,6 +6,7 @@ meter in a worker thread under a timeout, so a slow or dead meter never stalls t
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -89,6 +90,20 @@ class ModelMeter:
     def read_watts(self) -> float:
         state, cpu_load_cores = self._load()
         return host_watts(self.profile, state, cpu_load_cores, self.cores)
+
+
+def local_cpu_load(interval_s: float = 0.2) -> float:
+    """This machine's busy cores over ``interval_s`` from /proc/stat (the model meter's default input)."""
+    def busy_total() -> tuple[int, int]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+        return sum(fields) - idle, sum(fields)
+
+    b0, t0 = busy_total()
+    time.sleep(interval_s)
+    b1, t1 = busy_total()
+    cores = os.cpu_count() or 1
+    return cores * (b1 - b0) / max(1, t1 - t0)
 
 
 POWERCAP_ROOT = Path("/sys/class/powercap")

@@ -21,6 +21,7 @@ from typing import Protocol
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import PowerState
 from consolidator.power.meters import MeterAuthError, MeterError
+from consolidator.power.registry import RETRY_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +50,14 @@ class WakeFailed(Exception):
 
 @dataclass(frozen=True, slots=True)
 class RetryPolicy:
-    """Attempts and timing. Defaults: the paper's hosts answer within 60 s of power-on (DESIGN §2)."""
+    """Attempts and timing; the defaults a configuration may change are ``power.registry.RETRY``'s."""
 
-    attempts_per_method: int = 3
-    backoff_s: float = 1.0
+    attempts_per_method: int = int(RETRY_DEFAULTS["attempts_per_method"])
+    backoff_s: float = float(RETRY_DEFAULTS["backoff_s"])
     backoff_factor: float = 2.0
     backoff_max_s: float = 30.0
     send_timeout_s: float = 15.0
-    verify_timeout_s: float = 90.0
+    verify_timeout_s: float = float(RETRY_DEFAULTS["verify_timeout_s"])
     verify_poll_s: float = 1.0
 
     def __post_init__(self) -> None:

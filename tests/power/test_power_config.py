@@ -50,7 +50,7 @@ verify_tcp = "127.0.0.1:8700"
 
 
 @pytest.mark.parametrize(("body", "field", "message"), [
-    ("[hosts.pm1]\nwake = ['wol']\n", "hosts.pm1.mac", "required for wol"),
+    ("[hosts.pm1]\nwake = ['wol']\n", "hosts.pm1.mac", "required for the wol wake method"),
     ("[hosts.pm1]\nwake = ['carrier-pigeon']\n", "hosts.pm1.wake", "unknown wake method"),
     ("[hosts.pm1]\nmeter = 'ipmi'\n", "hosts.pm1.bmc", "required for the ipmi meter"),
     ("[hosts.pm1]\nmeter = 'ipmi'\nbmc = 'h:x'\npassword_file = 'PWFILE'\n", "hosts.pm1.bmc", "bad port"),
@@ -59,7 +59,7 @@ verify_tcp = "127.0.0.1:8700"
      "cannot read"),
     ("[hosts.pm1]\nwake = ['wol']\nmac = 'zz'\n", "hosts.pm1.mac", "not a MAC"),
     ("[hosts.pm1]\nattempts_per_method = 'three'\nwake = ['wol']\nmac = '52:54:00:12:34:56'\n",
-     "hosts.pm1.attempts_per_method", "must be a int"),
+     "hosts.pm1.attempts_per_method", "must be a number"),
     ("[hosts.pm1]\nbogus = 1\n", "hosts.pm1.bogus", "unknown key"),
     ("[defaults]\n", "hosts", "at least one"),
 ])

@@ -46,7 +46,7 @@ class DetectorInfo:
 
     @property
     def default(self) -> float:
-        return float(self.param.default or 0.0)
+        return self.param.number
 
 
 def _safety(default: float, meaning: str) -> Param:
