@@ -20,7 +20,7 @@ def policies(
     for entry in ENTRIES.values():
         typer.echo(f"{entry.name:<14} {entry.summary}")
         if entry.params:
-            args = ", ".join(f"{p.name}={int(p.default) if p.integer else p.default:g}" for p in entry.params)
+            args = ", ".join(f"{p.name}={int(p.number) if p.kind is int else p.number:g}" for p in entry.params)
             typer.echo(f"{'':<14}   parameters: {args}")
 
 

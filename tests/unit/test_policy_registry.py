@@ -76,3 +76,14 @@ def test_cli_lists_the_same_table_as_json() -> None:
         [sys.executable, "-c", "import sys, consolidator.policies.registry as r; r.describe(); "
                                "print(sorted(m for m in sys.modules if m.startswith('numba')))"],
         capture_output=True, text=True, check=True).stdout.replace("[]", "")
+
+
+def test_plain_listing_prints_every_policy_with_its_defaults() -> None:
+    from typer.testing import CliRunner
+
+    from consolidator.cli.main import app
+
+    out = CliRunner().invoke(app, ["policies"])
+    assert out.exit_code == 0, out.output
+    assert "parameters: threshold=0.8, seed=1, interval_s=300, underload_tries=0" in out.output
+    assert all(name in out.output for name in policy_names())
