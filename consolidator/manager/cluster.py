@@ -12,15 +12,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import Protocol
 
-from consolidator.agent.hypervisor import OnTimeout
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
-from consolidator.protocol.migration import DEFAULT_OPTIONS, MigrationOptions
+from consolidator.protocol.migration import DEFAULT_OPTIONS, MigrationOptions, OnTimeout
 
 __all__ = ["AgentWaker", "RemoteCluster", "Waker"]
 
@@ -110,7 +108,7 @@ class RemoteCluster:
 
     def _options_for(self, vm: str) -> MigrationOptions:
         if vm in self._never_postcopy and self._options.on_timeout is OnTimeout.POSTCOPY:
-            return replace(self._options, on_timeout=OnTimeout.CANCEL)
+            return self._options.model_copy(update={"on_timeout": OnTimeout.CANCEL})
         return self._options
 
     def on_event(self, event: Event) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from service_doubles import Cluster
 
-from consolidator.agent.api.schemas import VmBody
-from consolidator.agent.hypervisor import MigrationRequest, OnTimeout
+from consolidator.agent.hypervisor import MigrationRequest
 from consolidator.domain.events import Event
 from consolidator.domain.types import MigrationMethod
 from consolidator.manager.cluster import RemoteCluster
-from consolidator.manager.options import MigrationOptions
+from consolidator.protocol.migration import MigrationOptions, OnTimeout
+from consolidator.protocol.schemas import VmBody
 
 
 def test_never_postcopy_vm_never_switches_at_its_timeout(tmp_path: Path) -> None:
