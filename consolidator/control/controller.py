@@ -18,7 +18,6 @@ from consolidator.control.ports import ClusterPort
 from consolidator.domain.actions import Action, CancelMigration, Migrate, Plan, Suspend, Wake
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
-from consolidator.models.power import FAILED, ON, RESUMING, STATE_CODES, SUSPENDED, SUSPENDING
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class VMController:
         self.vm_mem = np.array([v.mem_mib for v in self.vms], dtype=np.float64)
         self.vm_at = np.array([self.host_index[placement[v.name]] for v in self.vms], dtype=np.int64)
         self.host_state = np.array(
-            [STATE_CODES[power_states.get(h.name, PowerState.ON)] for h in self.hosts], dtype=np.int8
+            [power_states.get(h.name, PowerState.ON).code for h in self.hosts], dtype=np.int8
         )
         self.last_end = np.full(len(self.vms), -np.inf)
         self.lost = np.zeros(len(self.vms), dtype=bool)
@@ -66,6 +65,11 @@ class VMController:
         self._mem_used = np.zeros(len(self.hosts))
 
     # -- views ------------------------------------------------------------------------------------
+    def power_state(self, host: int | str) -> PowerState:
+        """The power state the controller believes ``host`` (index or name) is in."""
+        h = self.host_index[host] if isinstance(host, str) else host
+        return PowerState.from_code(self.host_state[h])
+
     def planned_host(self) -> np.ndarray:
         out = self.vm_at.copy()
         for v, m in self.moves.items():
@@ -135,7 +139,7 @@ class VMController:
         src, dst = self.host_index[action.src], self.host_index[action.dst]
         if v in self.moves or self.lost[v] or self.vm_at[v] != src or src == dst:
             return False
-        if self.host_state[dst] == FAILED or self.host_state[src] != ON:
+        if self.power_state(dst) is PowerState.FAILED or self.power_state(src) is not PowerState.ON:
             return False
         if self._mem_used[dst] + self.vm_mem[v] > self.host_mem[dst]:
             return False
@@ -156,9 +160,9 @@ class VMController:
         move = Move(v, src, dst, action.method, now, ticket=ticket)
         self.moves[v] = move
         self._mem_used[dst] += self.vm_mem[v]
-        if self.host_state[dst] == ON:
+        if self.power_state(dst) is PowerState.ON:
             self._start(move)
-        elif self.host_state[dst] == SUSPENDED:
+        elif self.power_state(dst) is PowerState.SUSPENDED:
             self._wake(dst)
         return True
 
@@ -169,18 +173,18 @@ class VMController:
         )
 
     def _suspend(self, h: int) -> bool:
-        if self.host_state[h] != ON:
+        if self.power_state(h) is not PowerState.ON:
             return False
         if np.any((self.vm_at == h) & ~self.lost) or self._moves_touching(h):
             return False
-        self.host_state[h] = SUSPENDING
+        self.host_state[h] = PowerState.SUSPENDING.code
         self.cluster.suspend_host(self.hosts[h].name)
         return True
 
     def _wake(self, h: int) -> bool:
-        if self.host_state[h] != SUSPENDED:
+        if self.power_state(h) is not PowerState.SUSPENDED:
             return False
-        self.host_state[h] = RESUMING
+        self.host_state[h] = PowerState.RESUMING.code
         self.cluster.wake_host(self.hosts[h].name)
         return True
 
@@ -203,7 +207,7 @@ class VMController:
 
     def _on_power(self, event: HostPowerChanged) -> None:
         h = self.host_index[event.host]
-        self.host_state[h] = STATE_CODES[event.state]
+        self.host_state[h] = event.state.code
         waiting = [m for m in self.moves.values() if m.dst == h and not m.started]
         if event.state is PowerState.ON:
             for move in waiting:

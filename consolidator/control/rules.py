@@ -27,7 +27,6 @@ from consolidator.domain.actions import Action, Migrate, Plan, Suspend, Wake
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
-from consolidator.models.power import ON, RESUMING, SUSPENDED
 
 HOUR_S = 3600.0
 MINUTE_S = 60.0
@@ -136,7 +135,7 @@ class _Gate:
         self.recent = sum(1 for t in history.all_starts if t > self.now - MINUTE_S)
         self.counts = s.host_vm_count()
         self.spare_awake = [h for h in range(len(s.host_names))
-                            if s.host_state[h] in (ON, RESUMING) and self.counts[h] == 0
+                            if s.host_state[h] in (PowerState.ON.code, PowerState.RESUMING.code) and self.counts[h] == 0
                             and s.host_names[h] not in book.maintenance]
         self.refusals: list[RuleRefusal] = []
 
@@ -175,7 +174,7 @@ class _Gate:
         if backoff is not None:
             return backoff
         d = self.index.get(m.dst)
-        if d is not None and self.s.host_state[d] == SUSPENDED:
+        if d is not None and self.s.host_state[d] == PowerState.SUSPENDED.code:
             wake = self._wake_rule(m.dst)
             if wake is not None:
                 return wake
@@ -247,9 +246,9 @@ def _evacuations(g: _Gate, kept: list[Action]) -> list[Action]:
         h = int(s.vm_host[v])
         if h < 0 or s.host_names[h] not in g.book.maintenance or s.vm_busy[v] or name in moving:
             continue
-        if name in g.book.pinned or name in g.book.excluded or s.host_state[h] != ON:
+        if name in g.book.pinned or name in g.book.excluded or s.host_state[h] != PowerState.ON.code:
             continue
-        room = ((s.host_state == ON) & (mem + s.vm_mem_mib[v] <= s.host_mem_mib)
+        room = ((s.host_state == PowerState.ON.code) & (mem + s.vm_mem_mib[v] <= s.host_mem_mib)
                 & (load + s.vm_load_avg[v] <= EVACUATION_LOAD_SHARE * s.host_cores))
         room &= ~np.isin(np.array(s.host_names), list(g.book.maintenance))
         candidates = np.flatnonzero(room)
@@ -270,7 +269,7 @@ def _reserve_wakes(g: _Gate, kept: list[Action]) -> list[Action]:
         return []
     s = g.s
     waking = {a.host for a in kept if isinstance(a, Wake)}
-    for h in np.flatnonzero(s.host_state == SUSPENDED):
+    for h in np.flatnonzero(s.host_state == PowerState.SUSPENDED.code):
         name = s.host_names[int(h)]
         if name in g.book.maintenance or name in waking or g._wake_rule(name) is not None:
             continue

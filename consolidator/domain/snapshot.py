@@ -24,7 +24,7 @@ class Snapshot:
     method: MigrationMethod  # the run's migration method, for the Migrate actions a policy returns
     host_names: tuple[str, ...]
     host_is_warehouse: BoolArray
-    host_state: npt.NDArray[np.int8]  # consolidator.models.power.STATE_CODES
+    host_state: npt.NDArray[np.int8]  # PowerState.code of each host
     host_cores: FloatArray
     host_mem_mib: FloatArray
     host_load_avg: FloatArray  # measured, cores, over the averaging window

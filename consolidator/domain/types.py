@@ -4,19 +4,41 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Self, SupportsInt
 
 MIB = 1024 * 1024
 
 
-class Role(enum.Enum):
+class Vocabulary(enum.StrEnum):
+    """A state word that crosses JSON, SQL or the command line: its value is the serialised form.
+
+    Parse text with ``parse`` at the edge (a JSON body, a stored row, a QMP reply); inside, compare
+    members with ``is``, never strings.
+    """
+
+    @classmethod
+    def parse(cls, text: object, what: str | None = None) -> Self:
+        """The member whose value is ``text``; ValueError naming ``what`` and the known values if none."""
+        for member in cls:
+            if member.value == text:
+                return member
+        known = ", ".join(m.value for m in cls)
+        raise ValueError(f"unknown {what or cls.__name__} {text!r} (expected one of: {known})")
+
+
+class Role(Vocabulary):
     """The paper's two kinds of host node (Section III-B3)."""
 
     WAREHOUSE = "warehouse"  # packs idle VMs, large memory
     SERVER = "server"  # runs one active VM
 
 
-class PowerState(enum.Enum):
-    """Host power lifecycle: on -> suspending -> suspended -> resuming -> on; failed when a wake fails."""
+class PowerState(Vocabulary):
+    """Host power lifecycle: on -> suspending -> suspended -> resuming -> on; failed when a wake fails.
+
+    ``code`` is the state's int8 form in array-shaped views (``Snapshot.host_state``, the simulator's
+    and the controller's state arrays); ``from_code`` reads it back. The codes follow the order below.
+    """
 
     ON = "on"
     SUSPENDING = "suspending"
@@ -24,15 +46,27 @@ class PowerState(enum.Enum):
     RESUMING = "resuming"
     FAILED = "failed"
 
+    @property
+    def code(self) -> int:
+        return _POWER_CODES[self]
 
-class MigrationMethod(enum.Enum):
+    @classmethod
+    def from_code(cls, code: SupportsInt) -> PowerState:
+        return _POWER_STATES[int(code)]
+
+
+_POWER_STATES: tuple[PowerState, ...] = tuple(PowerState)
+_POWER_CODES: dict[PowerState, int] = {state: i for i, state in enumerate(_POWER_STATES)}
+
+
+class MigrationMethod(Vocabulary):
     PRECOPY = "precopy"
     POSTCOPY = "postcopy"
     HYBRID = "hybrid"  # precopy rounds, then switch to postcopy
     INSTANT = "instant"  # the `ideal` baseline only: moves in zero time
 
 
-class MigrationOutcome(enum.Enum):
+class MigrationOutcome(Vocabulary):
     COMPLETED = "completed"
     CANCELLED = "cancelled"  # precopy that did not converge before its timeout
     FAILED = "failed"  # an endpoint failed; for postcopy this loses the VM

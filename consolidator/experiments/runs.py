@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from consolidator.domain.types import MigrationMethod, PowerState
-from consolidator.models.power import CODE_STATES
 from consolidator.policies.registry import make_policy
 from consolidator.sim.engine import RunResult, Simulation
 from consolidator.sim.scenario import Scenario
@@ -61,7 +60,7 @@ def write_run(result: RunResult, out_dir: Path) -> None:
         for k, t in enumerate(rec.t_s):
             for i, h in enumerate(hosts):
                 demand, served = rec.host_demand[k, i], rec.host_served[k, i]
-                w.writerow([f"{t:g}", h.name, h.role.value, CODE_STATES[rec.host_state[k, i]].value,
+                w.writerow([f"{t:g}", h.name, h.role.value, PowerState.from_code(rec.host_state[k, i]).value,
                             f"{demand:.5f}", f"{served:.5f}", f"{max(0.0, demand - served):.5f}",
                             f"{rec.host_watts[k, i]:.3f}", int(rec.host_vms[k, i])])
     if rec.vm_host is not None:

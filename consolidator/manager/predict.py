@@ -15,11 +15,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from consolidator.domain.actions import Migrate, Plan, Suspend, Wake
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import MIB, HostSpec, MigrationMethod, PowerState
 from consolidator.models.migration import MigrationParams, estimate
-from consolidator.models.power import CODE_STATES, host_watts
+from consolidator.models.power import host_watts
 
 HOUR_S = 3600.0
 
@@ -55,7 +57,7 @@ def predict(plan: Plan, s: Snapshot, hosts: Mapping[str, HostSpec], params: Migr
         idle = host_watts(spec.power, PowerState.ON, 0.0, spec.cores)
         asleep = host_watts(spec.power, PowerState.SUSPENDED, 0.0, spec.cores)
         saved_w += (idle - asleep) * (1 if isinstance(a, Suspend) else -1)
-    on_before = sum(1 for code in s.host_state if CODE_STATES[int(code)] is PowerState.ON)
+    on_before = int(np.count_nonzero(s.host_state == PowerState.ON.code))
     suspends = sum(1 for a in plan.actions if isinstance(a, Suspend))
     wakes = sum(1 for a in plan.actions if isinstance(a, Wake))
     return {

@@ -39,7 +39,6 @@ from consolidator.manager.power import PowerSampler, config_meters
 from consolidator.manager.predict import predict
 from consolidator.manager.setup import adopt_moves, host_view, migration_params, options_of, rule_book, waker_for
 from consolidator.manager.telemetry import Refusal, Telemetry, describe
-from consolidator.models.power import CODE_STATES
 from consolidator.policies.registry import make_policy
 from consolidator.power.meters import Meter
 from consolidator.power.monitor import PowerMonitor
@@ -269,7 +268,7 @@ class ManagerService:
                 elif controller is not None and not raw.emulated and raw.power_state is PowerState.ON:
                     # a real host that powered off comes back with a new agent, which reports no
                     # resume event: its answering "on" is the news
-                    known = CODE_STATES[int(controller.host_state[controller.host_index[host]])]
+                    known = controller.power_state(host)
                     if known in (PowerState.SUSPENDED, PowerState.RESUMING):
                         log.info("host %s answers: on (was %s)", host, known.value)
                         self._deliver(HostPowerChanged(now, host, PowerState.ON, "answers: on"))
@@ -277,7 +276,7 @@ class ManagerService:
             self.misses[host] += 1
             if controller is None or host in self.unknown or self.misses[host] < self.cfg.limits.unknown_after_misses:
                 continue
-            state = CODE_STATES[int(controller.host_state[controller.host_index[host]])]
+            state = controller.power_state(host)
             if state in (PowerState.ON, PowerState.SUSPENDING):
                 self.unknown.add(host)
                 log.warning("host %s is UNKNOWN: no answer for %d periods", host, self.misses[host])
@@ -305,7 +304,7 @@ class ManagerService:
         c = old.controller
         known = {vm.name: c.hosts[int(c.vm_at[i])].name for i, vm in enumerate(c.vms)}
         placement = self._merged_placement(inv, known)
-        states = {h.name: CODE_STATES[int(c.host_state[i])] for i, h in enumerate(c.hosts)}
+        states = {h.name: c.power_state(i) for i, h in enumerate(c.hosts)}
         added, gone = sorted(set(placement) - set(known)), sorted(set(known) - set(placement))
         specs = {v.name: v for v in c.vms} | inv.specs
         self._build(Inventory(inv.answered, placement, {n: specs[n] for n in placement}), states)

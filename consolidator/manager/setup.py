@@ -18,7 +18,7 @@ from consolidator.manager.metrics import Metrics
 from consolidator.manager.poller import PolledStats
 from consolidator.manager.telemetry import HostStatus, VmStatus
 from consolidator.models.migration import MigrationParams, OnTimeoutPolicy
-from consolidator.models.power import CODE_STATES, host_watts
+from consolidator.models.power import host_watts
 from consolidator.power.wake import PowerController, WakeFailed
 from consolidator.protocol.migration import MigrationOptions
 
@@ -119,7 +119,7 @@ def host_view(loop: ControlLoop, polled: Mapping[str, PolledStats], specs: Mappi
         vms.append(VmStatus(vm.name, host, round(float(m.vm_now[i]), 4), rules))
     hosts, watts, all_on = [], {}, 0.0
     for i, h in enumerate(c.hosts):
-        state = CODE_STATES[int(c.host_state[i])]
+        state = c.power_state(i)
         load = float(m.host_now[i])
         stats = polled.get(h.name)
         w = metered.get(h.name)

@@ -15,11 +15,6 @@ from consolidator.domain.types import PowerProfile, PowerState
 
 FloatArray = npt.NDArray[np.float64]
 
-# Integer codes of PowerState for vectorised state arrays (order is part of the simulator's format).
-STATE_CODES: dict[PowerState, int] = {state: i for i, state in enumerate(PowerState)}
-CODE_STATES: tuple[PowerState, ...] = tuple(PowerState)
-ON, SUSPENDING, SUSPENDED, RESUMING, FAILED = (STATE_CODES[s] for s in PowerState)
-
 
 def load_points(profile: PowerProfile) -> tuple[float, ...]:
     """Watts at 0, 10, ..., 100 % utilisation."""
@@ -76,7 +71,7 @@ class PowerTable:
 
     def watts(self, state_codes: npt.NDArray[np.int8], cpu_load_cores: FloatArray,
               uncapped: bool = False) -> FloatArray:
-        """Watts of every host from its state code (STATE_CODES) and served CPU load.
+        """Watts of every host from its state code (``PowerState.code``) and served CPU load.
 
         ``uncapped`` extends the last segment beyond full load: the paper's estimate for its ideal
         ("power proportional to the total CPU load", footnote 1) has no cap.
@@ -86,7 +81,7 @@ class PowerTable:
         rows = np.arange(len(u))
         left = self.points[rows, lo]
         on = left + (u - lo) * (self.points[rows, lo + 1] - left)
-        out = np.where(state_codes == ON, on, self.transition)
-        out = np.where(state_codes == STATE_CODES[PowerState.SUSPENDED], self.suspended, out)
-        out = np.where(state_codes == STATE_CODES[PowerState.FAILED], self.off, out)
+        out = np.where(state_codes == PowerState.ON.code, on, self.transition)
+        out = np.where(state_codes == PowerState.SUSPENDED.code, self.suspended, out)
+        out = np.where(state_codes == PowerState.FAILED.code, self.off, out)
         return out

@@ -29,7 +29,6 @@ import numpy.typing as npt
 
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role
-from consolidator.models.power import SUSPENDED
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.integer[Any]]
@@ -161,7 +160,7 @@ class RunMeter:
         self.demand_core_s += float(s.vm_demand.sum()) * s.dt_s
         self.short_by_vm += (s.vm_demand - s.vm_served) * s.dt_s
         self.overload_s += float(np.count_nonzero(s.host_demand > self.cores + 1e-9)) * s.dt_s
-        self.active_host_s += float(np.count_nonzero(s.host_state != SUSPENDED)) * s.dt_s
+        self.active_host_s += float(np.count_nonzero(s.host_state != PowerState.SUSPENDED.code)) * s.dt_s
         busy_on_warehouse = (s.vm_load >= ACTIVE_LOAD) & self.warehouse[s.vm_host]
         self.active_on_warehouse_vm_s += float(np.count_nonzero(busy_on_warehouse)) * s.dt_s
 

@@ -49,18 +49,17 @@ from consolidator.domain.actions import Action, Migrate, Plan, Suspend, Wake
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerProfile, PowerState, VmSpec
 from consolidator.models.migration import MigrationParams
-from consolidator.models.power import STATE_CODES
 from consolidator.policies.move_cost import MoveCost, MoveCoster
 
-ON = STATE_CODES[PowerState.ON]
-FAILED = STATE_CODES[PowerState.FAILED]
-RESUMING = STATE_CODES[PowerState.RESUMING]
-SUSPENDED = STATE_CODES[PowerState.SUSPENDED]
+ON = PowerState.ON.code
+FAILED = PowerState.FAILED.code
+RESUMING = PowerState.RESUMING.code
+SUSPENDED = PowerState.SUSPENDED.code
 _MIB = 1024 * 1024
 # Which empty host receives a VM first: one that is up, then one waking, then one asleep.
-_WAKE_RANK = np.full(len(STATE_CODES), 9, dtype=np.int64)
+_WAKE_RANK = np.full(len(PowerState), 9, dtype=np.int64)
 for _rank, _state in enumerate((PowerState.ON, PowerState.RESUMING, PowerState.SUSPENDED, PowerState.SUSPENDING)):
-    _WAKE_RANK[STATE_CODES[_state]] = _rank
+    _WAKE_RANK[_state.code] = _rank
 _SATURATED = 0.97  # a host serving this share of its capacity over the short window is saturated
 _VCPU = 1.0  # what a starved guest wants (cores): its vCPU (the paper's VMs have one)
 

@@ -10,9 +10,8 @@ import numpy as np
 from consolidator.domain.actions import Action, Migrate, Plan, Suspend
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerState, Role, VmSpec
-from consolidator.models.power import STATE_CODES
 
-ON = STATE_CODES[PowerState.ON]
+ON = PowerState.ON.code
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +55,7 @@ class IdealFirstFit:
     def assign(self, s: Snapshot) -> np.ndarray:
         cpu = np.zeros(len(s.host_names))
         mem = np.zeros(len(s.host_names))
-        usable = s.host_state != STATE_CODES[PowerState.FAILED]
+        usable = s.host_state != PowerState.FAILED.code
         out = np.full(len(s.vm_names), -1, dtype=np.int64)
         for v in range(len(s.vm_names)):
             load, need = s.vm_load_now[v], s.vm_mem_mib[v]

@@ -27,14 +27,13 @@ import numpy as np
 from consolidator.domain.actions import Action, Migrate, Plan, Suspend
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import HostSpec, PowerState, VmSpec
-from consolidator.models.power import STATE_CODES
 
-ON = STATE_CODES[PowerState.ON]
-FAILED = STATE_CODES[PowerState.FAILED]
+ON = PowerState.ON.code
+FAILED = PowerState.FAILED.code
 # Which empty Server node receives an active VM first: one that is up, then one that sleeps.
-_WAKE_RANK = np.full(len(STATE_CODES), 9, dtype=np.int64)
+_WAKE_RANK = np.full(len(PowerState), 9, dtype=np.int64)
 for _rank, _state in enumerate((PowerState.ON, PowerState.RESUMING, PowerState.SUSPENDED, PowerState.SUSPENDING)):
-    _WAKE_RANK[STATE_CODES[_state]] = _rank
+    _WAKE_RANK[_state.code] = _rank
 
 
 @dataclass(frozen=True, slots=True)

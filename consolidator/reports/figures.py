@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from consolidator.domain.types import MigrationOutcome
 from consolidator.reports import plotting as p
 from consolidator.reports.runs import FloatArray, Run
 
@@ -256,7 +257,7 @@ def _comparison_figure(runs: Mapping[str, Run], what: str, path: Path, title: st
 
 
 def _any_cancelled(runs: Iterable[Run]) -> bool:
-    return any(m.outcome == "cancelled" for run in runs for m in run.migrations)
+    return any(m.outcome is MigrationOutcome.CANCELLED for run in runs for m in run.migrations)
 
 
 @p.styled

@@ -19,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from consolidator.domain.types import MigrationOutcome, PowerState
 from consolidator.reports.runs import HostSeries, MigrationRecord, PowerEvent, Run
 
 DPI = 100
@@ -143,7 +144,7 @@ def migration_spans(
         if stop <= mig.start_s:
             ax.axvline(mig.start_s, color=MIGRATION_COLOUR, lw=1, alpha=0.7, zorder=1)
         else:
-            spans[mig.outcome == "cancelled"].append((mig.start_s, stop))
+            spans[mig.outcome is MigrationOutcome.CANCELLED].append((mig.start_s, stop))
     for cancelled, intervals in spans.items():
         for start, stop in merge_intervals(intervals):
             if cancelled:
@@ -191,9 +192,9 @@ def power_markers(
     """▼ where a host finished suspending, ▲ where it finished resuming (at ``y`` in axes fraction);
     with ``names``, the host's name beside each marker."""
     trans = ax.get_xaxis_transform()
-    chosen = [e for e in events if e.state in ("suspended", "on") and host in (None, e.host)]
-    for state, (marker, colour) in (("suspended", SUSPEND_MARK), ("on", RESUME_MARK)):
-        times = [e.t_s for e in chosen if e.state == state]
+    chosen = [e for e in events if e.state in (PowerState.SUSPENDED, PowerState.ON) and host in (None, e.host)]
+    for state, (marker, colour) in ((PowerState.SUSPENDED, SUSPEND_MARK), (PowerState.ON, RESUME_MARK)):
+        times = [e.t_s for e in chosen if e.state is state]
         (line,) = ax.plot(
             times,
             [y] * len(times),

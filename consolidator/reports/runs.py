@@ -12,25 +12,27 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.types import MigrationOutcome, PowerState, Vocabulary
 
 log = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 StrArray = npt.NDArray[np.str_]
+W = TypeVar("W", bound=Vocabulary)
 
 HOST_COLUMNS = ("t_s", "host", "role", "state", "cpu_demand", "cpu_served", "cpu_unserved", "watts", "n_vms")
 VM_COLUMNS = ("t_s", "vm", "host", "demand", "served", "load_avg", "migrating")
 MIGRATION_COLUMNS = ("vm", "src", "dst", "method", "start_s", "end_s", "outcome")
 POWER_EVENT_COLUMNS = ("t_s", "host", "state")
 # A host counts as "active" (powered, drawing more than S3 power) in these states.
-ACTIVE_STATES = frozenset({"on", "suspending", "resuming"})
+ACTIVE_STATES = frozenset({PowerState.ON, PowerState.SUSPENDING, PowerState.RESUMING})
 
 
 class RunSummary(BaseModel):
@@ -104,14 +106,14 @@ class MigrationRecord:
     method: str
     start_s: float
     end_s: float | None
-    outcome: str
+    outcome: MigrationOutcome
 
 
 @dataclass(frozen=True)
 class PowerEvent:
     t_s: float
     host: str
-    state: str
+    state: PowerState
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,21 @@ class CsvColumns:
             raise UserError(f"line {line}: {raw!r} is not a finite number", source=str(self.path), field=column)
         return value
 
+    def word(self, i: int, column: str, vocabulary: type[W]) -> W:
+        """A state word (power state, outcome): an unknown one names file, line and column."""
+        try:
+            return vocabulary.parse(self.columns[column][i])
+        except ValueError as exc:
+            raise UserError(f"line {i + 2}: {exc}", source=str(self.path), field=column) from None
+
+    def words(self, column: str, vocabulary: type[Vocabulary]) -> StrArray:
+        """A column of state words, checked all at once (a row-by-row pass only to name a bad one)."""
+        text = self.text(column)
+        bad = np.flatnonzero(~np.isin(text, [m.value for m in vocabulary]))
+        if bad.size:
+            self.word(int(bad[0]), column, vocabulary)  # raises, naming the line
+        return text
+
     def optional_number(self, i: int, column: str) -> float | None:
         return None if self.columns[column][i].strip() == "" else self.number(i, column)
 
@@ -270,7 +287,7 @@ def load_hosts(path: Path) -> dict[str, HostSeries]:
     table = read_csv(path, HOST_COLUMNS)
     numeric = ("t_s", "cpu_demand", "cpu_served", "cpu_unserved", "watts", "n_vms")
     cols = {c: table.numbers(c) for c in numeric}
-    state, role = table.text("state"), table.text("role")
+    state, role = table.words("state", PowerState), table.text("role")
     return {
         name: HostSeries(
             name=name,
@@ -314,7 +331,7 @@ def load_migrations(path: Path) -> tuple[MigrationRecord, ...]:
             method=c["method"][i],
             start_s=table.number(i, "start_s"),
             end_s=table.optional_number(i, "end_s"),
-            outcome=c["outcome"][i],
+            outcome=table.word(i, "outcome", MigrationOutcome),
         )
         for i in range(table.rows)
     )
@@ -324,7 +341,8 @@ def load_power_events(path: Path) -> tuple[PowerEvent, ...]:
     table = read_csv(path, POWER_EVENT_COLUMNS)
     c = table.columns
     return tuple(
-        PowerEvent(t_s=table.number(i, "t_s"), host=c["host"][i], state=c["state"][i]) for i in range(table.rows)
+        PowerEvent(t_s=table.number(i, "t_s"), host=c["host"][i], state=table.word(i, "state", PowerState))
+        for i in range(table.rows)
     )
 
 

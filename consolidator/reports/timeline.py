@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from consolidator.domain.types import PowerState
 from consolidator.reports.runs import MigrationRecord, Run
 
 # Hirofuchi et al. 2011, Section IV-B (text and Fig. 6-7); "≈" as the paper is approximate.
@@ -48,10 +49,10 @@ def first_consolidation(run: Run) -> Consolidation | None:
         return None
     move = moves[0]
     events = sorted((e for e in run.power_events if e.host == move.src and e.t_s >= move.start_s), key=lambda e: e.t_s)
-    down = next((e.t_s for e in events if e.state == "suspended"), None)
+    down = next((e.t_s for e in events if e.state is PowerState.SUSPENDED), None)
     if down is None:
         return Consolidation(move, None, None)
-    up = next((e.t_s for e in events if e.t_s > down and e.state in ("resuming", "on")), None)
+    up = next((e.t_s for e in events if e.t_s > down and e.state in (PowerState.RESUMING, PowerState.ON)), None)
     return Consolidation(move, down, (up if up is not None else run.summary.duration_s) - down)
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, VmSpec
 from consolidator.models.migration import MigrationParams, MigrationProcess, Phase
-from consolidator.models.power import CODE_STATES, ON, RESUMING, STATE_CODES, SUSPENDED, SUSPENDING, PowerTable
+from consolidator.models.power import PowerTable
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class SimCluster:
         # dirty rate per unit of served load: the spec's rate is at 100 % of one vCPU
         self.dirty_full = np.array([v.dirty_bytes_per_s_at_full / v.vcpu_speed for v in self.vms])
         self.vm_at = np.array([self.host_index[placement[v.name]] for v in self.vms], dtype=np.int64)
-        self.state = np.array([STATE_CODES[initial_states.get(h.name, PowerState.ON)] for h in self.hosts],
+        self.state = np.array([initial_states.get(h.name, PowerState.ON).code for h in self.hosts],
                               dtype=np.int8)
         self.due = np.full(len(self.hosts), np.inf)  # when the current transition completes
         self.moves: dict[int, SimMove] = {}
@@ -94,7 +94,7 @@ class SimCluster:
     # -- ClusterPort ------------------------------------------------------------------------------
     def start_migration(self, vm: str, src: str, dst: str, method: MigrationMethod) -> None:
         v, s, d = self.vm_index[vm], self.host_index[src], self.host_index[dst]
-        if v in self.moves or self.vm_at[v] != s or self.state[d] != ON:
+        if v in self.moves or self.vm_at[v] != s or self.state[d] != PowerState.ON.code:
             raise RuntimeError(f"invalid migration {vm} {src}->{dst} (controller bug)")
         self.events.append(MigrationStarted(self.now, vm, src, dst, method))
         if method is MigrationMethod.INSTANT:
@@ -115,22 +115,22 @@ class SimCluster:
                        move.process)
 
     def suspend_host(self, host: str) -> None:
-        self._transition(self.host_index[host], SUSPENDING, SUSPENDED, self.suspend_s)
+        self._transition(self.host_index[host], PowerState.SUSPENDING, PowerState.SUSPENDED, self.suspend_s)
 
     def wake_host(self, host: str) -> None:
-        self._transition(self.host_index[host], RESUMING, ON, self.resume_s)
+        self._transition(self.host_index[host], PowerState.RESUMING, PowerState.ON, self.resume_s)
 
-    def _transition(self, h: int, during: int, after: int, seconds: np.ndarray) -> None:
+    def _transition(self, h: int, during: PowerState, after: PowerState, seconds: np.ndarray) -> None:
         if self.instant or seconds[h] == 0:
             self._set_state(h, after, self.now)
             return
         self._set_state(h, during, self.now)
         self.due[h] = self.now + seconds[h]
 
-    def _set_state(self, h: int, code: int, t: float) -> None:
-        self.state[h] = code
+    def _set_state(self, h: int, state: PowerState, t: float) -> None:
+        self.state[h] = state.code
         self.due[h] = np.inf
-        self.events.append(HostPowerChanged(t, self.hosts[h].name, CODE_STATES[code]))
+        self.events.append(HostPowerChanged(t, self.hosts[h].name, state))
 
     def _finished(self, v: int, s: int, d: int, method: MigrationMethod, start: float, end: float,
                   outcome: MigrationOutcome, proc: MigrationProcess | None = None) -> None:
@@ -172,7 +172,7 @@ class SimCluster:
             want = np.minimum(want, self.vcpus * self.core_speed[run_host])
         host_demand = np.bincount(run_host, weights=want, minlength=len(self.hosts)) + self.overhead * counts
         host_served = np.minimum(host_demand, self.serve_cap)
-        host_served[self.state != ON] = 0.0
+        host_served[self.state != PowerState.ON.code] = 0.0
         over = np.divide(host_served, host_demand, out=np.ones_like(host_demand), where=host_demand > 0)
         return want * over[run_host], host_demand, host_served
 
@@ -207,5 +207,5 @@ class SimCluster:
 
     def _fire_transitions(self, until: float) -> None:
         for h in np.flatnonzero(self.due <= until + 1e-9):
-            target = SUSPENDED if self.state[h] == SUSPENDING else ON
-            self._set_state(int(h), int(target), float(self.due[h]))
+            sleeping = PowerState.from_code(self.state[h]) is PowerState.SUSPENDING
+            self._set_state(int(h), PowerState.SUSPENDED if sleeping else PowerState.ON, float(self.due[h]))

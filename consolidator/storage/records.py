@@ -11,6 +11,7 @@ from typing import Any
 
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.events import Event
+from consolidator.domain.types import Vocabulary
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,9 @@ def decode_event(kind: str, payload: str) -> Event:
     args = {}
     for name, value in data.items():
         hint = hints.get(name)
-        args[name] = hint(value) if isinstance(hint, type) and issubclass(hint, enum.Enum) else value
+        if isinstance(hint, type) and issubclass(hint, Vocabulary):  # unknown word: error naming the field
+            value = hint.parse(value, f"{kind}.{name}")
+        args[name] = value
     return typing.cast(Event, cls(**args))
 
 

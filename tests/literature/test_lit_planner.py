@@ -13,14 +13,13 @@ import pytest
 from consolidator.domain.actions import Migrate, Suspend
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import MigrationMethod, PowerState
-from consolidator.models.power import STATE_CODES
 from consolidator.policies.literature.arrays import N_ACC, host_kinds, new_hosts, new_vms
 from consolidator.policies.literature.optimize import optimize
 from consolidator.policies.literature.power import HP_ML110_G4_WATTS, HP_ML110_G5_WATTS
 from consolidator.policies.registry import make_policy
 
 MIB = 1024 * 1024
-ON = STATE_CODES[PowerState.ON]
+ON = PowerState.ON.code
 
 
 def _snapshot(vm_host: list[int], load: list[float], ram_mb: list[float], n_hosts: int, *,
@@ -35,7 +34,7 @@ def _snapshot(vm_host: list[int], load: list[float], ram_mb: list[float], n_host
     return Snapshot(
         t_s=t_s, method=MigrationMethod.POSTCOPY, host_names=tuple(f"h{i}" for i in range(n_hosts)),
         host_is_warehouse=np.zeros(n_hosts, bool),
-        host_state=np.array([STATE_CODES[s] for s in (states or [PowerState.ON] * n_hosts)], dtype=np.int8),
+        host_state=np.array([s.code for s in (states or [PowerState.ON] * n_hosts)], dtype=np.int8),
         host_cores=np.full(n_hosts, cores), host_mem_mib=np.full(n_hosts, 4096.0), host_load_avg=per_host,
         host_load_now=per_host, host_load_short=per_host, host_overhead_now=np.zeros(n_hosts),
         vm_names=tuple(f"v{i}" for i in range(n_v)), vm_host=host, vm_runs_on=host.copy(),

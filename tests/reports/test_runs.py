@@ -13,6 +13,7 @@ import pytest
 import report_fixtures
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.types import MigrationOutcome, PowerState
 from consolidator.reports.layout import find_experiments
 from consolidator.reports.runs import load_run
 
@@ -82,6 +83,30 @@ def test_bad_number_names_file_line_and_column(run_dir: Path) -> None:
     (run_dir / "vms.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(UserError, match=r"vms\.csv: served: line 4: 'lots' is not a finite number"):
         load_run(run_dir)
+
+
+@pytest.mark.parametrize(("name", "column", "word", "what"), [
+    ("hosts.csv", 3, "asleep", "PowerState"),
+    ("power_events.csv", 2, "hibernating", "PowerState"),
+    ("migrations.csv", 6, "lost-in-space", "MigrationOutcome"),
+])
+def test_unknown_state_word_names_file_line_and_column(run_dir: Path, name: str, column: int, word: str,
+                                                       what: str) -> None:
+    """Power states and outcomes are parsed into their enums as a run is read; an unknown one is named."""
+    lines = (run_dir / name).read_text().splitlines()
+    fields = lines[1].split(",")
+    header = lines[0].split(",")[column]
+    fields[column] = word
+    lines[1] = ",".join(fields)
+    (run_dir / name).write_text("\n".join(lines) + "\n")
+    with pytest.raises(UserError, match=rf"{name}: {header}: line 2: unknown {what} '{word}' \(expected one of: "):
+        load_run(run_dir)
+
+
+def test_states_and_outcomes_load_as_enums(run_dir: Path) -> None:
+    run = load_run(run_dir)
+    assert {m.outcome for m in run.migrations} <= set(MigrationOutcome)
+    assert PowerState.SUSPENDED in {e.state for e in run.power_events}
 
 
 def test_short_row_is_an_error_not_a_crash(run_dir: Path) -> None:

@@ -6,7 +6,6 @@ import numpy as np
 
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import MigrationMethod, PowerState
-from consolidator.models.power import STATE_CODES
 
 
 def snap(
@@ -38,7 +37,7 @@ def snap(
         method=method,
         host_names=tuple(f"PM{i}" for i in range(n_h)),
         host_is_warehouse=np.isin(np.arange(n_h), warehouses),
-        host_state=np.array([STATE_CODES[s] for s in states], dtype=np.int8),
+        host_state=np.array([s.code for s in states], dtype=np.int8),
         host_cores=np.full(n_h, cores),
         host_mem_mib=np.full(n_h, host_mem),
         host_load_avg=np.asarray(host_avg, dtype=float) if host_avg is not None else host_load,

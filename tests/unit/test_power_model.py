@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from consolidator.domain.types import PowerProfile, PowerState
-from consolidator.models.power import STATE_CODES, PowerTable, host_watts
+from consolidator.models.power import PowerTable, host_watts
 
 PAPER = PowerProfile()
 G4 = PowerProfile(table_watts=(86, 89.4, 92.6, 96, 99.5, 102, 106, 108, 112, 114, 117), full_load_cores=None)
@@ -35,14 +35,14 @@ def test_vectorised_table_matches_scalar_model() -> None:
     states = [PowerState.ON, PowerState.ON, PowerState.SUSPENDED, PowerState.RESUMING]
     loads = np.array([0.37, 1.3, 0.0, 0.0])
     table = PowerTable.build(profiles, cores)
-    got = table.watts(np.array([STATE_CODES[s] for s in states], dtype=np.int8), loads)
+    got = table.watts(np.array([s.code for s in states], dtype=np.int8), loads)
     want = [host_watts(p, s, float(x), c) for p, s, x, c in zip(profiles, states, loads, cores, strict=True)]
     assert got == pytest.approx(want)
 
 
 def test_uncapped_power_extends_the_line_for_the_ideal_estimate() -> None:
     table = PowerTable.build([PAPER], [4])
-    on = np.array([STATE_CODES[PowerState.ON]], dtype=np.int8)
+    on = np.array([PowerState.ON.code], dtype=np.int8)
     assert table.watts(on, np.array([2.0]))[0] == pytest.approx(100.0)
     assert table.watts(on, np.array([2.0]), uncapped=True)[0] == pytest.approx(53 + 47 * 2)
 

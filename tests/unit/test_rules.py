@@ -10,18 +10,19 @@ from consolidator.domain.actions import Action, Migrate, Plan, Suspend, Wake
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
-from consolidator.models.power import ON, SUSPENDED
 
 POST = MigrationMethod.POSTCOPY
 HOSTS = ("pm0", "pm1", "pm2", "pm3")
+ON, SUSPENDED = PowerState.ON, PowerState.SUSPENDED
 
 
-def snap(t_s: float = 100.0, states: tuple[int, ...] = (ON, ON, ON, SUSPENDED),
+def snap(t_s: float = 100.0, states: tuple[PowerState, ...] = (ON, ON, ON, SUSPENDED),
          vm_host: tuple[int, ...] = (0, 0, 1), last_end: float = -np.inf) -> Snapshot:
     n = len(vm_host)
     return Snapshot(
         t_s=t_s, method=POST, host_names=HOSTS, host_is_warehouse=np.array([True, False, False, False]),
-        host_state=np.array(states, dtype=np.int8), host_cores=np.ones(4), host_mem_mib=np.full(4, 4096.0),
+        host_state=np.array([st.code for st in states], dtype=np.int8), host_cores=np.ones(4),
+        host_mem_mib=np.full(4, 4096.0),
         host_load_avg=np.zeros(4), host_load_now=np.zeros(4), host_load_short=np.zeros(4),
         host_overhead_now=np.zeros(4),
         vm_names=tuple(f"vm{i}" for i in range(n)), vm_host=np.array(vm_host, dtype=np.int64),

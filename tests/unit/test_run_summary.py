@@ -7,23 +7,23 @@ import pytest
 
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role
-from consolidator.models.power import ON, SUSPENDED
 from consolidator.models.summary import IntervalSample, RunIdentity, RunMeter
 from consolidator.policies.registry import make_policy
 from consolidator.sim.engine import Simulation
 from consolidator.sim.scenario import load_scenario
 
 HOSTS = [HostSpec("w", Role.WAREHOUSE, cores=1.0), HostSpec("s", Role.SERVER, cores=1.0)]
+ON, SUSPENDED = PowerState.ON, PowerState.SUSPENDED
 ID = RunIdentity("hand", "paper", MigrationMethod.POSTCOPY, 3, 1.0)
 
 
 def _sample(t: float, watts: tuple[float, float], demand: tuple[float, float], served: tuple[float, float],
-            state: tuple[int, int] = (ON, ON), vm_host: tuple[int, int] = (0, 1),
+            state: tuple[PowerState, PowerState] = (ON, ON), vm_host: tuple[int, int] = (0, 1),
             load: tuple[float, float] = (0.6, 0.1), dt: float = 1.0) -> IntervalSample:
     vm_d, vm_s = np.array(demand), np.array(served)
     host_d = np.bincount(np.array(vm_host), weights=vm_d, minlength=2)
-    return IntervalSample(t, dt, np.array(state), np.array(watts), host_d, np.array(vm_host), np.array(load),
-                          vm_d, vm_s)
+    codes = np.array([st.code for st in state])
+    return IntervalSample(t, dt, codes, np.array(watts), host_d, np.array(vm_host), np.array(load), vm_d, vm_s)
 
 
 def test_window_energy_unserved_per_vm_and_counts() -> None:

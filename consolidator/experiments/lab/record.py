@@ -25,7 +25,7 @@ from consolidator.domain.types import MigrationMethod, PowerState
 from consolidator.experiments.lab.backlog import GuestQueues
 from consolidator.experiments.lab.scale import load_at
 from consolidator.manager.poller import PolledStats
-from consolidator.models.power import STATE_CODES, host_watts
+from consolidator.models.power import host_watts
 from consolidator.models.summary import IntervalSample, RunIdentity, RunMeter, RunSummary
 from consolidator.power.meters import ModelMeter
 from consolidator.power.monitor import PowerReport
@@ -115,7 +115,7 @@ class LabRecorder:
             state = self.state[h]
             served = host_load[h] if state is PowerState.ON else 0.0
             watts = host_watts(spec.power, state, served, spec.cores) + extra[h]
-            host_rows.append([STATE_CODES[state], demand_h[h], served, watts, int(np.count_nonzero(running == h))])
+            host_rows.append([state.code, demand_h[h], served, watts, int(np.count_nonzero(running == h))])
         self.rows.t_s.append(t_s)
         self.rows.host.append(host_rows)
         self.rows.vm_measured.append([float(x) for x in measured])

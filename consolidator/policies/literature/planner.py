@@ -31,14 +31,13 @@ import numpy as np
 from consolidator.domain.actions import Action, Migrate, Plan, Suspend
 from consolidator.domain.snapshot import Snapshot
 from consolidator.domain.types import HostSpec, PowerState, VmSpec
-from consolidator.models.power import STATE_CODES
 from consolidator.policies.literature.arrays import N_ACC, Hosts, Vms, host_kinds, new_hosts, new_vms
 from consolidator.policies.literature.codes import MC, MHOD, THR
 from consolidator.policies.literature.detectors import HISTORY_LENGTH
 from consolidator.policies.literature.optimize import optimize
 
-ON = STATE_CODES[PowerState.ON]
-FAILED = STATE_CODES[PowerState.FAILED]
+ON = PowerState.ON.code
+FAILED = PowerState.FAILED.code
 _MIB = 1024 * 1024
 # The paper's host (53 W idle, 100 W at full load) where a snapshot carries no power table.
 _DEFAULT_TABLE = np.linspace(53.0, 100.0, 11)
