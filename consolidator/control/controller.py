@@ -229,7 +229,7 @@ class VMController:
         self.last_end[v] = event.t_s
         if event.outcome is MigrationOutcome.COMPLETED:
             self.vm_at[v] = move.dst
-        elif event.outcome is MigrationOutcome.FAILED and event.detail == "lost":
+        elif event.outcome is MigrationOutcome.LOST:
             self.lost[v] = True
             log.error("VM %s lost: %s", event.vm, event.detail)
 

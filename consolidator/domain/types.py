@@ -70,6 +70,7 @@ class MigrationOutcome(Vocabulary):
     COMPLETED = "completed"
     CANCELLED = "cancelled"  # precopy that did not converge before its timeout
     FAILED = "failed"  # an endpoint failed; for postcopy this loses the VM
+    LOST = "lost"  # the manager's verdict: a postcopy's other half died, the guest is gone (never a clean stop)
 
 
 @dataclass(frozen=True, slots=True)

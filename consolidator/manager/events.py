@@ -22,7 +22,7 @@ from consolidator.domain.events import Event, HostPowerChanged, MigrationFinishe
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
-from consolidator.manager.recovery import PostcopyRecovery
+from consolidator.manager.recovery import Loss, Moving, PostcopyRecovery
 from consolidator.protocol.schemas import EventView
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ class EventForwarder:
         self._marks_wait_s = marks_wait_s
         self._tasks: list[asyncio.Task[None]] = []
         self.next_seq: dict[str, int] = {}
-        self.recovery = PostcopyRecovery(dict(clients))  # a paused postcopy is recovered, never dropped
+        # a paused postcopy is recovered, never dropped; a lost one reaches the loop as LOST
+        self.recovery = PostcopyRecovery(dict(clients), on_lost=self._lost)
 
     async def start(self) -> None:
         """Skip each agent's history: only events from now on reach the loop."""
@@ -125,9 +126,15 @@ class EventForwarder:
                 batch = await client.events(after=self.next_seq[host] - 1, timeout_s=POLL_WAIT_S)
             except AgentError as exc:  # a suspended real host does not answer; keep trying
                 log.debug("events of %s: %s", host, exc)
+                if exc.status is None:
+                    self.recovery.on_unreachable(host, exc.detail)  # a dead source mid-postcopy?
                 await asyncio.sleep(RETRY_S)
                 continue
             for event in batch.events:
+                if event.kind == "migration_finished" and event.vm in self.recovery.reported_lost:
+                    self.recovery.reported_lost.discard(event.vm)  # already handed on as LOST
+                    self.recovery.on_event(event)
+                    continue
                 self.recovery.on_event(event)
                 domain = to_domain(event, self._t0)
                 if isinstance(domain, MigrationFinished):
@@ -137,6 +144,14 @@ class EventForwarder:
                 if domain is not None:
                     self._deliver(domain)
             self.next_seq[host] = batch.next_seq
+
+    def _lost(self, loss: Loss, move: Moving | None) -> None:
+        """The recovery's verdict, to the loop: the move ended and the guest is gone."""
+        start = move.start_wall_s if move is not None else loss.wall_s
+        method = MigrationMethod(move.method) if move is not None else MigrationMethod.POSTCOPY
+        self._deliver(MigrationFinished(t_s=loss.wall_s - self._t0, vm=loss.vm, src=loss.src, dst=loss.dst,
+                                        method=method, outcome=MigrationOutcome.LOST, start_s=start - self._t0,
+                                        detail=loss.cause))
 
     async def _with_downtime(self, finished: MigrationFinished, event: EventView) -> MigrationFinished:
         """A completed migration with its downtime measured across both hosts (see module doc)."""

@@ -10,6 +10,15 @@ absent there) is the VM recorded lost, with the cause, and the source's paused h
 forced delete, which the source agent reports as a FAILED ``migration_finished``, never a clean
 stop). A destination that does not answer for LOST_AFTER_S is recorded as a suspected loss, but
 nothing is deleted: it may only be the management network that is down.
+
+A dead SOURCE host (its QEMU and agent killed) sends no pause event. The forwarder reports every
+agent that stops answering (``on_unreachable``); for each move from that host in flight, the
+destination is asked, every WATCH_S, for its half: once it is ``postcopy-paused`` (its QEMU lost the
+stream it was being fed) while the source still does not answer, the VM is recorded lost with that
+cause. The destination's paused half is kept: only the source could complete it, if it comes back.
+
+Each verdict is handed to ``on_lost`` (the forwarder turns it into a ``MigrationFinished`` with
+outcome LOST for the control loop, which then counts the VM as gone and plans without it).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consolidator.manager.client import AgentError
@@ -27,6 +37,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)  # then every 8 s
 LOST_AFTER_S = 5.0  # a destination silent this long during a paused postcopy: a suspected loss
+WATCH_S = 0.25  # how often a silent source's moves are checked at their destinations
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,9 +46,19 @@ class Loss:
     src: str
     dst: str
     cause: str
-    detected_s: float  # from the source's pause event to the verdict
-    certain: bool  # the destination said its half is gone (else: it did not answer)
+    detected_s: float  # from the source's pause event (or its first silence) to the verdict
+    certain: bool  # the surviving half's host answered that the guest cannot be completed
     wall_s: float = field(default_factory=time.time)  # when the verdict was reached
+
+
+@dataclass(frozen=True, slots=True)
+class Moving:
+    """A move in flight as its source announced it (``migration_started``)."""
+
+    src: str
+    dst: str
+    method: str
+    start_wall_s: float
 
 
 @dataclass
@@ -54,14 +75,25 @@ class RecoveryStats:
 class PostcopyRecovery:
     """Reacts to the agents' pause/resume events; one recovery task per paused VM."""
 
-    def __init__(self, clients: dict[str, object]) -> None:
+    def __init__(self, clients: dict[str, object],
+                 on_lost: Callable[[Loss, Moving | None], None] | None = None) -> None:
         self._clients = clients
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._watches: dict[str, asyncio.Task[None]] = {}  # vm -> watch of a silent source
+        self._on_lost = on_lost
+        self.moving: dict[str, Moving] = {}
+        self.reported_lost: set[str] = set()  # VMs with a LOST verdict (the source's later report is moot)
         self.stats = RecoveryStats()
 
     def on_event(self, event: EventView) -> None:
         if event.vm is None:
             return
+        if event.kind == "migration_started" and event.src is not None and event.dst is not None:
+            method = event.method.value if event.method is not None else "precopy"
+            self.moving[event.vm] = Moving(event.src, event.dst, method, event.t_wall_s)
+            self.reported_lost.discard(event.vm)  # a VM of that name moves again: a new guest
+        elif event.kind == "migration_finished":
+            self.moving.pop(event.vm, None)
         if event.kind == "migration_paused":
             self.stats.paused += 1
             if event.vm not in self._tasks and event.src is not None and event.dst is not None:
@@ -119,6 +151,53 @@ class PostcopyRecovery:
         self.stats.lost.append(loss)
         log.error("VM %s %s (%s -> %s, after %.2f s): %s", loss.vm, "lost" if loss.certain else "maybe lost",
                   loss.src, loss.dst, loss.detected_s, loss.cause)
+        if loss.certain:
+            self.reported_lost.add(loss.vm)
+            moving = self.moving.pop(loss.vm, None)
+            if self._on_lost is not None:
+                self._on_lost(loss, moving)
+
+    # --- a source that stops answering -------------------------------------------------------------
+
+    def on_unreachable(self, host: str, detail: str) -> None:
+        """An agent did not answer (the forwarder's long poll failed without a status)."""
+        for vm, move in list(self.moving.items()):
+            if move.src == host and vm not in self._watches and vm not in self._tasks:
+                self._watches[vm] = asyncio.create_task(self._watch_source(vm, move, detail),
+                                                        name=f"watch-{vm}")
+
+    async def _watch_source(self, vm: str, move: Moving, detail: str) -> None:
+        """Until the source answers again or the move ends: is the destination's half paused?"""
+        source, target = self._clients.get(move.src), self._clients.get(move.dst)
+        silent_since = time.monotonic()
+        try:
+            while self.moving.get(vm) == move:
+                try:
+                    await source.list_vms()  # type: ignore[attr-defined]
+                    return  # it answers: its own events tell the rest (pause, recovery, outcome)
+                except AgentError as exc:
+                    if exc.status is not None:
+                        return
+                    detail = exc.detail
+                state = await self._state(target, vm)
+                if state == "postcopy-paused":
+                    self._record(Loss(vm, move.src, move.dst,
+                                      f"source {move.src} does not answer ({detail}) and {move.dst}'s half of the "
+                                      "postcopy is paused: the pages only the source held are gone",
+                                      time.monotonic() - silent_since, certain=True))
+                    return
+                await asyncio.sleep(WATCH_S)
+        finally:
+            self._watches.pop(vm, None)
+
+    @staticmethod
+    async def _state(engine: object, vm: str) -> str | None:
+        """The state of ``vm`` on that host, or None (absent, or the host does not answer)."""
+        try:
+            views = await engine.list_vms()  # type: ignore[attr-defined]
+        except AgentError:
+            return None
+        return next((v.state.value for v in views if v.name == vm), None)
 
     async def _lost(self, vm: str, src: str, dst: str, cause: str, detected_s: float, source: object) -> None:
         """The guest is gone: record it and remove the source's paused half (never a clean stop)."""
@@ -127,7 +206,9 @@ class PostcopyRecovery:
             await source.destroy_vm(vm, force=True)  # type: ignore[attr-defined]
 
     async def stop(self) -> None:
-        for task in self._tasks.values():
+        tasks = [*self._tasks.values(), *self._watches.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._tasks.clear()
+        self._watches.clear()

@@ -274,6 +274,7 @@ class ManagerService:
                         self._deliver(HostPowerChanged(now, host, PowerState.ON, "answers: on"))
                 continue
             self.misses[host] += 1
+            self.forwarder.recovery.on_unreachable(host, "no answer to the stats poll")  # a dead source?
             if controller is None or host in self.unknown or self.misses[host] < self.cfg.limits.unknown_after_misses:
                 continue
             state = controller.power_state(host)
