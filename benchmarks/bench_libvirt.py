@@ -8,8 +8,9 @@ a virtio NIC, moved by LibvirtEngine (what the manager runs). Agent: the agent's
 the calibration grid's runner (experiments.calibrate). Per move: wall time (libvirt: the migrate call,
 destination start included; agent: migrate command to completion, destination prepared before),
 libvirt's own job time, downtime (source pause -> destination resume, from events; libvirt's own
-figure beside it), bytes sent, the guest's bad pages after the move. Postcopy with preempt is tried
-and reported as unavailable when libvirt's API lacks VIR_MIGRATE_POSTCOPY_PREEMPT.
+figure beside it), bytes sent, the guest's bad pages after the move. ``preempt``: QEMU's
+postcopy-preempt channel — libvirt turns it on by itself for every postcopy move when both QEMU offer
+it (no API flag, no way to turn it off), the agent runs postcopy and hybrid with it off and on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Any
 
 from consolidator.domain.types import MigrationMethod
 from consolidator.experiments.calibrate import LOAD_PER_DIRTY_MIB_S, GridSpec, run_grid
-from consolidator.manager.libvirt.migration import PREEMPT_FLAG, LibvirtSettings
 from consolidator.manager.libvirt.testbed import Testbed
 from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import VmConfig
@@ -37,6 +37,7 @@ OPTIONS = MigrationOptions(max_bandwidth_bytes_per_s=120e6, downtime_limit_s=0.3
 class Row:
     engine: str
     mode: str
+    preempt: str  # "on", "off", "-" (precopy)
     outcome: str
     wall_s: float | None
     job_s: float | None
@@ -66,25 +67,18 @@ async def _move(bed: Testbed, engines: dict[str, Any], src: str, dst: str, mode:
     bad = await asyncio.to_thread(bed.check_pages, home, "vm0")
     down = marks.resume - done.stop_wall_s if moved and marks.resume and done.stop_wall_s else None
     job_ms = result.stats.get("time_elapsed") if result else None
-    return Row("libvirt", mode.value + ("+preempt" if bed_preempt(engines[src]) else ""), done.outcome.value,
+    preempt = "-" if mode is MigrationMethod.PRECOPY else "on"  # libvirt's choice (docs/libvirt.md)
+    return Row("libvirt", mode.value, preempt, done.outcome.value,
                round(done.t_wall_s - (done.start_wall_s or done.t_wall_s), 3),
                None if job_ms is None else job_ms / 1000, None if down is None else round(down, 4),
                result.libvirt_downtime_s if result else None, round(done.bytes_sent / 1e6, 1), bad)
 
 
-def bed_preempt(engine: Any) -> bool:
-    return bool(engine.settings.migration.postcopy_preempt)
-
-
 async def _libvirt_rows(bed: Testbed, dirty: float, settle_s: float) -> list[Row]:
     rows: list[Row] = []
     here, there = bed.names
-    for mode, preempt in [(m, False) for m in MODES] + [(MigrationMethod.POSTCOPY, True)]:
-        if preempt and PREEMPT_FLAG is None:
-            rows.append(Row("libvirt", "postcopy+preempt", "unavailable", None, None, None, None, None, None,
-                            "libvirt's API has no VIR_MIGRATE_POSTCOPY_PREEMPT"))
-            continue
-        engines = bed.engines(LibvirtSettings(postcopy_preempt=preempt))
+    for mode in MODES:
+        engines = bed.engines()
         try:
             row = await _move(bed, engines, here, there, mode, settle_s)
         finally:
@@ -94,6 +88,8 @@ async def _libvirt_rows(bed: Testbed, dirty: float, settle_s: float) -> list[Row
         if row.outcome == "completed":
             here, there = there, here
         print(json.dumps(asdict(row)), flush=True)
+    rows.append(Row("libvirt", "postcopy", "off", "unavailable", None, None, None, None, None, None,
+                    "libvirt has no switch for postcopy-preempt"))
     return rows
 
 
@@ -106,21 +102,20 @@ def libvirt_rows(dirty: float, settle_s: float) -> list[Row]:
 def agent_rows(dirty: float, settle_s: float) -> list[Row]:
     spec = GridSpec(mem_mib=(256,), dirty_mib_s=(dirty,), modes=MODES, timeout_s=OPTIONS.timeout_s,
                     settle_s=settle_s)
-    rows = [Row("agent", r.mode, r.outcome, r.real_s, None, r.downtime_s, None, round(r.bytes_sent / 1e6, 1),
-                r.bad_pages) for r in run_grid(spec)]
-    rows.append(Row("agent", "postcopy+preempt", "unavailable", None, None, None, None, None, None,
-                    "the agent's driver does not enable postcopy-preempt"))
-    return rows
+    return [Row("agent", r.mode, "-" if r.mode == "precopy" else ("on" if r.preempt else "off"), r.outcome,
+                r.real_s, None, r.downtime_s, None, round(r.bytes_sent / 1e6, 1), r.bad_pages)
+            for r in run_grid(spec)]
 
 
 def table(rows: list[Row]) -> str:
     def f(v: Any, fmt: str) -> str:
         return "-" if v is None else format(v, fmt)
 
-    lines = ["| engine | mode | outcome | wall s | libvirt job s | downtime s | libvirt downtime s | MB sent "
-             "| bad pages | note |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| engine | mode | preempt | outcome | wall s | libvirt job s | downtime s | libvirt downtime s "
+             "| MB sent | bad pages | note |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r.engine} | {r.mode} | {r.outcome} | {f(r.wall_s, '.2f')} | {f(r.job_s, '.2f')} "
+        lines.append(f"| {r.engine} | {r.mode} | {r.preempt} | {r.outcome} | {f(r.wall_s, '.2f')} "
+                     f"| {f(r.job_s, '.2f')} "
                      f"| {f(r.downtime_s, '.3f')} | {f(r.libvirt_downtime_s, '.3f')} | {f(r.mb_sent, '.0f')} "
                      f"| {f(r.bad_pages, 'd')} | {r.note} |")
     return "\n".join(lines)

@@ -130,7 +130,6 @@ class LibvirtHost(_HostBase):
     wake_command: list[str] = Field(default_factory=list, max_length=64,
                                     description="argv of the engine's own wake (emulated hosts); "
                                                 "real hosts wake through [hosts.NAME.power]")
-    postcopy_preempt: bool = Field(False, description="VIR_MIGRATE_POSTCOPY_PREEMPT (needs it in libvirt's API)")
     migration_tls: bool = Field(False, description="VIR_MIGRATE_TLS: QEMU's migration stream in TLS")
     emulated: bool = Field(False, description="hosts sharing one machine (tests, lab): a host's load is the "
                                               "sum of its domains' instead of the machine's CPU")

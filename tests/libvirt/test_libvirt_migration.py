@@ -22,7 +22,7 @@ from consolidator.manager.client import AgentError  # noqa: E402
 from consolidator.manager.leash import MigrationLeash  # noqa: E402
 from consolidator.manager.libvirt.daemons import why_libvirtd_cannot_run  # noqa: E402
 from consolidator.manager.libvirt.engine import LibvirtEngine  # noqa: E402
-from consolidator.manager.libvirt.testbed import Testbed  # noqa: E402
+from consolidator.manager.libvirt.testbed import MONITOR_LOG, Testbed  # noqa: E402
 from consolidator.protocol.migration import DEFAULT_OPTIONS, MigrationOptions, OnTimeout  # noqa: E402
 from consolidator.protocol.schemas import EventView, VmConfig, VmRunState  # noqa: E402
 
@@ -75,7 +75,7 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def bed() -> Iterator[Testbed]:
-    with Testbed(HOSTS) as testbed:
+    with Testbed(HOSTS, log_filters=MONITOR_LOG) as testbed:
         testbed.create_guest("A", VmConfig("vm0", 256, load=0.5, dirty_mib_s=80))
         yield testbed
 
@@ -98,30 +98,42 @@ def other(host: str) -> str:
     return HOSTS[1] if host == HOSTS[0] else HOSTS[0]
 
 
-def test_postcopy_at_80_mib_s(bed: Testbed) -> None:
+def move_once(bed: Testbed, method: MigrationMethod, load: float, dirty_mib_s: float,
+              options: MigrationOptions = DEFAULT_OPTIONS) -> tuple[str, EventView, float | None]:
+    """Set the guest's load where it runs, move it to the other host: (source, finished event, downtime)."""
     src = where(bed)
-    bed.set_load(src, "vm0", 0.5, 80)
+    bed.set_load(src, "vm0", load, dirty_mib_s)
     pair = Pair(bed)
     try:
-        done, downtime = pair.move("vm0", src, other(src), MigrationMethod.POSTCOPY)
+        done, downtime = pair.move("vm0", src, other(src), method, options)
     finally:
         pair.close()
+    return src, done, downtime
+
+
+def assert_moved(bed: Testbed, src: str, done: EventView) -> None:
+    """The move completed, the guest runs at the other host, and its pages are intact there."""
     assert done.outcome is MigrationOutcome.COMPLETED, done.detail
     assert where(bed) == other(src)
-    assert downtime is not None and 0 < downtime < 0.5
-    assert 200e6 < done.bytes_sent < 400e6  # 256 MiB once, not resent
     assert bed.check_pages(other(src), "vm0") == 0
 
 
+def test_postcopy_at_80_mib_s_with_preempt(bed: Testbed) -> None:
+    src, done, downtime = move_once(bed, MigrationMethod.POSTCOPY, 0.5, 80)
+    assert_moved(bed, src, done)
+    assert downtime is not None and 0 < downtime < 0.5
+    assert 200e6 < done.bytes_sent < 400e6  # 256 MiB once, not resent
+    # libvirt has no flag for it: with VIR_MIGRATE_POSTCOPY it turns QEMU's postcopy-preempt on at both
+    # ends by itself when both QEMU offer it (QEMU 10 does); its monitor log shows what it asked
+    for host in HOSTS:
+        assert '"capability":"postcopy-preempt","state":true' in bed.daemons[host].log_text(), host
+
+
 def test_precopy_that_cannot_converge_is_cancelled_at_its_timeout(bed: Testbed) -> None:
-    src = where(bed)
-    bed.set_load(src, "vm0", 1.0, 200)  # 200 MiB/s of writes over a 120 MB/s link
-    pair = Pair(bed)
-    try:
-        done, _ = pair.move("vm0", src, other(src), MigrationMethod.PRECOPY,
-                            MigrationOptions(timeout_s=8.0, on_timeout=OnTimeout.CANCEL))
-    finally:
-        pair.close()
+    # 200 MiB/s of writes, moved at 40 MB/s: no convergence even when a busy machine slows the guest
+    src, done, _ = move_once(bed, MigrationMethod.PRECOPY, 1.0, 200,
+                             MigrationOptions(timeout_s=8.0, on_timeout=OnTimeout.CANCEL,
+                                              max_bandwidth_bytes_per_s=40e6))
     assert done.outcome is MigrationOutcome.CANCELLED, done.detail
     assert done.start_wall_s is not None and 8.0 <= done.t_wall_s - done.start_wall_s < 30.0
     assert where(bed) == src  # the guest keeps running at the source
@@ -129,31 +141,18 @@ def test_precopy_that_cannot_converge_is_cancelled_at_its_timeout(bed: Testbed) 
 
 
 def test_precopy_switched_to_postcopy_at_its_timeout(bed: Testbed) -> None:
-    src = where(bed)
-    bed.set_load(src, "vm0", 1.0, 200)
-    pair = Pair(bed)
-    try:
-        done, _ = pair.move("vm0", src, other(src), MigrationMethod.PRECOPY,
-                            MigrationOptions(timeout_s=6.0, on_timeout=OnTimeout.POSTCOPY))
-    finally:
-        pair.close()
-    assert done.outcome is MigrationOutcome.COMPLETED, done.detail
+    src, done, _ = move_once(bed, MigrationMethod.PRECOPY, 1.0, 200,
+                             MigrationOptions(timeout_s=6.0, on_timeout=OnTimeout.POSTCOPY,
+                                              max_bandwidth_bytes_per_s=60e6))
+    assert_moved(bed, src, done)
     assert done.switched_to_postcopy and done.rounds >= 2
-    assert bed.check_pages(other(src), "vm0") == 0
 
 
 def test_hybrid_at_200_mib_s(bed: Testbed) -> None:
-    src = where(bed)
-    bed.set_load(src, "vm0", 1.0, 200)
-    pair = Pair(bed)
-    try:
-        done, downtime = pair.move("vm0", src, other(src), MigrationMethod.HYBRID)
-    finally:
-        pair.close()
-    assert done.outcome is MigrationOutcome.COMPLETED, done.detail
+    src, done, downtime = move_once(bed, MigrationMethod.HYBRID, 1.0, 200)
+    assert_moved(bed, src, done)
     assert done.switched_to_postcopy and done.rounds >= 2  # one full precopy pass, then postcopy
-    assert downtime is not None and 0 < downtime < 0.5  # one full precopy pass, then postcopy
-    assert bed.check_pages(other(src), "vm0") == 0
+    assert downtime is not None and 0 < downtime < 0.5
 
 
 def test_discovery_and_statistics(bed: Testbed) -> None:
@@ -172,7 +171,8 @@ def test_discovery_and_statistics(bed: Testbed) -> None:
     (vm,) = stats.vms
     # the 0.5 load plus emulation; less when the machine is loaded (an idle TCG guest: about 0.02)
     assert vm.name == "vm0" and 0.1 < vm.cpu_load < 1.2
-    assert vm.dirty_bytes_per_s is not None and 10 * 2**20 < vm.dirty_bytes_per_s < 80 * 2**20
+    # the generator writes as its tasks are served: a starved guest (a busy machine) writes less
+    assert vm.dirty_bytes_per_s is not None and 2 * 2**20 < vm.dirty_bytes_per_s < 80 * 2**20
     assert stats.power_state is PowerState.ON and stats.emulated and stats.cpu_load == vm.cpu_load
 
 

@@ -82,6 +82,7 @@ class DaemonSpec:
     netns: str  # network namespace it runs in (made by the caller, e.g. ShapedLink)
     root: Path  # private state folder on the real filesystem
     shared: tuple[Path, ...] = ()  # folders every daemon sees at the same path: shared storage
+    log_filters: str | None = None  # libvirtd's log_filters; None: $CONSOLIDATOR_LIBVIRTD_LOG_FILTERS or "3:*"
 
 
 class PrivateLibvirtd:
@@ -113,7 +114,7 @@ class PrivateLibvirtd:
         (root / "sock").chmod(0o700)
         (root / "etc/libvirt/libvirtd.conf").write_text(LIBVIRTD_CONF.format(
             sock=root / "sock", host_uuid=self.host_uuid, log="/var/log/libvirt",
-            filters=os.environ.get("CONSOLIDATOR_LIBVIRTD_LOG_FILTERS", "3:*")))
+            filters=self.spec.log_filters or os.environ.get("CONSOLIDATOR_LIBVIRTD_LOG_FILTERS", "3:*")))
         (root / "etc/libvirt/qemu.conf").write_text(
             QEMU_CONF.format(shared=", ".join(f'"{p}"' for p in self.spec.shared)))
         (root / "etc/libvirt/libvirt.conf").write_text("")
@@ -151,6 +152,11 @@ class PrivateLibvirtd:
             time.sleep(0.1)
         log.info("libvirtd %s up in netns %s: %s", self.spec.name, self.spec.netns, self.uri)
         return self
+
+    def log_text(self) -> str:
+        """The daemon's log file (its private /var/log/libvirt/libvirtd.log)."""
+        p = self.spec.root / "log" / "libvirtd.log"
+        return p.read_text(errors="replace") if p.exists() else ""
 
     def _tail(self) -> str:
         text = ""

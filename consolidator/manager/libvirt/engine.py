@@ -233,8 +233,9 @@ class LibvirtEngine:
             if vm in self._jobs:
                 raise AgentError(self.host, f"migrate {vm}", 409, "already moving")
         await target.ensure_connected()  # its lifecycle events give the resume mark
+        version = await target._call("libvirt version", target.link.conn.getLibVersion)
         request = MoveRequest(vm=vm, method=method, peer_uri=target.peer_uri, migrate_uri=target.settings.migrate_uri,
-                              options=options, settings=self.settings.migration)
+                              options=options, settings=self.settings.migration, dst_libvirt_version=int(version))
         job = MigrationJob(request, self.link, target.host)
         await self._call(f"find {vm}", self.link.conn.lookupByName, vm)  # 500 with libvirt's reason if absent
         with self._lock:
@@ -408,7 +409,7 @@ def _run(argv: tuple[str, ...], what: str, timeout_s: float = 60.0) -> None:
 
 def engine_from_config(name: str, host: Any, leash: MigrationLeash | None = None) -> LibvirtEngine:
     """The engine of one ``[hosts.NAME]`` table with ``driver = "libvirt"`` (manager.config.LibvirtHost)."""
-    migration = LibvirtSettings(postcopy_preempt=host.postcopy_preempt, tls=host.migration_tls)
+    migration = LibvirtSettings(tls=host.migration_tls)
     return LibvirtEngine(name, LibvirtHostSettings(
         uri=host.uri, peer_uri=host.peer_uri, migrate_uri=host.migrate_uri,
         suspend_command=tuple(host.suspend_command), wake_command=tuple(host.wake_command),

@@ -6,7 +6,8 @@ so it runs in a worker thread; a controller thread acts on the source's migratio
 (``abortJob`` or ``migrateStartPostCopy``) and on a cancel request. Lifecycle events give the wall-clock
 marks of the pause at the source and the resume at the destination (downtime, DESIGN §5); the
 job-completed event gives libvirt's own statistics. A postcopy that breaks (the link drops) leaves the
-guest paused at both ends; the job retries with ``VIR_MIGRATE_POSTCOPY_RESUME``.
+guest paused at both ends; the job retries with ``VIR_MIGRATE_POSTCOPY_RESUME`` — except towards a
+libvirt known to crash on it (``RESUME_CRASHES``).
 """
 
 from __future__ import annotations
@@ -27,15 +28,21 @@ log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
 STATS_WAIT_S = 5.0  # how long a finished move waits for the job-completed event's statistics
-# libvirt >= 10 with the flag in its API; Debian's libvirt 11.3 does not have it (docs/libvirt.md)
-PREEMPT_FLAG: int | None = getattr(libvirt, "VIR_MIGRATE_POSTCOPY_PREEMPT", None)
+# libvirt versions whose destination daemon crashes on VIR_MIGRATE_POSTCOPY_RESUME (docs/libvirt.md):
+# qemuMigrationDstPrepareResume hands qemuProcessIncomingDefNew a NULL fd pointer, which it dereferences.
+# 11.3.x is the only version tried here; others are attempted.
+RESUME_CRASHES = range(11_003_000, 11_004_000)
+
+
+def resume_is_safe(dst_libvirt_version: int) -> bool:
+    """Whether a postcopy recovery may be asked of a destination libvirtd of this version (0: unknown)."""
+    return dst_libvirt_version not in RESUME_CRASHES
 
 
 @dataclass(frozen=True, slots=True)
 class LibvirtSettings:
     """What only a libvirt move has (the rest is the run's ``MigrationOptions``)."""
 
-    postcopy_preempt: bool = False  # page requests on their own channel (needs the flag in libvirt's API)
     tls: bool = False  # VIR_MIGRATE_TLS: QEMU's migration stream in TLS (hosts need migrate certificates)
     recovery_attempts: int = 3  # postcopy recovery tries (VIR_MIGRATE_POSTCOPY_RESUME)
     recovery_wait_s: float = 2.0  # before each try: the link may need time to come back
@@ -54,12 +61,9 @@ def migration_flags(method: MigrationMethod, options: MigrationOptions, settings
     if settings.tls:
         flags |= libvirt.VIR_MIGRATE_TLS
     if uses_postcopy(method, options):
+        # libvirt has no flag for postcopy-preempt: it turns QEMU's capability on by itself whenever
+        # both QEMU offer it (libvirt 11.3 with QEMU 10 does; docs/libvirt.md)
         flags |= libvirt.VIR_MIGRATE_POSTCOPY
-        if settings.postcopy_preempt:
-            if PREEMPT_FLAG is None:
-                raise ValueError(f"postcopy_preempt: libvirt {libvirt.getVersion()} has no "
-                                 "VIR_MIGRATE_POSTCOPY_PREEMPT (added to the API in libvirt 10)")
-            flags |= PREEMPT_FLAG
     return int(flags)
 
 
@@ -98,6 +102,7 @@ class MoveRequest:
     migrate_uri: str | None  # where QEMU's data goes, e.g. tcp://10.0.0.2 (None: libvirt picks)
     options: MigrationOptions
     settings: LibvirtSettings
+    dst_libvirt_version: int = 0  # the destination libvirtd's (virConnectGetLibVersion; 0: unknown)
 
 
 class MigrationJob:
@@ -208,6 +213,10 @@ class MigrationJob:
                  error: libvirt.libvirtError) -> tuple[libvirt.libvirtError | None, int]:
         """A postcopy that failed after the switch: resume it over a new connection, a few times."""
         s = self.request.settings
+        if not resume_is_safe(self.request.dst_libvirt_version):
+            log.warning("%s: postcopy failed (%s); no recovery: libvirt %d crashes on VIR_MIGRATE_POSTCOPY_RESUME "
+                        "(docs/libvirt.md)", self.request.vm, error, self.request.dst_libvirt_version)
+            return error, 0
         for attempt in range(1, s.recovery_attempts + 1):
             log.warning("%s: postcopy failed (%s); recovery %d/%d", self.request.vm, error, attempt,
                         s.recovery_attempts)

@@ -1,6 +1,7 @@
-"""Two libvirt hosts on this machine for tests, the benchmark and the lab: private libvirtd daemons in
-two network namespaces joined by a shaped link (``ShapedLink``, 120 MB/s by default), a shared image
-folder both see at the same path (the guest's disk), and the project's test guest as a domain.
+"""libvirt hosts on this machine for tests, the benchmark and the lab: private libvirtd daemons in
+network namespaces — two joined by a shaped link (``ShapedLink``, 120 MB/s by default), or the lab's
+hosts on its bridge (any ``HostNetwork``) — a shared image folder all see at the same path (the
+guests' disks), and the project's test guest as a domain.
 
 An emulated host "suspends" by freezing its libvirtd (SIGSTOP: it stops answering, as a sleeping host
 does) and is woken by thawing it (SIGCONT) — both plain argv commands, like a real host's configured
@@ -15,7 +16,9 @@ import os
 import shutil
 import signal
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 import libvirt
 
@@ -30,29 +33,62 @@ from consolidator.manager.libvirt.migration import LibvirtSettings
 from consolidator.protocol.schemas import VmConfig
 
 log = logging.getLogger(__name__)
+MONITOR_LOG = "2:qemu.qemu_monitor 3:*"  # libvirtd logs each QMP command it sends to QEMU
+
+
+class HostNetwork(Protocol):
+    """The namespaces the daemons run in, and their addresses on the migration network."""
+
+    def open(self) -> None: ...
+    def close(self) -> None: ...
+    def netns_of(self, host: str) -> str: ...
+    def address_of(self, host: str) -> str: ...
+
+
+class PairNetwork:
+    """Two hosts joined by a shaped veth pair: ``names[0]`` at end A, ``names[1]`` at end B."""
+
+    def __init__(self, names: Sequence[str], rate_bytes_per_s: float, tag: str) -> None:
+        self.names = tuple(names)
+        self.link = ShapedLink(rate_bytes_per_s, tag=f"lv{tag}", subnet=251)
+
+    def open(self) -> None:
+        self.link.open()
+
+    def close(self) -> None:
+        self.link.close()
+
+    def netns_of(self, host: str) -> str:
+        return (self.link.a if host == self.names[0] else self.link.b).netns
+
+    def address_of(self, host: str) -> str:
+        return (self.link.a if host == self.names[0] else self.link.b).address
 
 
 class Testbed:
-    """Hosts ``names[0]`` (link end A) and ``names[1]`` (end B), each a private libvirtd."""
+    """One private libvirtd per host of ``names``: two on a ``PairNetwork`` by default."""
 
     __test__ = False  # not a pytest class
 
-    def __init__(self, names: tuple[str, str] = ("W", "S1"), rate_bytes_per_s: float = 120e6,
-                 tag: str | None = None) -> None:
+    def __init__(self, names: Sequence[str] = ("W", "S1"), rate_bytes_per_s: float = 120e6,
+                 tag: str | None = None, log_filters: str | None = None,
+                 network: HostNetwork | None = None) -> None:
         self.tag = tag or str(os.getpid() % 100000)
-        self.names = names
-        self.link = ShapedLink(rate_bytes_per_s, tag=f"lv{self.tag}", subnet=251)
+        self.names = tuple(names)
+        self.network = network or PairNetwork(self.names, rate_bytes_per_s, self.tag)
         self.root = Path(tempfile.mkdtemp(prefix=f"clv{self.tag}-"))
         self.shared = self.root / "shared"
         self.daemons: dict[str, PrivateLibvirtd] = {}
         self.image: GuestImage | None = None
+        self.log_filters = log_filters  # e.g. MONITOR_LOG: what libvirt asks of QEMU, in the daemons' logs
 
     def open(self) -> Testbed:
         try:
             self.shared.mkdir()
-            self.link.open()
-            for name, end in zip(self.names, (self.link.a, self.link.b), strict=True):
-                spec = DaemonSpec(name, end.netns, self.root / name, shared=(self.shared,))
+            self.network.open()
+            for name in self.names:
+                spec = DaemonSpec(name, self.network.netns_of(name), self.root / name, shared=(self.shared,),
+                                  log_filters=self.log_filters)
                 self.daemons[name] = PrivateLibvirtd(spec).start()
         except Exception:
             self.close()
@@ -61,9 +97,8 @@ class Testbed:
 
     def settings(self, host: str, migration: LibvirtSettings | None = None) -> LibvirtHostSettings:
         """One host's engine settings, as cluster.toml would give them (suspend = freeze the daemon)."""
-        end = self.link.a if host == self.names[0] else self.link.b
         d = self.daemons[host]
-        return LibvirtHostSettings(uri=d.uri, migrate_uri=f"tcp://{end.address}",
+        return LibvirtHostSettings(uri=d.uri, migrate_uri=f"tcp://{self.network.address_of(host)}",
                                    suspend_command=("kill", "-STOP", str(d.pid)),
                                    wake_command=("kill", "-CONT", str(d.pid)), emulated=True,
                                    migration=migration or LibvirtSettings())
@@ -133,7 +168,7 @@ class Testbed:
         for d in self.daemons.values():
             d.stop()
         self.daemons.clear()
-        self.link.close()
+        self.network.close()
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Testbed:
