@@ -94,12 +94,16 @@ def register(app: typer.Typer) -> None:
         faults: Annotated[str | None, typer.Option(help="instead: a fault-injection run, SPEC = 'quick', 'all' "
                                                          "or a TOML file (docs/faults.md)")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="--faults: print the summary as JSON")] = False,
+        engine: Annotated[str, typer.Option(help="'agent' (the lab's agents) or 'libvirt' (a private libvirtd "
+                                                 "per host, made for this run; docs/libvirt.md)")] = "agent",
     ) -> None:
         """Run the scaled scenario live (paper policy) and simulated; print the timeline comparison."""
         if faults is not None:
             _fault_run(faults, out, as_json)
             return
-        from consolidator.experiments.lab import LabScale, lab_run
+        if engine not in ("agent", "libvirt"):
+            raise UserError(f"--engine {engine!r}: expected 'agent' or 'libvirt'", field="engine")
+        from consolidator.experiments.lab import LabScale, lab_run, libvirt_lab_run
         from consolidator.experiments.lab.network import LabNetworkError
         from consolidator.manager.client import AgentError
 
@@ -107,7 +111,10 @@ def register(app: typer.Typer) -> None:
         found = _methods(methods)
         scale = LabScale(time_scale, cpu_quota, overhead, _caps(cap or []))
         try:
-            comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep)
+            if engine == "libvirt":
+                comparisons = libvirt_lab_run(out, scenario, found, scale, link_mb_s * 1e6)
+            else:
+                comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep)
         except (AgentError, LabNetworkError, RuntimeError) as exc:  # the lab failed, not the input
             typer.echo(f"error: lab run failed: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import json
 import logging
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +21,15 @@ from consolidator.experiments.lab.cluster_file import write_cluster_config
 from consolidator.experiments.lab.compare import compare, to_markdown
 from consolidator.experiments.lab.experiment import run_live
 from consolidator.experiments.lab.lab import DEFAULT_DIR, LabState, lab_down, lab_up
+from consolidator.experiments.lab.record import LabRecorder
 from consolidator.experiments.lab.scale import LabScale, host_names, scale_scenario
 from consolidator.experiments.runs import simulate
 from consolidator.manager.cluster import Waker
+from consolidator.sim.engine import RunResult
 from consolidator.sim.scenario import Scenario, load_scenario
 
-__all__ = ["DEFAULT_DIR", "LabScale", "lab_down", "lab_run", "lab_up", "lab_up_for", "scale_scenario"]
+__all__ = ["DEFAULT_DIR", "LabScale", "lab_down", "lab_run", "lab_up", "lab_up_for", "libvirt_lab_run",
+           "scale_scenario"]
 log = logging.getLogger(__name__)
 
 
@@ -57,29 +61,62 @@ def lab_run(folder: Path, out: Path, scenario_name: str, methods: list[Migration
     elif state.cpu_caps != scale.cpu_caps():
         raise UserError(f"the lab is up with host CPU caps {state.cpu_caps}, the run wants {scale.cpu_caps()}; "
                         "run 'consolidator lab down' first", field="cap")
-    comparisons: list[dict[str, Any]] = []
-    backlogs: list[dict[str, Any]] = []
     try:
-        for method in methods:
-            log.info("live %s run of %s (%.0f s)", method.value, sc.name, sc.duration_s)
-            live, recorder = asyncio.run(run_live(state, sc, scale, method, out / "live" / method.value,
-                                                         waker))
-            sim = simulate(sc, "paper", method, out_dir=out / "sim" / method.value,
-                           policy_args=scale.policy_args())
-            # the same scenario with the loads the guests really ran (measured live): separates what
-            # the loads did to the timeline from what the migration and power models do
-            replayed = dataclasses.replace(sc, schedules=recorder.measured_schedules())
-            replay = simulate(replayed, "paper", method, out_dir=out / "replay" / method.value,
-                              policy_args=scale.policy_args())
-            comparisons.append(compare(live, sim, scale.time_scale))
-            backlogs.append(compare_backlog(sim, recorder.guests, scale.time_scale))
-            comparisons.append(compare(live, replay, scale.time_scale, against="simulated, measured loads"))
+        return run_and_compare(out, sc, methods, scale,
+                               lambda method, out_dir: run_live(state, sc, scale, method, out_dir, waker))
     finally:
         if made_here and not keep:
             lab_down(folder)
+
+
+def libvirt_lab_run(out: Path, scenario_name: str, methods: list[MigrationMethod], scale: LabScale,
+                    link_bytes_per_s: float) -> list[dict[str, Any]]:
+    """``lab_run`` through libvirt: one private libvirtd per host of the scaled scenario, on a network
+    of its own, made for this run and removed after it (``libvirt_lab``)."""
+    if scale.host_caps:
+        raise UserError("host capacities are not emulated through libvirt yet; run without --cap", field="cap")
+    if scale.cpu_quota != 1.0:  # uncapped guests (libvirt_lab): a VM's 100 % is one core
+        log.info("libvirt lab: guests are not capped, cpu_quota %g -> 1", scale.cpu_quota)
+        scale = dataclasses.replace(scale, cpu_quota=1.0)
+    sc = scale_scenario(load_scenario(scenario_name), scale)
+    from consolidator.manager.libvirt.daemons import why_libvirtd_cannot_run
+
+    why = why_libvirtd_cannot_run()
+    if why is not None:
+        raise RuntimeError(f"libvirt lab: {why}")
+    from consolidator.experiments.lab.libvirt_lab import LibvirtLab  # needs the libvirt binding
+
+    with LibvirtLab(sc, link_bytes_per_s) as lab:
+        return run_and_compare(out, sc, methods, scale, lambda method, out_dir: lab.run_live(scale, method, out_dir),
+                               engine="libvirt")
+
+
+LiveRun = Callable[[MigrationMethod, Path], Coroutine[Any, Any, tuple[RunResult, LabRecorder]]]
+
+
+def run_and_compare(out: Path, sc: Scenario, methods: list[MigrationMethod], scale: LabScale,
+                    live_run: LiveRun, engine: str = "agent") -> list[dict[str, Any]]:
+    """Each method live (``live_run``) and simulated, on the scenario's loads and on the loads measured
+    live; writes OUT/{live,sim,replay}/<method>/ and OUT/comparison.{json,md}, OUT/backlog.json."""
+    comparisons: list[dict[str, Any]] = []
+    backlogs: list[dict[str, Any]] = []
+    for method in methods:
+        log.info("live %s run of %s (%.0f s) through %s", method.value, sc.name, sc.duration_s, engine)
+        live, recorder = asyncio.run(live_run(method, out / "live" / method.value))
+        sim = simulate(sc, "paper", method, out_dir=out / "sim" / method.value, policy_args=scale.policy_args())
+        # the same scenario with the loads the guests really ran (measured live): separates what
+        # the loads did to the timeline from what the migration and power models do
+        replayed = dataclasses.replace(sc, schedules=recorder.measured_schedules())
+        replay = simulate(replayed, "paper", method, out_dir=out / "replay" / method.value,
+                          policy_args=scale.policy_args())
+        comparisons.append(compare(live, sim, scale.time_scale) | {"engine": engine})
+        backlogs.append(compare_backlog(sim, recorder.guests, scale.time_scale))
+        comparisons.append(compare(live, replay, scale.time_scale, against="simulated, measured loads")
+                           | {"engine": engine})
     (out / "comparison.json").write_text(json.dumps(comparisons, indent=2) + "\n")
     (out / "backlog.json").write_text(json.dumps(backlogs, indent=2) + "\n")
     caps = ", ".join(f"{h} capacity {c:g}" for h, c in scale.host_caps) or "none"
-    extra = [f"Capped hosts: {caps}.", ""] + [line for b in backlogs for line in backlog_markdown(b)]
+    extra = [f"Live runs through: {engine}. Capped hosts: {caps}.", ""]
+    extra += [line for b in backlogs for line in backlog_markdown(b)]
     (out / "comparison.md").write_text(to_markdown(comparisons) + "\n".join(extra) + "\n")
     return comparisons

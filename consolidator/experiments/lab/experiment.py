@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,7 +33,7 @@ WARMUP_PERIODS = 10
 BOOT_SETTLE_S = 3.0
 
 
-def _vm_body(sc: Scenario, j: int, load: float, scale: LabScale) -> VmBody:
+def vm_body(sc: Scenario, j: int, load: float, scale: LabScale) -> VmBody:
     vm = sc.vms[j]
     return VmBody(name=vm.name, mem_mib=vm.mem_mib, vcpus=vm.vcpus, cpu_quota=scale.cpu_quota, load=load,
                   dirty_mib_s=load * vm.dirty_bytes_per_s_at_full / MIB, wws_mib=None)
@@ -62,10 +63,10 @@ async def prepare(clients: dict[str, AgentClient], sc: Scenario, scale: LabScale
         if (await client.host_stats()).power_state is PowerState.SUSPENDED:
             await client.wake()
     await _wait_power(clients, {h: PowerState.ON for h in clients})
-    await asyncio.gather(*(_create(clients[sc.placement[v.name]], _vm_body(sc, j, 0.0, scale))
+    await asyncio.gather(*(_create(clients[sc.placement[v.name]], vm_body(sc, j, 0.0, scale))
                            for j, v in enumerate(sc.vms)))
     for j, v in enumerate(sc.vms):
-        body = _vm_body(sc, j, load_at(sc.schedules[j], 0.0), scale)
+        body = vm_body(sc, j, load_at(sc.schedules[j], 0.0), scale)
         await clients[sc.placement[v.name]].set_load(v.name, body.load, body.dirty_mib_s)
     used = set(sc.placement.values())
     states = {h: PowerState.ON if h in used else PowerState.SUSPENDED for h in clients}
@@ -110,12 +111,19 @@ async def _create(client: AgentClient, body: VmBody, attempts: int = 2) -> None:
             log.warning("booting %s failed, retrying: %s", body.name, exc.detail[:200])
 
 
+# How a live run sets a guest's load on the host it runs on: through the host's agent (default), or
+# the guest's control socket (a libvirt lab). Raises AgentError or OSError when it cannot (yet).
+LoadSender = Callable[[str, VmBody], Awaitable[None]]
+
+
 class LoadDriver:
     """Applies the scenario's load schedule to the guests: a change is sent to the VM's current host
     in the background (a slow guest must not delay a tick) and retried while the VM is moving."""
 
-    def __init__(self, service: ManagerService, sc: Scenario, scale: LabScale) -> None:
+    def __init__(self, service: ManagerService, sc: Scenario, scale: LabScale,
+                 send: LoadSender | None = None) -> None:
         self.service, self.sc, self.scale = service, sc, scale
+        self.send = send or self._through_agent
         self.applied = [load_at(steps, 0.0) for steps in sc.schedules]
         self.pending: set[asyncio.Task[None]] = set()
 
@@ -127,17 +135,20 @@ class LoadDriver:
                 continue
             self.applied[j] = want
             host = controller.hosts[int(controller.vm_at[controller.vm_index[vm.name]])].name
-            body = _vm_body(self.sc, j, want, self.scale)
+            body = vm_body(self.sc, j, want, self.scale)
             task = asyncio.create_task(self._send(host, j, body))
             self.pending.add(task)
             task.add_done_callback(self.pending.discard)
 
-    async def _send(self, host: str, j: int, body: VmBody) -> None:
+    async def _through_agent(self, host: str, body: VmBody) -> None:
         client = self.service.engines[host]
-        assert isinstance(client, AgentClient), "the lab's guests take their load from an agent"
+        assert isinstance(client, AgentClient), "the guests of an agent lab take their load from an agent"
+        await client.set_load(body.name, body.load, body.dirty_mib_s)
+
+    async def _send(self, host: str, j: int, body: VmBody) -> None:
         try:
-            await client.set_load(body.name, body.load, body.dirty_mib_s)
-        except AgentError as exc:
+            await self.send(host, body)
+        except (AgentError, OSError) as exc:
             log.warning("load of %s not set (%s); retrying next tick", body.name, exc)
             self.applied[j] = -1.0
 
@@ -149,7 +160,12 @@ def lab_manager_config(state: LabState, sc: Scenario, scale: LabScale, method: M
     mode, and limits that stay out of the way (the comparison is with the simulator, which has none)."""
     if not state.cluster_file.exists():
         write_cluster_config(state, sc.hosts, period_s=sc.tick_s)
-    cfg = load_cluster_config(state.cluster_file)
+    return run_config(load_cluster_config(state.cluster_file), sc, scale, method, out_dir, str(state.cluster_file))
+
+
+def run_config(cfg: ClusterConfig, sc: Scenario, scale: LabScale, method: MigrationMethod, out_dir: Path,
+               source: str) -> ClusterConfig:
+    """``cfg`` (a lab's hosts) with one live run's settings (``lab_manager_config``)."""
     mig = sc.migration
     data = cfg.model_dump()
     data.update(
@@ -164,7 +180,7 @@ def lab_manager_config(state: LabState, sc: Scenario, scale: LabScale, method: M
                 "max_migrations_per_minute": 1_000_000, "move_retry_max": 1_000_000, "move_backoff_s": 0,
                 "wake_retry_max": 1_000_000, "wake_backoff_s": 0, "drain_timeout_s": 0},
     )
-    return parse_cluster_config(data, str(state.cluster_file))
+    return parse_cluster_config(data, source)
 
 
 async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: MigrationMethod,
@@ -181,16 +197,28 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
     finally:
         for client in clients.values():
             await client.close()
+    config = lab_manager_config(state, sc, scale, method, out_dir)
+    return await run_service(config, sc, scale, method, out_dir, power_states,
+                             {"link_bytes_per_s": state.link_bytes_per_s}, waker)
+
+
+async def run_service(config: ClusterConfig, sc: Scenario, scale: LabScale, method: MigrationMethod,
+                      out_dir: Path, power_states: dict[str, PowerState], params: dict[str, object],
+                      waker: Waker | None = None, send: LoadSender | None = None,
+                      connect_s: float = 0.0) -> tuple[RunResult, LabRecorder]:
+    """The manager service over a prepared lab (its guests booted where ``sc`` places them): runs
+    ``sc`` to its end, records it, writes its run folder. ``params``: extra run parameters recorded;
+    ``connect_s``: time the service gets before its warm-up to reach the hosts (its clock runs meanwhile)."""
     recorder = LabRecorder(sc, method, power_states)
     load_before = os.getloadavg()[0]  # the machine is shared: its load explains starved guests
     out_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("run.sqlite", "manager.journal.jsonl"):
         (out_dir / stale).unlink(missing_ok=True)
-    hooks = Hooks(warmup_s=WARMUP_PERIODS * sc.tick_s, on_warm=lambda now, polled: recorder.warm(polled),
+    hooks = Hooks(warmup_s=WARMUP_PERIODS * sc.tick_s + connect_s, on_warm=lambda now, polled: recorder.warm(polled),
                   waker=waker)
-    service = ManagerService(lab_manager_config(state, sc, scale, method, out_dir), hooks=hooks)
+    service = ManagerService(config, hooks=hooks)
     hooks.meters = {h.name: LabHostMeter(recorder, h.name, lambda: service.latest_polled) for h in sc.hosts}
-    loads = LoadDriver(service, sc, scale)
+    loads = LoadDriver(service, sc, scale, send)
     hooks.before_tick = loads.before_tick
     hooks.after_tick = lambda now, polled, plan: recorder.tick(
         now, polled, service.loop.controller.vm_at, service.loop.monitor.vm_avg())
@@ -203,8 +231,7 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
     step_times = [float(x) for x in np.percentile(service.step_s, [50, 95])] if service.step_s else []
     await service.shutdown()
     extra = {"params": {"lab": True, "time_scale": scale.time_scale, "cpu_quota": scale.cpu_quota,
-                        "vm_mem_mib": scale.vm_mem_mib, "overhead": scale.overhead,
-                        "link_bytes_per_s": state.link_bytes_per_s,
+                        "vm_mem_mib": scale.vm_mem_mib, "overhead": scale.overhead, **params,
                         "policy_args": scale.policy_args(), "ticks": ticks, "errors": errors,
                         "machine_loadavg_1min": [load_before, os.getloadavg()[0]],
                         "tick_wall_s_p50_p95": step_times, "power_monitor": service.power.summary(),

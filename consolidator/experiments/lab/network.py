@@ -24,7 +24,6 @@ from consolidator.domain.errors import UserError
 log = logging.getLogger(__name__)
 
 SUBNET = "10.77.0"
-BRIDGE_ADDRESS = f"{SUBNET}.1"
 FIRST_HOST_OCTET = 10
 
 
@@ -57,9 +56,11 @@ class LabNetwork:
     hosts: tuple[LabHostNet, ...]
     bridge: str
     link_bytes_per_s: float
+    subnet: str = SUBNET  # its /24: the bridge is .1, host i is .(10 + i)
 
     @classmethod
-    def plan(cls, host_names: Sequence[str], link_bytes_per_s: float, prefix: str = "clab") -> LabNetwork:
+    def plan(cls, host_names: Sequence[str], link_bytes_per_s: float, prefix: str = "clab",
+             subnet: str = SUBNET) -> LabNetwork:
         if len(host_names) > 200:
             raise UserError("at most 200 lab hosts", field="lab.hosts")
         hosts = []
@@ -67,14 +68,14 @@ class LabNetwork:
             veth = f"{prefix}-{name}"
             if len(veth) > 15:  # Linux interface names are at most 15 bytes
                 raise UserError(f"host name {name!r} too long for an interface name", field="lab.hosts")
-            hosts.append(LabHostNet(name, f"{prefix}-{name}", veth, f"{SUBNET}.{FIRST_HOST_OCTET + i}"))
-        return cls(tuple(hosts), f"{prefix}-br", link_bytes_per_s)
+            hosts.append(LabHostNet(name, f"{prefix}-{name}", veth, f"{subnet}.{FIRST_HOST_OCTET + i}"))
+        return cls(tuple(hosts), f"{prefix}-br", link_bytes_per_s, subnet)
 
     def setup(self) -> None:
         self.teardown()  # leftovers of an earlier lab with the same names
         try:
             _run(["ip", "link", "add", self.bridge, "type", "bridge"])
-            _run(["ip", "addr", "add", f"{BRIDGE_ADDRESS}/24", "dev", self.bridge])
+            _run(["ip", "addr", "add", f"{self.subnet}.1/24", "dev", self.bridge])
             _run(["ip", "link", "set", self.bridge, "up"])
             for h in self.hosts:
                 self._add_host(h)

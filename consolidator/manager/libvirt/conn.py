@@ -103,13 +103,15 @@ class HostLink:
         self._conn: libvirt.virConnect | None = None
         self._callbacks: list[int] = []
         self._lock = threading.Lock()
+        self._close_pending = False  # close() came while an open was waiting for the host
 
     @property
     def conn(self) -> libvirt.virConnect:
         with self._lock:
             if self._conn is None or not self._conn.isAlive():
                 self._open_locked()
-            assert self._conn is not None
+            if self._conn is None:
+                raise libvirt.libvirtError(f"connection to {self.name} closed while it was being opened")
             return self._conn
 
     def is_open(self) -> bool:
@@ -137,6 +139,9 @@ class HostLink:
             raise
         self._conn = conn
         log.info("connected to %s (%s)", self.name, self.uri)
+        if self._close_pending:
+            self._close_pending = False
+            self._drop_locked()
 
     def _drop_locked(self) -> None:
         conn, self._conn = self._conn, None
@@ -154,8 +159,15 @@ class HostLink:
             pass
 
     def close(self) -> None:
-        with self._lock:
+        """Drop the connection. Never waits for a host that does not answer: an open still waiting for
+        one (a frozen or sleeping libvirtd) drops what it gets when it returns."""
+        if not self._lock.acquire(blocking=False):
+            self._close_pending = True
+            return
+        try:
             self._drop_locked()
+        finally:
+            self._lock.release()
 
     # --- callbacks: in the event thread; record and hand over only -------------------------------
 
