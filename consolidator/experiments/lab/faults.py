@@ -3,14 +3,17 @@
 One VM moves back and forth between two agent hosts (own namespaces on a shaped bridge, real QEMU),
 the manager's event forwarder (with its postcopy recovery) watching both agents; the SPEC
 (``faultspec``) puts faults into some of the moves: a cut link, a killed agent (source or
-destination, SIGKILL then restart), a killed destination QEMU, a slowed link. After each move the
+destination, SIGKILL then restart), a killed destination QEMU, a dead source host (agent and QEMU),
+a slowed link; or, before the move, its destination put to sleep and woken through dropped
+Wake-on-LAN packets or an unreachable BMC (``powerfaults``). After each move the
 run checks where the VM is against what the source reported (a move whose report is missing or
 disagrees with QEMU is *unreconciled*), and the guest's pages. A VM gone from both hosts is lost;
-the loss is *explained* only when a fault forces it (``kill_destination_qemu_postcopy``: the running
-half dies) and the manager's recovery recorded it lost with its cause; a lost VM is replaced by a
-new one for the remaining moves.
+the loss is *explained* only when a fault forces it (``kill_destination_qemu_postcopy``,
+``kill_source_host``: half of a postcopy's guest dies) and the manager recorded it lost with its
+cause; a lost VM is replaced by a new one for the remaining moves.
 
-Not the control loop: the moves are the run's own, so each fault lands in a known phase.
+Not the control loop: the moves are the run's own, so each fault lands in a known phase (a
+policy's moves would land where they land; docs/faults.md says why).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from consolidator.experiments.lab.agents import (
 )
 from consolidator.experiments.lab.faultspec import FORCED_LOSS, FaultSpec, Step
 from consolidator.experiments.lab.network import LabNetwork
+from consolidator.experiments.lab.powerfaults import POWER_FAULTS, HostFirmware, PowerOutcome, sleep_and_wake
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import AgentEngine
 from consolidator.manager.events import EventForwarder
@@ -54,6 +58,7 @@ log = logging.getLogger(__name__)
 LOCK = Path("/tmp/lab.lock")  # the lab's subnet is shared with `lab up`: one lab at a time
 HOSTS = ("pm0", "pm1")
 MOVE_TIMEOUT_S = 180.0
+SOURCE_DOWN_S = 8.0  # a killed source host is back after this (the manager has 5 s to notice)
 
 
 @dataclass
@@ -69,6 +74,10 @@ class Summary:
     postcopy_recoveries: int = 0
     bad_pages: int = 0
     pause_s: list[float] = field(default_factory=list)
+    wake_fallbacks: int = 0  # wakes that succeeded by a later method than the first
+    wake_errors: int = 0  # failed wake attempts (reported, retried or fallen back from)
+    meter_errors: int = 0
+    wakes_failed: int = 0  # hosts no method woke
     losses: list[dict[str, Any]] = field(default_factory=list)  # as the manager's recovery recorded them
     steps: list[dict[str, Any]] = field(default_factory=list)
 
@@ -78,11 +87,14 @@ class Summary:
                 "unexplained_losses": self.unexplained_losses,
                 "migrations_unreconciled": self.migrations_unreconciled,
                 "postcopy_recoveries": self.postcopy_recoveries, "bad_pages": self.bad_pages,
+                "wake_fallbacks": self.wake_fallbacks, "wake_errors": self.wake_errors,
+                "meter_errors": self.meter_errors, "wakes_failed": self.wakes_failed,
                 "pause_s": [round(p, 2) for p in self.pause_s], "losses": self.losses, "steps": self.steps}
 
     @property
     def ok(self) -> bool:
-        return self.unexplained_losses == 0 and self.migrations_unreconciled == 0 and self.bad_pages == 0
+        return (self.unexplained_losses == 0 and self.migrations_unreconciled == 0 and self.bad_pages == 0
+                and self.wakes_failed == 0)
 
 
 def _free_port() -> int:
@@ -113,6 +125,13 @@ class FaultLab:
         self.pids: dict[str, int] = {}
         self.killed_wall_s: dict[str, float] = {}  # vm -> when its destination QEMU was killed
         self.clients = {h: AgentEngine(s.endpoint(), timeout_s=60) for h, s in self.specs.items()}
+        self.firmware: dict[str, HostFirmware] = {}
+
+    async def start_firmware(self) -> None:
+        """Each host's Wake-on-LAN receiver and BMC (only runs with power faults need them)."""
+        for i, h in enumerate(self.net.hosts):
+            self.firmware[h.host] = HostFirmware(h.host, h.netns, h.address, self.clients[h.host], i)
+            await self.firmware[h.host].start()
 
     async def start(self, host: str) -> None:
         spec = self.specs[host]
@@ -135,6 +154,9 @@ class FaultLab:
                         "latency", "20ms"], check=True)
 
     async def close(self) -> None:
+        for fw in self.firmware.values():
+            with contextlib.suppress(Exception):  # whatever else failed, the rest is still torn down
+                await fw.close()
         for client in self.clients.values():
             await client.close()
         for host in list(self.pids):
@@ -168,10 +190,10 @@ async def _wait_state(lab: FaultLab, host: str, vm: str, states: tuple[str, ...]
 
 async def _inject(lab: FaultLab, step: Step, src: str, dst: str, vm: str, spec: FaultSpec) -> str:
     """Inject the step's fault into the move under way; returns what was done."""
-    if step.fault is None:
+    if step.fault is None or step.fault in POWER_FAULTS:
         return "none"
     if step.fault in ("link_cut", "long_link_cut", "kill_source_agent", "kill_destination_agent",
-                      "kill_destination_qemu_postcopy"):
+                      "kill_destination_qemu_postcopy", "kill_source_host"):
         if not await _wait_state(lab, dst, vm, ("postcopy",), 60):
             return "not injected: the move never entered postcopy"
         await asyncio.sleep(0.5)
@@ -189,6 +211,15 @@ async def _inject(lab: FaultLab, step: Step, src: str, dst: str, vm: str, spec: 
         await asyncio.sleep(1.0)
         await lab.start(host)
         return f"agent {host} SIGKILLed, restarted 1 s later"
+    if step.fault == "kill_source_host":
+        pid = next((v.pid for v in await lab.clients[src].list_vms() if v.name == vm), None)
+        lab.kill(src)  # the agent first: it must not report anything
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            lab.killed_wall_s[vm] = time.time()
+        await asyncio.sleep(SOURCE_DOWN_S)
+        await lab.start(src)
+        return f"source agent and QEMU (pid {pid}) SIGKILLed; agent back {SOURCE_DOWN_S:g} s later"
     if step.fault in ("kill_destination_qemu", "kill_destination_qemu_postcopy"):
         pid = next((v.pid for v in await lab.clients[dst].list_vms() if v.name == vm), None)
         if pid is not None:
@@ -203,6 +234,14 @@ async def _move(lab: FaultLab, step: Step, src: str, dst: str, vm: str, body: Vm
                 spec: FaultSpec, summary: Summary) -> str:
     """One migration with its fault; returns where the VM is afterwards."""
     first, started = len(seen), time.monotonic()
+    power = await sleep_and_wake(lab.firmware[dst], step.fault) if step.fault in POWER_FAULTS else None
+    if power is not None:
+        summary.faults[str(step.fault)] += 1
+        _count_power(summary, power)
+        if not power.woke:  # no move to a host that sleeps on; the VM stays where it runs
+            summary.steps.append({"method": step.method.value, "src": src, "dst": dst, "fault": step.fault,
+                                  "injected": power.injected, **power.as_json()})
+            return src
     uri = await lab.clients[dst].prepare_incoming(body)
     await lab.clients[src].migrate(vm, MigrateBody(
         dst_uri=uri, dst_host=dst, method=step.method.value,  # type: ignore[arg-type]
@@ -220,9 +259,11 @@ async def _move(lab: FaultLab, step: Step, src: str, dst: str, vm: str, body: Vm
     running = [h for h, state in where.items() if state == "running"]
     expected = dst if finished is not None and finished.outcome is MigrationOutcome.COMPLETED else src
     record: dict[str, Any] = {"method": step.method.value, "src": src, "dst": dst, "fault": step.fault,
-                              "injected": done, "outcome": finished.outcome.value if finished else None,
-                              "where": where, "took_s": round(time.monotonic() - started, 1)}
-    if step.fault is not None:
+                              "injected": power.injected if power else done,
+                              "outcome": finished.outcome.value if finished else None,
+                              "where": where, "took_s": round(time.monotonic() - started, 1),
+                              **(power.as_json() if power else {})}
+    if step.fault is not None and power is None:
         summary.faults[step.fault] += 1
     summary.migrations += 1
     summary.outcomes[record["outcome"] or "unreported"] += 1
@@ -231,7 +272,7 @@ async def _move(lab: FaultLab, step: Step, src: str, dst: str, vm: str, body: Vm
         record["unreconciled"] = True
     if not running:
         summary.vms_lost += 1
-        reported = finished is not None and finished.outcome is MigrationOutcome.FAILED
+        reported = finished is not None and finished.outcome in (MigrationOutcome.FAILED, MigrationOutcome.LOST)
         if step.fault not in FORCED_LOSS or not reported:
             summary.unexplained_losses += 1
         record["lost"] = True
@@ -251,6 +292,15 @@ async def _move(lab: FaultLab, step: Step, src: str, dst: str, vm: str, body: Vm
     return home
 
 
+def _count_power(summary: Summary, power: PowerOutcome) -> None:
+    summary.wake_errors += sum(1 for a in power.attempts if not a["ok"])
+    summary.meter_errors += len(power.meter_errors)
+    if not power.woke:
+        summary.wakes_failed += 1
+    elif power.attempts and power.method != power.attempts[0]["method"]:
+        summary.wake_fallbacks += 1
+
+
 async def run_faults(spec: FaultSpec, out: Path) -> Summary:
     """Bring up the fault lab, run the spec's moves, tear everything down; the summary of what happened."""
     summary = Summary(spec.name, spec.seed)
@@ -264,6 +314,8 @@ async def run_faults(spec: FaultSpec, out: Path) -> Summary:
         try:
             for host in HOSTS:
                 await lab.start(host)
+            if any(s.fault in POWER_FAULTS for s in spec.steps):
+                await lab.start_firmware()
             await forwarder.start()
             body = VmBody(name="vm0", mem_mib=spec.vm_mem_mib, vcpus=1, cpu_quota=0.5, load=0.3, dirty_mib_s=20,
                           wws_mib=None)

@@ -17,6 +17,13 @@ file. Validated; a bad value is a UserError naming the file and field.
                                 #   time-out or completed late, the VM never lost
     kill_destination_qemu_postcopy = 1  # postcopy; the destination QEMU (the running half) is killed:
                                 #   the VM is lost, and must be reported lost (a loss the fault forces)
+    kill_source_host = 1        # postcopy; the source's agent and QEMU are SIGKILLed (a dead host): the
+                                #   manager must record the VM lost within 5 s (a loss the fault forces);
+                                #   the agent is back 8 s later
+    drop_wol = 1                # precopy to a destination put to sleep first, whose Wake-on-LAN packets
+                                #   are all dropped: the waker must fall back to IPMI (powerfaults)
+    bmc_down = 1                # postcopy to a sleeping destination whose BMC answers nothing: meter
+                                #   and IPMI wake errors reported, woken by Wake-on-LAN, nothing lost
 
 Migrations without a fault alternate postcopy and precopy.
 """
@@ -40,13 +47,18 @@ FAULT_METHODS = {
     "kill_destination_qemu": MigrationMethod.PRECOPY,
     "slow_link": MigrationMethod.PRECOPY,
     "kill_destination_qemu_postcopy": MigrationMethod.POSTCOPY,
+    "kill_source_host": MigrationMethod.POSTCOPY,
+    "drop_wol": MigrationMethod.PRECOPY,
+    "bmc_down": MigrationMethod.POSTCOPY,
 }
-FORCED_LOSS = {"kill_destination_qemu_postcopy"}  # the guest's running half dies: a loss the fault forces
+# half of a postcopy's guest dies with its host: a loss the fault forces
+FORCED_LOSS = {"kill_destination_qemu_postcopy", "kill_source_host"}
 BUILT_IN: dict[str, dict[str, Any]] = {
-    "quick": {"seed": 1, "migrations": 5, "link_mb_s": 30.0,
+    "quick": {"seed": 1, "migrations": 7, "link_mb_s": 30.0,
               "faults": {"link_cut": 1, "kill_source_agent": 1, "kill_destination_agent": 1,
-                         "kill_destination_qemu": 1, "kill_destination_qemu_postcopy": 1}},
-    "all": {"seed": 1, "migrations": 8, "link_mb_s": 30.0, "faults": {kind: 1 for kind in FAULT_METHODS}},
+                         "kill_destination_qemu": 1, "kill_destination_qemu_postcopy": 1, "drop_wol": 1,
+                         "bmc_down": 1}},
+    "all": {"seed": 1, "migrations": 11, "link_mb_s": 30.0, "faults": {kind: 1 for kind in FAULT_METHODS}},
 }
 
 

@@ -8,7 +8,9 @@ DCMI Get Power Reading. Used by the tests and by a lab that wants a BMC per emul
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -154,6 +156,11 @@ loadlib "{plugin}" "{self.dir / 'watts'}"
         env = {"IPMI_PASSWORD": self.password, "PATH": "/usr/bin:/bin"}
         done = subprocess.run(argv, env=env, capture_output=True, timeout=10, check=False)
         return done.returncode == 0
+
+    def freeze(self, frozen: bool) -> None:
+        """An unreachable BMC (SIGSTOP: it answers nothing, as behind a firewall), or back (SIGCONT)."""
+        if self._proc is not None and self._proc.poll() is None:
+            os.kill(self._proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
 
     def stop(self) -> None:
         """Stop ipmi_sim (SIGTERM, then SIGKILL) and remove its folder."""
