@@ -18,7 +18,6 @@ from test_manager_service import boot, run_until
 from consolidator.agent.hypervisor import VmRunState
 from consolidator.domain.events import MigrationFinished
 from consolidator.domain.types import MigrationOutcome, PowerState
-from consolidator.models.power import STATE_CODES
 
 
 def test_dead_source_mid_postcopy_is_lost_within_5_s_and_planned_around(tmp_path: Path) -> None:
@@ -50,7 +49,7 @@ def test_dead_source_mid_postcopy_is_lost_within_5_s_and_planned_around(tmp_path
         assert f"source {src} does not answer" in finished[0].detail and "paused" in finished[0].detail
         [loss] = service.forwarder.recovery.stats.lost
         assert loss.certain and loss.detected_s <= 5.0
-        assert int(snap.host_state[snap.host_names.index(src)]) == STATE_CODES[PowerState.FAILED]
+        assert int(snap.host_state[snap.host_names.index(src)]) == PowerState.FAILED.code
         assert int(snap.vm_host[snap.vm_names.index("vm0")]) == -1  # no longer placed anywhere
         assert "vm0" in cluster.drivers[dst].vms  # the paused half is kept (only its source could finish it)
 
