@@ -6,7 +6,7 @@ import enum
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -15,8 +15,6 @@ from consolidator.domain.errors import UserError
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
-
-    from consolidator.literature.cloudsim import RunResult
 
 # Each command imports what it needs when it runs: `consolidator --help` stays fast.
 TRACES_ENV = "CONSOLIDATOR_PLANETLAB"  # the same name as consolidator.literature.traces.TRACES_ENV
@@ -53,20 +51,48 @@ def _console() -> Console:
     return console if console.is_terminal else Console(width=160)
 
 
-def _table(results: list[RunResult], title: str) -> Table:
+Row = dict[str, Any]
+
+
+def _new_table(title: str, columns: tuple[str, ...]) -> Table:
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("day", "policy", "profile", "migration", "kWh", "sleep+mig kWh", "migrations", "cancelled",
-                "SLATAH %", "PDM %", "SLAV", "ESV", "shutdowns", "wall s"):
+    for col in columns:
         left = col in ("day", "policy", "profile", "migration")
         table.add_column(col, justify="left" if left else "right", no_wrap=left)
-    for r in results:
-        table.add_row(r.day, r.policy, r.profile, r.migration, f"{r.energy_kwh:.2f}",
-                      f"{r.sleep_energy_kwh + r.extra_energy_kwh:.2f}", f"{r.migrations:,}",
-                      f"{r.cancelled_migrations:,}", f"{r.slatah_pct:.2f}", f"{r.pdm_pct:.3f}", f"{r.slav:.3e}",
-                      f"{r.esv:.3e}", f"{r.host_shutdowns:,}", f"{r.wall_s:.2f}")
     return table
+
+
+def _cloudsim_table(rows: list[Row], title: str) -> Table:
+    table = _new_table(title, ("day", "policy", "profile", "migration", "kWh", "sleep+mig kWh", "migrations",
+                               "cancelled", "SLATAH %", "PDM %", "SLAV", "ESV", "shutdowns", "wall s"))
+    for r in rows:
+        table.add_row(r["day"], r["policy"], r["profile"], r["migration"], f"{r['energy_kwh']:.2f}",
+                      f"{r['sleep_energy_kwh'] + r['extra_energy_kwh']:.2f}", f"{r['migrations']:,}",
+                      f"{r['cancelled_migrations']:,}", f"{r['slatah_pct']:.2f}", f"{r['pdm_pct']:.3f}",
+                      f"{r['slav']:.3e}", f"{r['esv']:.3e}", f"{r['host_shutdowns']:,}", f"{r['wall_s']:.2f}")
+    return table
+
+
+def _sim_table(rows: list[Row], title: str) -> Table:
+    table = _new_table(title, ("day", "policy", "migration", "kWh", "migrations", "cancelled", "deferred",
+                               "unserved CPU %", "delay p95 s", "suspends", "wakes", "active host h", "wall s"))
+    for r in rows:
+        table.add_row(r["day"], r["policy"], r["migration"], f"{r['energy_kwh']:.2f}", f"{r['migrations']:,}",
+                      f"{r['migrations_cancelled']:,}", f"{r['controller_deferred']:,}",
+                      f"{r['unserved_cpu_pct']:.2f}", f"{r['delay_p95_s']:.0f}", f"{r['suspends']:,}",
+                      f"{r['wakes']:,}", f"{r['active_host_s'] / 3600:,.0f}", f"{r['wall_s']:.1f}")
+    return table
+
+
+def _print_tables(console: Console, rows: list[Row], title: str) -> None:
+    cloudsim = [r for r in rows if r["profile"] == "cloudsim"]
+    sim = [r for r in rows if r["profile"] != "cloudsim"]
+    if cloudsim:
+        console.print(_cloudsim_table(cloudsim, f"{title}: CloudSim-compatible"))
+    if sim:
+        console.print(_sim_table(sim, f"{title}: simulator (realistic profile)"))
 
 
 def planetlab(
@@ -74,8 +100,9 @@ def planetlab(
         help="Day folder name (e.g. 20110303), a path to one, or a CSV file (timestamp,vm,cpu).")],
     policy: Annotated[str, typer.Option(
         help="<detector>-<selector>[-<param>], e.g. thr-mmt-0.8, lr-mmt-1.2; or dvfs / npa (no migrations).")],
-    profile: Annotated[Profile, typer.Option(help="cloudsim: CloudSim 3.0.3's model; realistic: our costs.")]
-    = Profile.cloudsim,
+    profile: Annotated[Profile, typer.Option(
+        help="cloudsim: CloudSim 3.0.3's model; realistic: the simulator on the same day (scenario "
+             "planetlab-20110303: our migration models and S3), beside the cloudsim run.")] = Profile.cloudsim,
     migration: Annotated[Method | None, typer.Option(
         help="Realistic profile: this method only (default: postcopy and precopy side by side).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, nothing else.")] = False,
@@ -83,29 +110,31 @@ def planetlab(
     seed: Annotated[int, typer.Option(min=0, help="Seed of the RS selector's generator.")] = 1,
 ) -> None:
     """Run one PlanetLab day under a literature policy (Beloglazov & Buyya, as CloudSim 3.0.3 runs it)."""
-    from consolidator.domain.types import MigrationMethod
     from consolidator.literature import runner
     from consolidator.literature import traces as traces_mod
     from consolidator.policies.literature.registry import parse_policy
 
     parse_policy(policy)
     root = traces or traces_mod.default_traces_root()
-    trace, name = runner.load_day(day, root)
     if profile is Profile.cloudsim:
         if migration is not None:
             raise UserError("--migration applies to --profile realistic only", field="--migration")
-        results = [runner.run_one(trace, name, policy, "cloudsim", None, seed)]
+        trace, name = runner.load_day(day, root)
+        rows = [runner.as_dict(runner.run_one(trace, name, policy, seed))]
+        if as_json:
+            typer.echo(json.dumps(rows[0]))
+            return
     else:
+        from consolidator.domain.types import MigrationMethod
+        from consolidator.experiments import planetlab as realistic
+
         methods = ([MigrationMethod(migration.value)] if migration
                    else [MigrationMethod.POSTCOPY, MigrationMethod.PRECOPY])
-        results = runner.compare(trace, name, policy, methods, seed)
-    if as_json:
-        if profile is Profile.cloudsim:
-            typer.echo(json.dumps(runner.as_dict(results[0])))
-        else:
-            typer.echo(json.dumps({r.migration: runner.as_dict(r) for r in results}))
-        return
-    _console().print(_table(results, f"PlanetLab {name}, {results[0].policy}"))
+        rows = realistic.compare(day, root, policy, methods, seed)
+        if as_json:
+            typer.echo(json.dumps({r["migration"]: r for r in rows}))
+            return
+    _print_tables(_console(), rows, f"PlanetLab {rows[0]['day']}, {rows[0]['policy']}")
 
 
 def planetlab_sweep(
@@ -113,7 +142,8 @@ def planetlab_sweep(
     policies: Annotated[str, typer.Option(help="Comma-separated policy names, or 'reference' / 'all'.")]
     = "reference",
     profile: Annotated[SweepProfile, typer.Option(
-        help="cloudsim, realistic, or compare (cloudsim and realistic postcopy/precopy side by side).")]
+        help="cloudsim, realistic (the simulator), or compare (cloudsim and the simulator with postcopy and "
+             "precopy side by side).")]
     = SweepProfile.cloudsim,
     migration: Annotated[Method | None, typer.Option(
         help="Realistic/compare: the migration method (compare default: postcopy and precopy).")] = None,
@@ -127,10 +157,11 @@ def planetlab_sweep(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from consolidator.domain.types import MigrationMethod
+    from consolidator.experiments import planetlab as sweeps
     from consolidator.literature import runner
     from consolidator.literature import traces as traces_mod
-    from consolidator.literature.plot import comparison_plot  # matplotlib only when plotting
     from consolidator.policies.literature.registry import policy_names
+    from consolidator.reports.planetlab import comparison_plot  # matplotlib only when plotting
 
     root = traces or traces_mod.default_traces_root()
     day_list = runner.list_days(root) if days == "all" else [d.strip() for d in days.split(",") if d.strip()]
@@ -147,15 +178,15 @@ def planetlab_sweep(
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, disable=as_json) as progress:
         task = progress.add_task("PlanetLab sweep", total=len(day_list) * len(names))
-        results = runner.sweep(root, day_list, names, profile.value, method, seed,
-                               on_done=lambda r: progress.update(task, advance=1,
-                                                                 description=f"{r.day} {r.policy}"))
-    csv_path, json_path = runner.write_results(results, out)
-    png = comparison_plot(results, out / "comparison.png")
+        rows = sweeps.sweep(root, day_list, names, profile.value, method, seed,
+                            on_done=lambda r: progress.update(task, advance=1,
+                                                              description=f"{r['day']} {r['policy']}"))
+    csv_path, json_path = sweeps.write_rows(rows, out)
+    png = comparison_plot(rows, out / "comparison.png")
     if as_json:
-        typer.echo(json.dumps([runner.as_dict(r) for r in results]))
+        typer.echo(json.dumps(rows))
         return
-    console.print(_table(results, f"PlanetLab sweep ({profile.value})"))
+    _print_tables(console, rows, f"PlanetLab sweep ({profile.value})")
     console.print(f"wrote {csv_path}, {json_path}, {png} in {time.perf_counter() - started:.1f} s")
 
 

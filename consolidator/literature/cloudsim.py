@@ -61,7 +61,7 @@ class RunResult:
     cancelled_migrations: int
     extra_energy_kwh: float
     wall_s: float
-    sleep_energy_kwh: float = 0.0  # realistic profile: S3 power and suspend/resume (0 in CloudSim)
+    sleep_energy_kwh: float = 0.0  # always 0 (CloudSim's idle hosts draw nothing); kept in the --json keys
 
 
 def vm_arrays(setup: CloudSimSetup, trace: Trace) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -83,41 +83,26 @@ def host_arrays(setup: CloudSimSetup) -> tuple[np.ndarray, np.ndarray]:
     return pe, table
 
 
-@dataclass(frozen=True)
-class MigrationCosts:
-    """Per VM and utilisation percent (0..100): duration, extra watts while it runs, cancelled or not."""
-
-    duration_s: np.ndarray
-    extra_watts: np.ndarray
-    cancelled: np.ndarray
-
-
-def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | None = None, seed: int = 1,
-               costs: MigrationCosts | None = None, wake_s: float = 0.0) -> np.ndarray:
-    """Simulate ``trace`` under ``policy``; returns the engine's accumulators (see ``state``).
-
-    ``costs`` replaces CloudSim's migration model, ``wake_s`` delays moves to unused hosts.
-    """
+def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | None = None, seed: int = 1) -> np.ndarray:
+    """Simulate ``trace`` under ``policy``; returns the engine's accumulators (see ``state``)."""
     setup = setup or CloudSimSetup()
     mips, ram, data = vm_arrays(setup, trace)
     pe, table = host_arrays(setup)
     hosts = state.new_hosts(pe, table, len(mips), trace.steps)
     vms = state.new_vms(mips, ram, data)
     rand = np.random.default_rng(seed).random(1 << 18)  # RS draws, used in turn (cycles after 262,144)
-    if costs is None:
-        empty_f = np.zeros((0, 101))
-        costs = MigrationCosts(empty_f, empty_f, np.zeros((0, 101), np.bool_))
-    longest = float(costs.duration_s.max()) + wake_s if costs.duration_s.size else float(ram.max()) / (
-        setup.migration_mb_per_s)
+    longest = float(ram.max()) / setup.migration_mb_per_s
     if longest >= trace.interval_s:
         raise UserError(f"a migration can take {longest:.1f} s, not shorter than the trace's {trace.interval_s:g} s "
                         "interval: the model needs migrations to end before the next update", source=trace.source)
+    # the engine's per-VM migration cost tables stay empty: CloudSim's RAM / rate, no extra energy
+    no_costs = np.zeros((0, 101))
     init = np.array([setup.host_ram_mb, setup.host_bw_kbit_s, setup.vm_bw_kbit_s])
     kinds = host_kinds(pe, table)
     acc = simulate(hosts, vms, policy.detector_code, policy.parameter, policy.selector_code,
                    setup.migration_mb_per_s, trace.interval_s, trace.steps - 1, rand,
-                   costs.duration_s, costs.extra_watts, costs.cancelled, init, kinds, int(kinds.max()) + 1,
-                   wake_s, policy.baseline is None)
+                   no_costs, no_costs, np.zeros((0, 101), np.bool_), init, kinds, int(kinds.max()) + 1,
+                   0.0, policy.baseline is None)
     return np.asarray(acc)
 
 
@@ -136,7 +121,7 @@ def run_cloudsim(trace: Trace, policy: LiteraturePolicy, day: str, seed: int = 1
 
 
 def make_result(acc: np.ndarray, trace: Trace, policy: LiteraturePolicy, day: str, profile: str,
-                migration: str, energy_ws: float, wall_s: float, sleep_ws: float = 0.0) -> RunResult:
+                migration: str, energy_ws: float, wall_s: float) -> RunResult:
     """Metrics as CloudSim's Helper computes them; ``energy_ws`` is the profile's total energy."""
     energy_kwh = energy_ws / 3.6e6
     slatah = acc[state.VIOL_S] / acc[state.ACTIVE_S] if acc[state.ACTIVE_S] > 0 else 0.0
@@ -148,5 +133,5 @@ def make_result(acc: np.ndarray, trace: Trace, policy: LiteraturePolicy, day: st
         slatah_pct=100 * slatah, pdm_pct=100 * pdm, slav=slav, esv=energy_kwh * slav,
         host_shutdowns=int(acc[state.SHUTDOWNS]), vms=len(trace.vm_names),
         vms_finished=int(acc[state.REMOVED]), cancelled_migrations=int(acc[state.CANCELLED]),
-        extra_energy_kwh=acc[state.EXTRA_WS] / 3.6e6, wall_s=wall_s, sleep_energy_kwh=sleep_ws / 3.6e6,
+        extra_energy_kwh=acc[state.EXTRA_WS] / 3.6e6, wall_s=wall_s,
     )

@@ -199,7 +199,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 def parse_scenario(data: bytes, source: str) -> Scenario:
     if not data.strip():
         raise UserError("file is empty", source=source)
-    raw = parse_toml(data, source, "a scenario")
+    return scenario_from_dict(parse_toml(data, source, "a scenario"), source)
+
+
+def scenario_from_dict(raw: dict[str, Any], source: str) -> Scenario:
+    """A scenario from a parsed TOML table (e.g. a built-in one's ``raw`` with fields replaced)."""
     try:
         model = ScenarioIn.model_validate(raw)
     except ValidationError as exc:

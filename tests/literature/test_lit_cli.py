@@ -73,15 +73,32 @@ def test_csv_trace_runs_and_bad_csv_is_named(tmp_path: Path) -> None:
     assert proc.returncode == 2 and str(bad) in proc.stderr and "line 3" in proc.stderr
 
 
-@pytest.mark.slow
-def test_realistic_json_puts_methods_beside_cloudsim(planetlab_root: Path) -> None:
-    proc = _cli("planetlab", "--traces", str(planetlab_root), "--day", "20110306", "--policy", "thr-mmt-0.8",
-                "--profile", "realistic", "--json")
+def test_realistic_profile_is_the_simulator_beside_cloudsim(tmp_path: Path) -> None:
+    """--profile realistic runs the day in the simulator (scenario planetlab-20110303's hosts and models)
+    under the same policy, one row per method, beside the unchanged CloudSim-compatible row."""
+    trace = tmp_path / "mini.csv"
+    rows = ["timestamp,vm,cpu"] + [f"{k * 300},vm{v},{(11 * k + 17 * v) % 95 + 3}" for k in range(16) for v in range(8)]
+    trace.write_text("\n".join(rows) + "\n")
+    proc = _cli("planetlab", "--day", str(trace), "--policy", "thr-mmt-0.8", "--profile", "realistic", "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert set(data) == {"cloudsim", "postcopy", "precopy"}
-    assert data["postcopy"]["sleep_energy_kwh"] > 0 and data["cloudsim"]["sleep_energy_kwh"] == 0
-    assert data["precopy"]["cancelled_migrations"] > data["postcopy"]["cancelled_migrations"] == 0
+    alone = json.loads(_cli("planetlab", "--day", str(trace), "--policy", "thr-mmt-0.8", "--json").stdout)
+    assert {k: v for k, v in data["cloudsim"].items() if k != "wall_s"} == \
+        {k: v for k, v in alone.items() if k != "wall_s"}
+    post, pre = data["postcopy"], data["precopy"]
+    for row, method in ((post, "postcopy"), (pre, "precopy")):
+        assert row["profile"] == "realistic" and row["migration"] == method and row["scenario"] == "planetlab-mini"
+        assert row["duration_s"] == 16 * 300 and row["energy_kwh"] == pytest.approx(row["energy_ws"] / 3.6e6)
+        # 800 hosts: the unused ones sleep at 7 W in S3 where CloudSim's draw nothing
+        assert row["energy_kwh"] > data["cloudsim"]["energy_kwh"] and row["suspends"] > 0
+    # a busy VM dirties faster than the 62.5 MB/s link: precopy gives up, postcopy always finishes
+    assert pre["migrations_cancelled"] > post["migrations_cancelled"] == 0
+
+
+def test_realistic_refuses_a_baseline() -> None:
+    proc = _cli("planetlab", "--day", "x.csv", "--policy", "dvfs", "--profile", "realistic")
+    assert proc.returncode == 2 and "--policy" in proc.stderr and "Traceback" not in proc.stderr
 
 
 def test_compare_sweep_on_a_csv_trace(tmp_path: Path) -> None:

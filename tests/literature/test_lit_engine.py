@@ -1,13 +1,11 @@
-"""The CloudSim-compatible engine on small hand-checkable clusters, and the realistic profile."""
+"""The CloudSim-compatible engine on small hand-checkable clusters."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from consolidator.domain.types import MigrationMethod
 from consolidator.literature.cloudsim import CloudSimSetup, run_cloudsim
-from consolidator.literature.realistic import run_realistic
 from consolidator.literature.traces import Trace
 from consolidator.policies.literature.power import HP_ML110_G5_WATTS, spec_power
 from consolidator.policies.literature.registry import parse_policy
@@ -72,21 +70,6 @@ def test_rs_is_seeded() -> None:
     runs = [run_cloudsim(_trace(*rows), parse_policy("thr-rs-0.5"), "s", seed=s, setup=CloudSimSetup(hosts=10))
             for s in (1, 1)]
     assert runs[0].energy_kwh == runs[1].energy_kwh and runs[0].migrations == runs[1].migrations
-
-
-def test_realistic_precopy_of_a_busy_vm_is_cancelled_postcopy_is_not() -> None:
-    # As in the underload test but at 90 % CPU: VM1 dirties 180 MB/s over a 62.5 MB/s link.
-    trace = _trace([90.0] * 6, [60.0] * 6)
-    setup = CloudSimSetup(hosts=4)
-    policy = parse_policy("thr-mmt-0.9")
-    cloudsim = run_cloudsim(trace, policy, "s", setup=setup)
-    pre = run_realistic(trace, policy, "s", MigrationMethod.PRECOPY, setup=setup)
-    post = run_realistic(trace, policy, "s", MigrationMethod.POSTCOPY, setup=setup)
-    assert cloudsim.migrations >= 1
-    assert pre.cancelled_migrations >= 1 and post.cancelled_migrations == 0
-    assert post.extra_energy_kwh > 0.0
-    # sleeping hosts draw S3 power instead of 0 W
-    assert post.energy_kwh > cloudsim.energy_kwh
 
 
 def test_an_interval_shorter_than_a_migration_is_refused() -> None:
