@@ -77,11 +77,11 @@ def _cloudsim_table(rows: list[Row], title: str) -> Table:
 
 def _sim_table(rows: list[Row], title: str) -> Table:
     table = _new_table(title, ("day", "policy", "migration", "kWh", "migrations", "cancelled", "deferred",
-                               "unserved CPU %", "delay p95 s", "suspends", "wakes", "active host h", "wall s"))
+                               "unserved CPU %", "delay mean s", "suspends", "wakes", "active host h", "wall s"))
     for r in rows:
         table.add_row(r["day"], r["policy"], r["migration"], f"{r['energy_kwh']:.2f}", f"{r['migrations']:,}",
                       f"{r['migrations_cancelled']:,}", f"{r['controller_deferred']:,}",
-                      f"{r['unserved_cpu_pct']:.2f}", f"{r['delay_p95_s']:.0f}", f"{r['suspends']:,}",
+                      f"{r['unserved_cpu_pct']:.2f}", f"{r['delay_mean_s']:.1f}", f"{r['suspends']:,}",
                       f"{r['wakes']:,}", f"{r['active_host_s'] / 3600:,.0f}", f"{r['wall_s']:.1f}")
     return table
 
