@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consolidator.manager.client import AgentError
-from consolidator.protocol.schemas import EventView
+from consolidator.protocol.schemas import EventView, VmRunState
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +144,8 @@ class PostcopyRecovery:
             views = await target.list_vms()  # type: ignore[attr-defined]
         except AgentError:
             return False
-        state = next((v.state.value for v in views if v.name == vm), None)
-        return state not in ("postcopy", "postcopy-paused", "incoming")
+        state = next((v.state for v in views if v.name == vm), None)
+        return state not in (VmRunState.POSTCOPY, VmRunState.POSTCOPY_PAUSED, VmRunState.INCOMING)
 
     def _record(self, loss: Loss) -> None:
         self.stats.lost.append(loss)

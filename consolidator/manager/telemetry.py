@@ -14,7 +14,7 @@ from typing import Any
 
 from consolidator.domain.actions import Action, Migrate, Plan
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
-from consolidator.domain.types import MigrationOutcome
+from consolidator.domain.types import MigrationMethod, MigrationOutcome
 from consolidator.manager.metrics import Metrics
 
 
@@ -41,10 +41,10 @@ class MigrationRecord:
     vm: str
     src: str
     dst: str
-    method: str
+    method: MigrationMethod
     start_s: float
     end_s: float | None = None
-    outcome: str | None = None  # None while running
+    outcome: MigrationOutcome | None = None  # None while running
     downtime_s: float | None = None
     detail: str = ""
 
@@ -116,10 +116,10 @@ class Telemetry:
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, MigrationStarted):
-            self._running(event.vm, event.src, event.dst, event.method.value, event.t_s)
+            self._running(event.vm, event.src, event.dst, event.method, event.t_s)
         elif isinstance(event, MigrationFinished):
-            rec = self._running(event.vm, event.src, event.dst, event.method.value, event.start_s)
-            rec.end_s, rec.outcome, rec.detail = event.t_s, event.outcome.value, event.detail
+            rec = self._running(event.vm, event.src, event.dst, event.method, event.start_s)
+            rec.end_s, rec.outcome, rec.detail = event.t_s, event.outcome, event.detail
             if event.outcome is MigrationOutcome.COMPLETED:
                 rec.downtime_s = event.downtime_s
                 self.metrics.downtime.labels(event.method.value).observe(event.downtime_s)
@@ -129,7 +129,7 @@ class Telemetry:
             pass  # the next period's host view shows it
         self.metrics.running.set(self.migrations_running())
 
-    def _running(self, vm: str, src: str, dst: str, method: str, start_s: float) -> MigrationRecord:
+    def _running(self, vm: str, src: str, dst: str, method: MigrationMethod, start_s: float) -> MigrationRecord:
         for rec in reversed(self.migrations):
             if rec.vm == vm and rec.outcome is None:
                 return rec

@@ -6,13 +6,12 @@ Every request model forbids unknown fields and bounds every number, so a malform
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
+from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState, Vocabulary
 from consolidator.protocol.migration import MigrationOptions
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"  # host and VM names
@@ -22,7 +21,9 @@ MAX_DIRTY_MIB_S = 100_000.0
 MIGRATION_URI_PATTERN = r"^tcp:(\d{1,3}\.){3}\d{1,3}:\d{1,5}$"
 
 
-class VmRunState(enum.Enum):
+class VmRunState(Vocabulary):
+    """A VM as its agent reports it (JSON ``state``): run state and its side of a migration."""
+
     STARTING = "starting"
     RUNNING = "running"
     INCOMING = "incoming"  # destination side, waiting for or receiving a migration

@@ -27,7 +27,6 @@ from consolidator.agent.hypervisor import (
 )
 from consolidator.agent.qemu import endpoints, guestctl, launch
 from consolidator.agent.qemu.migration import (
-    PAUSED_STATES,
     PREEMPT,
     MigrationProgress,
     Observer,
@@ -39,6 +38,8 @@ from consolidator.agent.qemu.migration import (
     run_migration,
 )
 from consolidator.agent.qemu.monitor import Monitor
+from consolidator.agent.qemu.status import MigrationStatus, migration_status
+from consolidator.domain.types import MigrationOutcome
 from consolidator.protocol.schemas import VmConfig, VmRunState
 
 log = logging.getLogger(__name__)
@@ -232,7 +233,7 @@ class QemuDriver:
         finally:
             vm.migrating, vm.progress = False, None
         vm.paths.migration.unlink(missing_ok=True)
-        if report.outcome.value == "completed":
+        if report.outcome is MigrationOutcome.COMPLETED:
             await self.destroy_vm(request.vm)
         return report
 
@@ -256,8 +257,8 @@ class QemuDriver:
         entry = self._get(vm)
         if not entry.migrating:
             raise DriverError(f"VM {vm!r} is not migrating")
-        status = (await entry.monitor.execute("query-migrate")).get("status", "")
-        if status.startswith("postcopy"):
+        status = migration_status(await entry.monitor.execute("query-migrate"))
+        if status.postcopy:
             raise DriverError(f"VM {vm!r} is in {status}: the guest runs on the destination and its "
                               "memory is split between both hosts; a postcopy is recovered, never cancelled")
         await entry.monitor.execute("migrate_cancel")
@@ -374,14 +375,14 @@ class QemuDriver:
 
     @staticmethod
     def _migration_state(vm: _Vm, state: VmRunState, info: dict[str, object]) -> VmRunState:
-        mig = str(info.get("status", ""))
-        if mig == "completed" and vm.incoming:
+        mig = migration_status(info)
+        if mig is MigrationStatus.COMPLETED and vm.incoming:
             vm.incoming = False  # the incoming migration has landed here
-        if mig in PAUSED_STATES:
+        if mig.paused:
             return VmRunState.POSTCOPY_PAUSED  # a broken link: the guest is split between two hosts
-        if mig.startswith("postcopy") and vm.incoming:
+        if mig.postcopy and vm.incoming:
             return VmRunState.POSTCOPY
-        if vm.migrating or mig in ("active", "setup", "device", "pre-switchover"):
+        if vm.migrating or mig.precopy:
             return VmRunState.MIGRATING
         return state
 
@@ -416,10 +417,10 @@ class QemuDriver:
             vm = _Vm(launch.load_config(paths), paths, pid, monitor)
             vm.preempt = await self._preempt(monitor)
             status = (await monitor.execute("query-status")).get("status")
-            mig = (await monitor.execute("query-migrate")).get("status", "none")
+            mig = migration_status(await monitor.execute("query-migrate"))
             # an incoming migration still running (or paused) here, not an outgoing one we recorded
-            vm.incoming = status == "inmigrate" or (
-                mig not in ("none", "completed") and not paths.migration.exists())
+            vm.incoming = _RUNSTATES.get(str(status)) is VmRunState.INCOMING or (
+                mig not in (MigrationStatus.NONE, MigrationStatus.COMPLETED) and not paths.migration.exists())
             self._vms[folder.name] = vm
             found.append(await self._info(vm))
         return found

@@ -15,6 +15,7 @@ from typing import Any
 
 from consolidator.agent.hypervisor import DriverError
 from consolidator.agent.qemu.monitor import Monitor
+from consolidator.agent.qemu.status import MigrationStatus, migration_status
 
 log = logging.getLogger(__name__)
 
@@ -74,18 +75,18 @@ async def listen_incoming(mon: Monitor, host: str, port: int) -> str:
 async def recover_incoming(mon: Monitor, host: str, port: int) -> str:
     """Destination of a broken postcopy: pause it if QEMU has not noticed (a hung link), then listen
     again with ``migrate-recover``; returns the new URI for the source's ``migrate`` with ``resume``."""
-    info = await mon.execute("query-migrate", timeout_s=QMP_WAIT_S)
-    status = info.get("status", "")
-    if status == "postcopy-active":
+    status = migration_status(await mon.execute("query-migrate", timeout_s=QMP_WAIT_S))
+    if status is MigrationStatus.POSTCOPY_ACTIVE:
         await mon.execute("migrate-pause", timeout_s=QMP_WAIT_S)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + PAUSE_WAIT_S
-        while (await mon.execute("query-migrate", timeout_s=QMP_WAIT_S)).get("status") != "postcopy-paused":
+        while migration_status(await mon.execute("query-migrate", timeout_s=QMP_WAIT_S)) \
+                is not MigrationStatus.POSTCOPY_PAUSED:
             if loop.time() > deadline:
                 raise DriverError(f"{mon.name}: not paused {PAUSE_WAIT_S} s after migrate-pause")
             await asyncio.sleep(0.05)
-    elif status != "postcopy-paused":
-        raise DriverError(f"{mon.name}: incoming migration is {status!r}, not a paused postcopy")
+    elif status is not MigrationStatus.POSTCOPY_PAUSED:
+        raise DriverError(f"{mon.name}: incoming migration is {status.value!r}, not a paused postcopy")
     try:
         await mon.execute("migrate-recover", {"uri": f"tcp:{host}:{port}"}, timeout_s=QMP_WAIT_S)
     except DriverError as exc:

@@ -36,6 +36,7 @@ from consolidator.agent.hypervisor import (
     PostcopyFaults,
 )
 from consolidator.agent.qemu.monitor import Monitor
+from consolidator.agent.qemu.status import MigrationStatus, migration_status
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 from consolidator.protocol.migration import OnTimeout
 
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.05
 UNLIMITED_BYTES_PER_S = 100e9  # "no cap": the link decides
-FINAL_STATES = {"completed", "failed", "cancelled"}
-PAUSED_STATES = {"postcopy-paused", "postcopy-recover-setup", "postcopy-recover"}
 STALL_S = 10.0  # postcopy-active with no byte sent for this long: the link is hung, pause it
 RESUME_BACKOFF_S = (0.5, 1.0, 2.0, 4.0)  # then every 4 s while the link stays down
 RESUME_ATTEMPT_S = 10.0  # a resume stuck connecting this long is paused and tried again
@@ -120,7 +119,7 @@ async def _cancel(mon: Monitor, timeout_s: float = 30.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         info: dict[str, Any] = await mon.execute("query-migrate")
-        if info.get("status") in FINAL_STATES:
+        if migration_status(info).final:
             return info
         await asyncio.sleep(POLL_S)
     raise DriverError(f"{mon.name}: migration did not stop within {timeout_s} s of migrate_cancel")
@@ -134,10 +133,10 @@ async def _notify(progress: MigrationProgress, what: str, **details: Any) -> Non
             log.exception("migration observer failed on %s", what)
 
 
-async def _watch_postcopy(mon: Monitor, progress: MigrationProgress, status: str, moved: int) -> None:
+async def _watch_postcopy(mon: Monitor, progress: MigrationProgress, status: MigrationStatus, moved: int) -> None:
     """Pause a hung link, tell of pauses and recoveries, retry the resume while paused."""
     now = time.time()
-    if status == "postcopy-active":
+    if status is MigrationStatus.POSTCOPY_ACTIVE:
         if progress.paused_s is not None:  # recovered
             progress.pauses.append((progress.paused_s, now))
             log.info("%s: postcopy recovered after %.2f s paused", mon.name, now - progress.paused_s)
@@ -155,12 +154,12 @@ async def _watch_postcopy(mon: Monitor, progress: MigrationProgress, status: str
         return
     if progress.paused_s is None:
         progress.paused_s = now
-        event = mon.last("MIGRATION", status="postcopy-paused")
+        event = mon.last("MIGRATION", status=MigrationStatus.POSTCOPY_PAUSED)
         log.warning("%s: postcopy paused (link broken); waiting for the destination to listen again", mon.name)
         await _notify(progress, "paused", paused_wall_s=event.timestamp_s if event else now)
     if progress.resume_uri is None:
         return
-    if status == "postcopy-paused":
+    if status is MigrationStatus.POSTCOPY_PAUSED:
         wait_s = RESUME_BACKOFF_S[min(progress.resume_attempts, len(RESUME_BACKOFF_S) - 1)]
         if progress.resume_attempts == 0 or now - progress.attempt_s >= wait_s:
             progress.resume_attempts += 1
@@ -185,14 +184,14 @@ async def _drive(mon: Monitor, req: MigrationRequest, progress: MigrationProgres
     while True:
         info: dict[str, Any] = await mon.execute("query-migrate")
         progress.last = info
-        status = info.get("status", "")
-        if status in FINAL_STATES:
+        status = migration_status(info)
+        if status.final:
             return info
-        if status == "postcopy-active" or status in PAUSED_STATES:
+        if status is MigrationStatus.POSTCOPY_ACTIVE or status.paused:
             await _watch_postcopy(mon, progress, status, int(info.get("ram", {}).get("transferred", 0)))
             await asyncio.sleep(POLL_S)
             continue
-        in_postcopy = progress.switched_s is not None or status.startswith("postcopy")
+        in_postcopy = progress.switched_s is not None or status.postcopy
         syncs = int(info.get("ram", {}).get("dirty-sync-count", 0))
         if req.method is MigrationMethod.HYBRID and not in_postcopy and syncs > req.hybrid_precopy_rounds:
             await _switch_to_postcopy(mon, progress, f"after {syncs - 1} precopy passes")
@@ -222,24 +221,23 @@ async def run_migration(mon: Monitor, req: MigrationRequest, progress: Migration
     ``preempt``: postcopy-preempt for a move that may use postcopy (the destination must have it too)."""
     offered, preempt = preempt, preempt and uses_postcopy(req)
     if attach:
-        status = (await mon.execute("query-migrate")).get("status", "none")
-        if status == "none":
+        status = migration_status(await mon.execute("query-migrate"))
+        if status is MigrationStatus.NONE:
             raise DriverError(f"{mon.name}: the migration was never started in QEMU")
-        if status.startswith("postcopy"):
+        if status.postcopy:
             progress.switched_s = progress.started_s
     else:
         await _configure(mon, req, offered)  # a precopy turns preempt off explicitly (see capabilities)
         await mon.execute("migrate", {"uri": req.dst_uri})
     final = await _drive(mon, req, progress)
     ended_s = time.time()
-    status = final.get("status")
-    outcome = {"completed": MigrationOutcome.COMPLETED, "cancelled": MigrationOutcome.CANCELLED}.get(
-        str(status), MigrationOutcome.FAILED
-    )
+    status = migration_status(final)
+    outcome = status.outcome()
     ram = final.get("ram") or progress.last.get("ram", {})  # a cancelled migration reports none
     stop = mon.last("STOP", since_s=progress.started_s)
     # asked for postcopy is not in postcopy: a precopy that was already finishing completes as one
-    entered_postcopy = mon.last("MIGRATION", since_s=progress.started_s, status="postcopy-active") is not None
+    entered_postcopy = mon.last("MIGRATION", since_s=progress.started_s,
+                                status=MigrationStatus.POSTCOPY_ACTIVE) is not None
     timeline = {"start": progress.started_s, "end": ended_s}
     if stop is not None:
         timeline["stop"] = stop.timestamp_s

@@ -52,7 +52,7 @@ from consolidator.manager.client import AgentError
 from consolidator.manager.engine import AgentEngine
 from consolidator.manager.events import EventForwarder
 from consolidator.protocol.migration import OnTimeout
-from consolidator.protocol.schemas import MigrateBody, VmBody
+from consolidator.protocol.schemas import MigrateBody, VmBody, VmRunState
 
 log = logging.getLogger(__name__)
 LOCK = Path("/tmp/lab.lock")  # the lab's subnet is shared with `lab up`: one lab at a time
@@ -168,18 +168,18 @@ class FaultLab:
         self.net.teardown()
 
 
-async def _where(lab: FaultLab, vm: str) -> dict[str, str]:
+async def _where(lab: FaultLab, vm: str) -> dict[str, VmRunState]:
     """Host -> state of ``vm`` on it (hosts that do not answer are left out)."""
-    found = {}
+    found: dict[str, VmRunState] = {}
     for host, client in lab.clients.items():
         with contextlib.suppress(AgentError):
             for view in await client.list_vms():
                 if view.name == vm:
-                    found[host] = view.state.value
+                    found[host] = view.state
     return found
 
 
-async def _wait_state(lab: FaultLab, host: str, vm: str, states: tuple[str, ...], timeout_s: float) -> bool:
+async def _wait_state(lab: FaultLab, host: str, vm: str, states: tuple[VmRunState, ...], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if (await _where(lab, vm)).get(host) in states:
@@ -194,7 +194,7 @@ async def _inject(lab: FaultLab, step: Step, src: str, dst: str, vm: str, spec: 
         return "none"
     if step.fault in ("link_cut", "long_link_cut", "kill_source_agent", "kill_destination_agent",
                       "kill_destination_qemu_postcopy", "kill_source_host"):
-        if not await _wait_state(lab, dst, vm, ("postcopy",), 60):
+        if not await _wait_state(lab, dst, vm, (VmRunState.POSTCOPY,), 60):
             return "not injected: the move never entered postcopy"
         await asyncio.sleep(0.5)
     else:
@@ -256,7 +256,7 @@ async def _move(lab: FaultLab, step: Step, src: str, dst: str, vm: str, body: Vm
     if step.fault == "slow_link":
         lab.rate(src, spec.link_bytes_per_s)
     where = await _where(lab, vm)
-    running = [h for h, state in where.items() if state == "running"]
+    running = [h for h, state in where.items() if state is VmRunState.RUNNING]
     expected = dst if finished is not None and finished.outcome is MigrationOutcome.COMPLETED else src
     record: dict[str, Any] = {"method": step.method.value, "src": src, "dst": dst, "fault": step.fault,
                               "injected": power.injected if power else done,
