@@ -180,7 +180,7 @@ class PostcopyRecovery:
                         return
                     detail = exc.detail
                 state = await self._state(target, vm)
-                if state == "postcopy-paused":
+                if state is VmRunState.POSTCOPY_PAUSED:
                     self._record(Loss(vm, move.src, move.dst,
                                       f"source {move.src} does not answer ({detail}) and {move.dst}'s half of the "
                                       "postcopy is paused: the pages only the source held are gone",
@@ -191,13 +191,13 @@ class PostcopyRecovery:
             self._watches.pop(vm, None)
 
     @staticmethod
-    async def _state(engine: object, vm: str) -> str | None:
+    async def _state(engine: object, vm: str) -> VmRunState | None:
         """The state of ``vm`` on that host, or None (absent, or the host does not answer)."""
         try:
             views = await engine.list_vms()  # type: ignore[attr-defined]
         except AgentError:
             return None
-        return next((v.state.value for v in views if v.name == vm), None)
+        return next((v.state for v in views if v.name == vm), None)
 
     async def _lost(self, vm: str, src: str, dst: str, cause: str, detected_s: float, source: object) -> None:
         """The guest is gone: record it and remove the source's paused half (never a clean stop)."""
