@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+from consolidator.domain.samples import PowerSample
 from consolidator.domain.types import MigrationMethod, PowerState
 from consolidator.policies.registry import make_policy
 from consolidator.sim.engine import RunResult, Simulation
 from consolidator.sim.scenario import Scenario
-from consolidator.storage import PowerSample, open_store
+from consolidator.storage import open_store
 
 
 def simulate(

@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from consolidator.domain.samples import PowerSample
 from consolidator.power.meters import Meter
-from consolidator.storage.records import PowerSample
 
 log = logging.getLogger(__name__)
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from consolidator.storage.engine import StoreError, make_engine, parse_target, upgrade_schema
-from consolidator.storage.records import PowerSample
 from consolidator.storage.store import ResumeState, RunStore
 
-__all__ = ["PowerSample", "ResumeState", "RunStore", "StoreError", "open_store"]
+__all__ = ["ResumeState", "RunStore", "StoreError", "open_store"]
 
 
 def open_store(url_or_path: str | Path, *, batch_rows: int = 50_000) -> RunStore:

@@ -6,24 +6,12 @@ import dataclasses
 import enum
 import json
 import typing
-from dataclasses import dataclass
 from typing import Any
 
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.events import Event
+from consolidator.domain.samples import PowerSample
 from consolidator.domain.types import Vocabulary
-
-
-@dataclass(frozen=True, slots=True)
-class PowerSample:
-    """One meter reading of one node at ``t_s``; ``watts`` is None and ``error`` says why on failure."""
-
-    t_s: float
-    node: str
-    meter: str
-    watts: float | None
-    error: str | None = None
-
 
 HOST_COLUMNS = ("t_s", "host", "cpu_load", "mem_used_mib", "watts", "net_bytes_per_s", "disk_bytes_per_s")
 VM_COLUMNS = ("t_s", "vm", "host", "cpu_load", "dirty_bytes_per_s")

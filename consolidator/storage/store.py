@@ -18,10 +18,10 @@ from sqlalchemy import Connection, Engine, Table, func, select
 
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.events import Event, HostPowerChanged
+from consolidator.domain.samples import PowerSample
 from consolidator.domain.types import PowerState
 from consolidator.storage import records, schema
 from consolidator.storage.engine import StoreError, Target, translate_errors
-from consolidator.storage.records import PowerSample
 
 log = logging.getLogger(__name__)
 

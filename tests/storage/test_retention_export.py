@@ -9,7 +9,8 @@ import pytest
 
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.errors import UserError
-from consolidator.storage import PowerSample, StoreError, open_store
+from consolidator.domain.samples import PowerSample
+from consolidator.storage import StoreError, open_store
 from consolidator.storage.export import export_csv
 from consolidator.storage.retention import RetentionPolicy, apply_retention
 

@@ -12,8 +12,9 @@ from storage_restart import check_kill_and_resume  # tests/storage/storage_resta
 
 from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.events import HostPowerChanged
+from consolidator.domain.samples import PowerSample
 from consolidator.domain.types import PowerState
-from consolidator.storage import PowerSample, StoreError, engine, open_store
+from consolidator.storage import StoreError, engine, open_store
 from consolidator.storage.schema import metadata
 
 pytestmark = pytest.mark.services
