@@ -27,8 +27,8 @@ POLICIES = "thr-mmt-0.8,iqr-mmt-1.5,mad-mmt-2.5,lr-mmt-1.2"
 def child(day: str, traces: Path, policy: str) -> None:
     """Load the day and run it once; print the run's wall/CPU time and this process's peak RSS."""
     from consolidator.literature.cloudsim import run_cloudsim
-    from consolidator.literature.traces import day_folder, load_planetlab_day
     from consolidator.policies.literature.registry import parse_policy
+    from consolidator.traces.load import day_folder, load_planetlab_day
 
     wall, cpu = time.perf_counter(), time.process_time()
     trace = load_planetlab_day(day_folder(day, traces))

@@ -24,7 +24,7 @@ def planetlab(
     from rich.console import Console
     from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from consolidator.literature.fetch import DAYS, fetch_planetlab
+    from consolidator.traces.fetch import DAYS, fetch_planetlab
 
     wanted = list(DAYS) if days == "all" else [d.strip() for d in days.split(",") if d.strip()]
     console = Console(stderr=True)

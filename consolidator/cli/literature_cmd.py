@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 # Each command imports what it needs when it runs: `consolidator --help` stays fast.
-TRACES_ENV = "CONSOLIDATOR_PLANETLAB"  # the same name as consolidator.literature.traces.TRACES_ENV
+TRACES_ENV = "CONSOLIDATOR_PLANETLAB"  # the same name as consolidator.traces.load.TRACES_ENV
 
 REFERENCE_POLICIES = ("thr-mmt-0.8", "iqr-mmt-1.5", "mad-mmt-2.5", "lr-mmt-1.2", "lrr-mmt-1.2")
 
@@ -111,8 +111,8 @@ def planetlab(
 ) -> None:
     """Run one PlanetLab day under a literature policy (Beloglazov & Buyya, as CloudSim 3.0.3 runs it)."""
     from consolidator.literature import runner
-    from consolidator.literature import traces as traces_mod
     from consolidator.policies.literature.registry import parse_policy
+    from consolidator.traces import load as traces_mod
 
     parse_policy(policy)
     root = traces or traces_mod.default_traces_root()
@@ -159,9 +159,9 @@ def planetlab_sweep(
     from consolidator.domain.types import MigrationMethod
     from consolidator.experiments import planetlab as sweeps
     from consolidator.literature import runner
-    from consolidator.literature import traces as traces_mod
     from consolidator.policies.literature.registry import policy_names
     from consolidator.reports.planetlab import comparison_plot  # matplotlib only when plotting
+    from consolidator.traces import load as traces_mod
 
     root = traces or traces_mod.default_traces_root()
     day_list = runner.list_days(root) if days == "all" else [d.strip() for d in days.split(",") if d.strip()]

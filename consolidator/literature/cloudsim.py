@@ -16,10 +16,10 @@ import numpy as np
 from consolidator.domain.errors import UserError
 from consolidator.literature import state
 from consolidator.literature.engine import simulate
-from consolidator.literature.traces import Trace
 from consolidator.policies.literature.arrays import host_kinds
 from consolidator.policies.literature.power import HP_ML110_G4_WATTS, HP_ML110_G5_WATTS
 from consolidator.policies.literature.registry import Baseline, LiteraturePolicy
+from consolidator.traces.load import Trace
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,13 @@ from pathlib import Path
 
 from consolidator.domain.errors import UserError
 from consolidator.literature.cloudsim import RunResult, run_cloudsim
-from consolidator.literature.traces import (
+from consolidator.policies.literature.registry import parse_policy
+from consolidator.traces.load import (
     Trace,
     day_folder,
     load_csv,
     load_planetlab_day,
 )
-from consolidator.policies.literature.registry import parse_policy
 
 
 def load_day(day: str, root: Path) -> tuple[Trace, str]:

@@ -19,8 +19,8 @@ import numpy as np
 
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import HostSpec, VmSpec
-from consolidator.literature.traces import Trace, day_folder, default_traces_root, load_csv, load_planetlab_day
 from consolidator.models.power import load_points
+from consolidator.traces.load import Trace, day_folder, default_traces_root, load_csv, load_planetlab_day
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from consolidator.literature.cloudsim import CloudSimSetup, run_cloudsim
-from consolidator.literature.traces import Trace
 from consolidator.policies.literature.power import HP_ML110_G5_WATTS, spec_power
 from consolidator.policies.literature.registry import parse_policy
+from consolidator.traces.load import Trace
 
 
 def _trace(*rows: list[float]) -> Trace:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from consolidator.literature.fetch import DAYS, day_digest
+from consolidator.traces.fetch import DAYS, day_digest
 
 GOLDEN = {g["day"] + g["policy"]: g for g in json.loads((Path(__file__).parent / "golden_cloudsim.json").read_text())}
 

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from consolidator.domain.errors import UserError
-from consolidator.literature.traces import load_csv, load_planetlab_day
 from consolidator.policies.literature.registry import Detector, Selector, parse_policy, policy_names
+from consolidator.traces.load import load_csv, load_planetlab_day
 
 
 @pytest.mark.parametrize(("name", "detector", "selector", "param"), [

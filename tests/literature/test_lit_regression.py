@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from consolidator.literature.cloudsim import RunResult, run_cloudsim
-from consolidator.literature.traces import Trace, load_planetlab_day
 from consolidator.policies.literature.registry import parse_policy
+from consolidator.traces.load import Trace, load_planetlab_day
 
 # CloudSim 3.0.3, day 20110303, 1052 VMs, files sorted by name (DESIGN §6).
 REFERENCE_KWH = {"thr-mmt-0.8": 192.62, "iqr-mmt-1.5": 189.98, "mad-mmt-2.5": 185.79, "lr-mmt-1.2": 163.48,

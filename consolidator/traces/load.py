@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from consolidator.domain.errors import UserError
-from consolidator.literature.fetch import cache_root
+from consolidator.traces.fetch import cache_root
 
 log = logging.getLogger(__name__)
 
