@@ -3,7 +3,7 @@ agent's QEMU driver, over the same kind of 120 MB/s tc-shaped link (QEMU 10, TCG
 
     flock /tmp/bench.lock python3 benchmarks/bench_libvirt.py [--dirty 80] [--json]
 
-libvirt: two private libvirtd (manager.libvirt.testbed), the guest with a disk on the shared folder and
+libvirt: two private libvirtd (experiments.libvirt_testbed), the guest with a disk on the shared folder and
 a virtio NIC, moved by LibvirtEngine (what the manager runs). Agent: the agent's QemuDriver, through
 the calibration grid's runner (experiments.calibrate). Per move: wall time (libvirt: the migrate call,
 destination start included; agent: migrate command to completion, destination prepared before),
@@ -25,7 +25,7 @@ from typing import Any
 
 from consolidator.domain.types import MigrationMethod
 from consolidator.experiments.calibrate import LOAD_PER_DIRTY_MIB_S, GridSpec, run_grid
-from consolidator.manager.libvirt.testbed import Testbed
+from consolidator.experiments.libvirt_testbed import Testbed
 from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import VmConfig
 

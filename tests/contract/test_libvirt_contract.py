@@ -18,10 +18,10 @@ from consolidator.domain.types import MigrationMethod
 
 libvirt = pytest.importorskip("libvirt", reason="the libvirt-python binding is not installed (40-libvirt.sh)")
 
+from consolidator.experiments.libvirt_testbed import Testbed  # noqa: E402
 from consolidator.manager.cluster import RemoteCluster  # noqa: E402
 from consolidator.manager.events import EventForwarder  # noqa: E402
 from consolidator.manager.libvirt.daemons import why_libvirtd_cannot_run  # noqa: E402
-from consolidator.manager.libvirt.testbed import Testbed  # noqa: E402
 from consolidator.protocol.schemas import VmConfig  # noqa: E402
 
 WHY = why_libvirtd_cannot_run()

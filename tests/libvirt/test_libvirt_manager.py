@@ -18,10 +18,10 @@ from consolidator.domain.types import MigrationOutcome, PowerState
 
 libvirt = pytest.importorskip("libvirt", reason="the libvirt-python binding is not installed (40-libvirt.sh)")
 
+from consolidator.experiments.libvirt_testbed import Testbed  # noqa: E402
 from consolidator.manager.config import parse_cluster_config  # noqa: E402
 from consolidator.manager.libvirt.daemons import why_libvirtd_cannot_run  # noqa: E402
 from consolidator.manager.libvirt.engine import LibvirtEngine  # noqa: E402
-from consolidator.manager.libvirt.testbed import Testbed  # noqa: E402
 from consolidator.manager.service import ManagerService  # noqa: E402
 from consolidator.protocol.schemas import VmConfig  # noqa: E402
 

@@ -18,11 +18,11 @@ from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerSt
 
 libvirt = pytest.importorskip("libvirt", reason="the libvirt-python binding is not installed (40-libvirt.sh)")
 
+from consolidator.experiments.libvirt_testbed import MONITOR_LOG, Testbed  # noqa: E402
 from consolidator.manager.client import AgentError  # noqa: E402
 from consolidator.manager.leash import MigrationLeash  # noqa: E402
 from consolidator.manager.libvirt.daemons import why_libvirtd_cannot_run  # noqa: E402
 from consolidator.manager.libvirt.engine import LibvirtEngine  # noqa: E402
-from consolidator.manager.libvirt.testbed import MONITOR_LOG, Testbed  # noqa: E402
 from consolidator.protocol.migration import DEFAULT_OPTIONS, MigrationOptions, OnTimeout  # noqa: E402
 from consolidator.protocol.schemas import EventView, VmConfig, VmRunState  # noqa: E402
 

@@ -1,6 +1,6 @@
 """``lab run --engine libvirt``: the lab's scaled scenario through libvirt instead of our agents.
 
-One private libvirtd per scenario host (``manager.libvirt.testbed``: its own network, mount and UTS
+One private libvirtd per scenario host (``experiments.libvirt_testbed``: its own network, mount and UTS
 namespace, Debian's daemon, QEMU under TCG), all on a lab network of their own (``LabNetwork`` with
 pid-tagged names and subnet, so it never meets the agent lab's ``clab-*`` resources), each link shaped
 like the agent lab's. The guests are libvirt domains of the project's test guest with a disk in a
@@ -28,8 +28,8 @@ from consolidator.experiments.lab.experiment import BOOT_SETTLE_S, run_config, r
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.experiments.lab.record import LabRecorder
 from consolidator.experiments.lab.scale import LabScale, host_names, load_at
+from consolidator.experiments.libvirt_testbed import Testbed
 from consolidator.manager.config import parse_cluster_config
-from consolidator.manager.libvirt.testbed import Testbed
 from consolidator.protocol.schemas import VmBody, VmConfig
 from consolidator.sim.engine import RunResult
 from consolidator.sim.scenario import Scenario
