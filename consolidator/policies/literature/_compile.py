@@ -32,8 +32,8 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 _PACKAGE = Path(__file__).resolve().parents[2]
-# Every folder whose modules hold numba-compiled functions: one hash covers them all.
-_COMPILED_SOURCES = ("policies/literature", "literature")
+# Every folder whose modules hold numba-compiled functions (models: power.spec_watts): one hash covers them all.
+_COMPILED_SOURCES = ("policies/literature", "literature", "models")
 _UNUSED_BY_COMPILED_CODE = ("scipy.linalg", "cffi")
 
 

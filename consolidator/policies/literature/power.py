@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import numpy.typing as npt
 
+from consolidator.models.power import spec_watts
 from consolidator.policies.literature._compile import jit
 
 # SPECpower (W at 0, 10, ..., 100 % load), CloudSim 3.0.3 PowerModelSpecPowerHpProLiantMl110G4/G5.
@@ -14,18 +13,8 @@ HP_ML110_G4_WATTS = (86.0, 89.4, 92.6, 96.0, 99.5, 102.0, 106.0, 108.0, 112.0, 1
 HP_ML110_G5_WATTS = (93.7, 97.0, 101.0, 105.0, 110.0, 116.0, 121.0, 125.0, 129.0, 133.0, 135.0)
 
 
-@jit
-def spec_power(table: npt.NDArray[np.float64], utilisation: float) -> float:
-    """Watts at ``utilisation`` (0..1), linear between the 11 points, as PowerModelSpecPower computes it."""
-    x = utilisation * 10
-    # Java's ``utilization % 0.1 == 0`` (exact multiples of the double 0.1); fmod only near the grid.
-    if abs(x - np.floor(x + 0.5)) < 1e-9 and np.fmod(utilisation, 0.1) == 0.0:
-        return float(table[int(x)])
-    u1 = int(math.floor(utilisation * 10))
-    u2 = int(math.ceil(utilisation * 10))
-    p1 = table[u1]
-    delta = (table[u2] - p1) / 10
-    return float(p1 + delta * (utilisation - u1 / 10.0) * 100)
+# CloudSim's PowerModelSpecPower: the one SPECpower interpolator (models.power.spec_watts), compiled.
+spec_power = jit(spec_watts)
 
 
 @jit
