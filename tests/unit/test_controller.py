@@ -120,3 +120,14 @@ def test_failed_destination_drops_waiting_moves() -> None:
     assert not c.busy()[0]
     c.apply(Plan((Migrate("v0", "S1", "S2", PC),)), 11.0)
     assert ("migrate", "v0", "S1", "S2") not in port.calls
+
+
+def test_a_lost_vm_is_gone_for_good() -> None:
+    """The manager's LOST verdict (a postcopy whose other half died): released, never placed nor moved
+    again, and its host can be suspended once nothing else runs there."""
+    c, port = make(placement={"v0": "S1", "v1": "S2", "v2": "W"})
+    c.apply(Plan((Migrate("v0", "S1", "W", PC),)), 0.0)
+    c.on_event(finished("v0", "S1", "W", 3.0, MigrationOutcome.LOST))
+    assert c.lost[0] and c.planned_host()[0] == -1 and c.busy()[0] and c.tickets == {}
+    c.apply(Plan((Migrate("v0", "S1", "S2", PC), Suspend("S1"))), 4.0)
+    assert ("migrate", "v0", "S1", "S2") not in port.calls and ("suspend", "S1") in port.calls
