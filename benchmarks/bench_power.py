@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from consolidator.control.loop import ControlLoop, build_loop
-from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
+from consolidator.domain.samples import HostSample, VmSample
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
 from consolidator.policies.registry import make_policy
 from consolidator.power.meters import ModelMeter

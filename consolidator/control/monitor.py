@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from consolidator.control.ports import HostSample, SampleSink, VmSample
+from consolidator.control.ports import SampleSink
+from consolidator.domain.samples import HostSample, VmSample
 
 FloatArray = npt.NDArray[np.float64]
 

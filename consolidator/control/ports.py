@@ -9,10 +9,10 @@ event passed to ``ControlLoop.on_event`` (a MigrationFinished, a HostPowerChange
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from consolidator.domain.events import Event
+from consolidator.domain.samples import HostSample, VmSample
 from consolidator.domain.types import MigrationMethod
 
 
@@ -26,30 +26,6 @@ class ClusterPort(Protocol):
     def suspend_host(self, host: str) -> None: ...
 
     def wake_host(self, host: str) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class HostSample:
-    """One host's usage at ``t_s``. CPU in cores (1.0 = one core busy); watts if metered."""
-
-    t_s: float
-    host: str
-    cpu_load: float
-    mem_used_mib: float = 0.0
-    watts: float | None = None
-    net_bytes_per_s: float = 0.0
-    disk_bytes_per_s: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class VmSample:
-    """One VM's usage at ``t_s``: CPU as a fraction of one core; dirty rate if measured."""
-
-    t_s: float
-    vm: str
-    host: str
-    cpu_load: float
-    dirty_bytes_per_s: float | None = None
 
 
 class SampleSink(Protocol):

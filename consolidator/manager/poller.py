@@ -10,7 +10,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from consolidator.control.ports import HostSample, VmSample
+from consolidator.domain.samples import HostSample, VmSample
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
 from consolidator.protocol.schemas import HostStatsView

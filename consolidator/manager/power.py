@@ -15,10 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.samples import PowerReport
 from consolidator.domain.types import HostSpec, PowerState
 from consolidator.power.config import PowerConfig
 from consolidator.power.meters import Meter, ModelMeter
-from consolidator.power.monitor import PowerMonitor, PowerReport
+from consolidator.power.monitor import PowerMonitor
 
 if TYPE_CHECKING:
     from consolidator.manager.poller import PolledStats

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from consolidator.domain.samples import PowerSample
+from consolidator.domain.samples import PowerReport, PowerSample
 from consolidator.power.meters import Meter
 
 log = logging.getLogger(__name__)
@@ -26,18 +26,6 @@ log = logging.getLogger(__name__)
 
 class PowerSink(Protocol):
     def write_power_samples(self, samples: list[PowerSample]) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PowerReport:
-    """One period: each node's watts (None if its meter failed), the total, the energy so far."""
-
-    t_s: float
-    watts: dict[str, float | None]
-    errors: dict[str, str]
-    total_watts: float
-    energy_ws: dict[str, float]
-    total_energy_ws: float
 
 
 @dataclass

@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from consolidator.control.ports import HostSample, VmSample
+from consolidator.domain.samples import HostSample, VmSample
 from consolidator.storage import open_store
 from consolidator.storage.pgtemp import PostgresUnavailable, temp_postgres
 

@@ -8,9 +8,8 @@ import json
 import typing
 from typing import Any
 
-from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.events import Event
-from consolidator.domain.samples import PowerSample
+from consolidator.domain.samples import HostSample, PowerSample, VmSample
 from consolidator.domain.types import Vocabulary
 
 HOST_COLUMNS = ("t_s", "host", "cpu_load", "mem_used_mib", "watts", "net_bytes_per_s", "disk_bytes_per_s")

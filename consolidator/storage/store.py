@@ -16,9 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, func, select
 
-from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.events import Event, HostPowerChanged
-from consolidator.domain.samples import PowerSample
+from consolidator.domain.samples import HostSample, PowerSample, VmSample
 from consolidator.domain.types import PowerState
 from consolidator.storage import records, schema
 from consolidator.storage.engine import StoreError, Target, translate_errors

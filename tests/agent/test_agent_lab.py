@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from consolidator.agent.qemu.guestctl import delay_bin_upper_s
-from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.errors import UserError
 from consolidator.domain.events import HostPowerChanged, MigrationFinished, MigrationStarted
+from consolidator.domain.samples import HostSample, VmSample
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.experiments.lab.backlog import GuestQueues, backlog_markdown, compare_backlog
 from consolidator.experiments.lab.compare import align, compare, to_markdown

@@ -22,9 +22,10 @@ import pytest
 from agent_doubles import TOKEN, RecordingHypervisor, make_agent
 
 from consolidator.agent.api.app import create_app
-from consolidator.control.ports import HostSample, NullSink, VmSample
+from consolidator.control.ports import NullSink
 from consolidator.domain.errors import UserError
 from consolidator.domain.events import HostPowerChanged, MigrationFinished, MigrationStarted
+from consolidator.domain.samples import HostSample, VmSample
 from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
 from consolidator.experiments.lab.record import LabHostMeter, LabRecorder
 from consolidator.experiments.lab.scale import LabScale, scale_scenario

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from consolidator.control.ports import HostSample
+from consolidator.domain.samples import HostSample
 from consolidator.power.emulators.ipmi_sim import IpmiSimBmc
 from consolidator.power.emulators.sushy import SushyEmulator
 from consolidator.storage import open_store

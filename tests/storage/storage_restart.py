@@ -10,7 +10,7 @@ from consolidator.storage import open_store
 
 WRITER = textwrap.dedent("""
     import sys
-    from consolidator.control.ports import HostSample
+    from consolidator.domain.samples import HostSample
     from consolidator.storage import open_store
     store = open_store(sys.argv[1])
     start = int(float(store.resume_state().last_t_s or -1)) + 1

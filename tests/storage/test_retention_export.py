@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.errors import UserError
-from consolidator.domain.samples import PowerSample
+from consolidator.domain.samples import HostSample, PowerSample, VmSample
 from consolidator.storage import StoreError, open_store
 from consolidator.storage.export import export_csv
 from consolidator.storage.retention import RetentionPolicy, apply_retention

@@ -10,10 +10,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from storage_restart import check_kill_and_resume  # tests/storage/storage_restart.py
 
-from consolidator.control.ports import HostSample, VmSample
 from consolidator.domain.errors import UserError
 from consolidator.domain.events import HostPowerChanged, MigrationFinished, MigrationStarted
-from consolidator.domain.samples import PowerSample
+from consolidator.domain.samples import HostSample, PowerSample, VmSample
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.storage import StoreError, open_store
 from consolidator.storage.schema import metadata

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from consolidator.control.monitor import LoadMonitor, RingAverage
-from consolidator.control.ports import HostSample, VmSample
+from consolidator.domain.samples import HostSample, VmSample
 
 
 class ListSink:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
+from consolidator.domain.samples import PowerReport
 from consolidator.domain.types import MigrationMethod, PowerState
 from consolidator.experiments.lab.backlog import GuestQueues
 from consolidator.experiments.lab.scale import load_at
@@ -28,7 +29,6 @@ from consolidator.manager.poller import PolledStats
 from consolidator.models.power import host_watts
 from consolidator.models.summary import IntervalSample, RunIdentity, RunMeter, RunSummary
 from consolidator.power.meters import ModelMeter
-from consolidator.power.monitor import PowerReport
 from consolidator.sim.engine import RunRecord, RunResult
 from consolidator.sim.scenario import Scenario
 

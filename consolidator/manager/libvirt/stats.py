@@ -15,7 +15,7 @@ from typing import Any
 
 import libvirt
 
-from consolidator.control.ports import HostSample, VmSample
+from consolidator.domain.samples import HostSample, VmSample
 
 log = logging.getLogger(__name__)
 
