@@ -27,6 +27,7 @@ from consolidator.agent.power_state import HostPower
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.protocol.eventlog import EventLog
 from consolidator.protocol.schemas import (
+    EventKind,
     GuestQueueView,
     HostStatsView,
     IncomingMarksView,
@@ -144,7 +145,7 @@ class HostAgent:
             await task
         log.warning("postcopy of %s abandoned by force: the destination half is gone, the guest is lost", name)
         dst, method, start = self._moving.get(name, ("unknown", MigrationMethod.POSTCOPY, time.time()))
-        await self.events.append("migration_finished", vm=name, src=self.config.name, dst=dst, method=method,
+        await self.events.append(EventKind.MIGRATION_FINISHED, vm=name, src=self.config.name, dst=dst, method=method,
                                  start_wall_s=start, outcome=MigrationOutcome.FAILED,
                                  detail="lost: postcopy abandoned, its destination half is gone")
 
@@ -207,7 +208,7 @@ class HostAgent:
         request = MigrationRequest(vm=name, dst_uri=body.dst_uri, method=body.migration_method,
                                    **body.options().model_dump())
         start = time.time()
-        await self.events.append("migration_started", vm=name, src=self.config.name, dst=body.dst_host,
+        await self.events.append(EventKind.MIGRATION_STARTED, vm=name, src=self.config.name, dst=body.dst_host,
                                  method=request.method, start_wall_s=start)
         self._migrations[name] = asyncio.create_task(self._run_migration(request, body.dst_host, start))
         return MigrationAccepted(vm=name, src_host=self.config.name, dst_host=body.dst_host,
@@ -217,7 +218,8 @@ class HostAgent:
         self._moving[request.vm] = (dst, request.method, start)
 
         async def observe(what: str, details: dict[str, Any]) -> None:
-            await self.events.append(f"migration_{what}", vm=request.vm, src=self.config.name,  # type: ignore[arg-type]
+            kind = EventKind.parse(f"migration_{what}", "migration observer's word")  # paused or resumed
+            await self.events.append(kind, vm=request.vm, src=self.config.name,
                                      dst=dst, method=request.method, start_wall_s=start,
                                      paused_s=details.get("paused_s"), detail=str(details))
 
@@ -229,7 +231,7 @@ class HostAgent:
                                      total_s=time.time() - start, downtime_s=None, bytes_sent=0,
                                      rounds=0, converged=False, detail=str(exc))
         await self.events.append(
-            "migration_finished", vm=request.vm, src=self.config.name, dst=dst, method=request.method,
+            EventKind.MIGRATION_FINISHED, vm=request.vm, src=self.config.name, dst=dst, method=request.method,
             outcome=report.outcome, start_wall_s=start, stop_wall_s=report.timeline.get("stop"),
             bytes_sent=report.bytes_sent,
             downtime_s=report.downtime_s, rounds=report.rounds, converged=report.converged,

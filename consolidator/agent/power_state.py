@@ -16,6 +16,7 @@ from consolidator.agent.api.config import AgentConfig
 from consolidator.agent.api.errors import Conflict
 from consolidator.domain.types import PowerState
 from consolidator.protocol.eventlog import EventLog
+from consolidator.protocol.schemas import EventKind
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class HostPower:
 
     async def _set(self, state: PowerState, detail: str = "") -> None:
         self.state = state
-        await self._events.append("host_power", power_state=state, detail=detail)
+        await self._events.append(EventKind.HOST_POWER, power_state=state, detail=detail)
 
     async def suspend(self) -> PowerState:
         self.require_on()

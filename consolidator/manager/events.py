@@ -23,7 +23,7 @@ from consolidator.domain.types import MigrationMethod, MigrationOutcome
 from consolidator.manager.client import AgentError
 from consolidator.manager.engine import Engine
 from consolidator.manager.recovery import Loss, Moving, PostcopyRecovery
-from consolidator.protocol.schemas import EventView
+from consolidator.protocol.schemas import EventKind, EventView
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,14 @@ MARKS_RETRY_S = 0.05
 def to_domain(event: EventView, t0_wall_s: float) -> Event | None:
     """The domain event for one agent event (times relative to ``t0_wall_s``), or None if unknown."""
     t_s = event.t_wall_s - t0_wall_s
-    if event.kind == "host_power" and event.power_state is not None:
+    if event.kind is EventKind.HOST_POWER and event.power_state is not None:
         return HostPowerChanged(t_s=t_s, host=event.host, state=event.power_state, detail=event.detail)
     if event.vm is None or event.src is None or event.dst is None:
         return None
     method = event.method or MigrationMethod.PRECOPY
-    if event.kind == "migration_started":
+    if event.kind is EventKind.MIGRATION_STARTED:
         return MigrationStarted(t_s=t_s, vm=event.vm, src=event.src, dst=event.dst, method=method)
-    if event.kind == "migration_finished":
+    if event.kind is EventKind.MIGRATION_FINISHED:
         start = (event.start_wall_s if event.start_wall_s is not None else event.t_wall_s) - t0_wall_s
         return MigrationFinished(
             t_s=t_s, vm=event.vm, src=event.src, dst=event.dst, method=method,
@@ -131,7 +131,7 @@ class EventForwarder:
                 await asyncio.sleep(RETRY_S)
                 continue
             for event in batch.events:
-                if event.kind == "migration_finished" and event.vm in self.recovery.reported_lost:
+                if event.kind is EventKind.MIGRATION_FINISHED and event.vm in self.recovery.reported_lost:
                     self.recovery.reported_lost.discard(event.vm)  # already handed on as LOST
                     self.recovery.on_event(event)
                     continue

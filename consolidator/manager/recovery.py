@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from consolidator.manager.client import AgentError
-from consolidator.protocol.schemas import EventView, VmRunState
+from consolidator.protocol.schemas import EventKind, EventView, VmRunState
 
 log = logging.getLogger(__name__)
 
@@ -88,19 +88,19 @@ class PostcopyRecovery:
     def on_event(self, event: EventView) -> None:
         if event.vm is None:
             return
-        if event.kind == "migration_started" and event.src is not None and event.dst is not None:
+        if event.kind is EventKind.MIGRATION_STARTED and event.src is not None and event.dst is not None:
             method = event.method.value if event.method is not None else "precopy"
             self.moving[event.vm] = Moving(event.src, event.dst, method, event.t_wall_s)
             self.reported_lost.discard(event.vm)  # a VM of that name moves again: a new guest
-        elif event.kind == "migration_finished":
+        elif event.kind is EventKind.MIGRATION_FINISHED:
             self.moving.pop(event.vm, None)
-        if event.kind == "migration_paused":
+        if event.kind is EventKind.MIGRATION_PAUSED:
             self.stats.paused += 1
             if event.vm not in self._tasks and event.src is not None and event.dst is not None:
                 self._tasks[event.vm] = asyncio.create_task(self._recover(event.vm, event.src, event.dst),
                                                             name=f"recover-{event.vm}")
-        elif event.kind in ("migration_resumed", "migration_finished"):
-            if event.kind == "migration_resumed":
+        elif event.kind in (EventKind.MIGRATION_RESUMED, EventKind.MIGRATION_FINISHED):
+            if event.kind is EventKind.MIGRATION_RESUMED:
                 self.stats.resumed += 1
                 if event.paused_s is not None:
                     self.stats.paused_s.append(event.paused_s)

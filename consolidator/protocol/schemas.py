@@ -212,8 +212,14 @@ class PowerView(BaseModel):
     power_state: PowerState
 
 
-EventKind = Literal["migration_started", "migration_finished", "migration_paused", "migration_resumed",
-                    "host_power"]
+class EventKind(Vocabulary):
+    """What an agent's event tells (JSON ``kind``)."""
+
+    MIGRATION_STARTED = "migration_started"
+    MIGRATION_FINISHED = "migration_finished"
+    MIGRATION_PAUSED = "migration_paused"
+    MIGRATION_RESUMED = "migration_resumed"
+    HOST_POWER = "host_power"
 
 
 class EventView(BaseModel):

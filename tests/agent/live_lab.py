@@ -24,7 +24,7 @@ from consolidator.experiments.lab.agents import (
 )
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.manager.client import AgentClient
-from consolidator.protocol.schemas import VmBody
+from consolidator.protocol.schemas import EventKind, VmBody
 
 VM = VmBody(name="vm0", mem_mib=256, cpu_quota=0.5, load=0.5, dirty_mib_s=20)
 
@@ -87,7 +87,7 @@ async def finished_event(client: AgentClient, after: int, timeout_s: float = 120
     while loop.time() < deadline:
         batch = await client.events(after, timeout_s=5)
         for event in batch.events:
-            if event.kind == "migration_finished":
+            if event.kind is EventKind.MIGRATION_FINISHED:
                 return event.model_dump(mode="json")
         after = batch.next_seq - 1
     raise AssertionError("no migration_finished event")

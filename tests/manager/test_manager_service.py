@@ -10,7 +10,7 @@ from pathlib import Path
 from service_doubles import Cluster
 
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
-from consolidator.domain.types import MigrationOutcome
+from consolidator.domain.types import MigrationOutcome, PowerState
 from consolidator.manager.service import ManagerService
 from consolidator.protocol.schemas import VmBody
 
@@ -116,7 +116,7 @@ def test_host_that_stops_answering_is_unknown_and_never_a_target(tmp_path: Path)
         hosts = {h["name"]: h for h in service.telemetry.status()["hosts"]}
         assert hosts["pm1"]["state"] == "unknown" and hosts["pm1"]["watts"] is None
         snap = service.loop.snapshot(service.now())
-        assert int(snap.host_state[1]) == 4  # FAILED to the planner: never a target
+        assert PowerState.from_code(snap.host_state[1]) is PowerState.FAILED  # never a target
         cluster.transports["pm1"].down = False
         await run_until(service, lambda: service.telemetry.hosts["pm1"].state == "on")
         await service.shutdown()

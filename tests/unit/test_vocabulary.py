@@ -6,9 +6,11 @@ import json
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from consolidator.domain.events import HostPowerChanged
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState, Role
+from consolidator.protocol.schemas import EventKind, EventView
 from consolidator.storage.records import decode_event, encode_event
 
 
@@ -51,3 +53,13 @@ def test_stored_event_round_trips_and_an_unknown_state_is_named() -> None:
     bad = row["payload"].replace('"suspending"', '"hibernating"')
     with pytest.raises(ValueError, match=r"unknown HostPowerChanged\.state 'hibernating'"):
         decode_event(row["kind"], bad)
+
+
+def test_agent_event_kinds_parse_from_json_and_an_unknown_kind_is_refused() -> None:
+    """The agent's event stream carries ``kind`` words; the manager compares EventKind members."""
+    line = '{"seq": 1, "t_wall_s": 5.0, "kind": "migration_paused", "host": "pm0", "vm": "vm0"}'
+    event = EventView.model_validate_json(line)
+    assert event.kind is EventKind.MIGRATION_PAUSED
+    assert json.loads(event.model_dump_json())["kind"] == "migration_paused"
+    with pytest.raises(ValidationError, match="kind"):
+        EventView.model_validate_json(line.replace("migration_paused", "migration_exploded"))

@@ -34,6 +34,7 @@ from consolidator.manager.libvirt.stats import StatsReader
 from consolidator.protocol.eventlog import EventLog
 from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import (
+    EventKind,
     EventsView,
     HostStatsView,
     IncomingMarksView,
@@ -142,7 +143,7 @@ class LibvirtEngine:
         except libvirt.libvirtError as exc:
             raise AgentError(self.host, "connect", None, str(exc)) from exc
 
-    def _emit(self, kind: Any, **fields: Any) -> None:
+    def _emit(self, kind: EventKind, **fields: Any) -> None:
         """Append an event from any thread."""
         loop = self._loop
         if loop is None:
@@ -241,7 +242,7 @@ class LibvirtEngine:
         with self._lock:
             self._jobs[vm] = job
         start = time.time()
-        self._emit("migration_started", vm=vm, src=self.host, dst=target.host, method=method)
+        self._emit(EventKind.MIGRATION_STARTED, vm=vm, src=self.host, dst=target.host, method=method)
         threading.Thread(target=self._run_job, args=(job, start), name=f"migrate-{vm}", daemon=True).start()
 
     def _run_job(self, job: MigrationJob, start: float) -> None:
@@ -258,7 +259,7 @@ class LibvirtEngine:
         stop = job.stop_wall_s()
         if outcome is not MigrationOutcome.COMPLETED:
             log.warning("migration of %s %s -> %s: %s (%s)", req.vm, self.host, job.dst_name, outcome.value, detail)
-        self._emit("migration_finished", vm=req.vm, src=self.host, dst=job.dst_name, method=req.method,
+        self._emit(EventKind.MIGRATION_FINISHED, vm=req.vm, src=self.host, dst=job.dst_name, method=req.method,
                    outcome=outcome, start_wall_s=start, stop_wall_s=stop,
                    bytes_sent=result.bytes_sent if result else 0, rounds=result.rounds if result else 0,
                    converged=outcome is MigrationOutcome.COMPLETED,
@@ -335,7 +336,7 @@ class LibvirtEngine:
 
     def _set_power(self, state: PowerState, detail: str = "") -> None:
         self._power = state
-        self._emit("host_power", power_state=state, detail=detail)
+        self._emit(EventKind.HOST_POWER, power_state=state, detail=detail)
 
     def _suspend(self) -> None:
         running = [d.name() for d in self.link.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
