@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from consolidator.agent.hypervisor import DriverError
-from consolidator.agent.qemu.status import MigrationStatus, migration_status
+from consolidator.agent.qemu.status import DirtyRateStatus, MigrationStatus, dirty_rate_status, migration_status
 from consolidator.domain.types import MigrationOutcome
 
 # status word -> (final, paused, postcopy, precopy, outcome once final)
@@ -43,3 +43,13 @@ def test_a_reply_without_status_is_none() -> None:
 def test_an_unknown_status_is_a_driver_error_naming_it(word: object) -> None:
     with pytest.raises(DriverError, match=rf"unknown QEMU migration status {word!r} \(expected one of: none, "):
         migration_status({"status": word})
+
+
+@pytest.mark.parametrize("word", ["unstarted", "measuring", "measured"])
+def test_dirty_rate_status_words(word: str) -> None:
+    assert dirty_rate_status({"status": word}) is DirtyRateStatus(word)
+
+
+def test_an_unknown_dirty_rate_status_is_a_driver_error() -> None:
+    with pytest.raises(DriverError, match=r"unknown QEMU dirty-rate status 'guessing'"):
+        dirty_rate_status({"status": "guessing"})

@@ -38,7 +38,7 @@ from consolidator.agent.qemu.migration import (
     run_migration,
 )
 from consolidator.agent.qemu.monitor import Monitor
-from consolidator.agent.qemu.status import MigrationStatus, migration_status
+from consolidator.agent.qemu.status import DirtyRateStatus, MigrationStatus, dirty_rate_status, migration_status
 from consolidator.domain.types import MigrationOutcome
 from consolidator.protocol.schemas import VmConfig, VmRunState
 
@@ -350,9 +350,10 @@ class QemuDriver:
     async def _sample_dirty_rate(entry: _Vm) -> None:
         try:
             info = await entry.monitor.execute("query-dirty-rate")
-            if info.get("status") == "measured" and "dirty-rate" in info:
+            status = dirty_rate_status(info)
+            if status is DirtyRateStatus.MEASURED and "dirty-rate" in info:
                 entry.dirty_bytes_per_s = float(info["dirty-rate"]) * 1024 * 1024  # QEMU reports MiB/s
-            if info.get("status") != "measuring":
+            if status is not DirtyRateStatus.MEASURING:
                 await entry.monitor.execute("calc-dirty-rate", {"calc-time": 1})
         except DriverError as exc:
             log.debug("dirty rate of %s unavailable: %s", entry.config.name, exc)

@@ -1,4 +1,5 @@
-"""QEMU's migration status words (``query-migrate`` and the MIGRATION event), parsed at the QMP edge.
+"""QEMU's status words (``query-migrate`` and the MIGRATION event, ``query-dirty-rate``), parsed at the
+QMP edge.
 
 The driver reads a reply once through ``migration_status`` and compares members from then on; a word
 this QEMU reports that the list does not know is a DriverError naming it, never a silent guess.
@@ -7,10 +8,12 @@ this QEMU reports that the list does not know is a DriverError naming it, never 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from consolidator.agent.hypervisor import DriverError
 from consolidator.domain.types import MigrationOutcome, Vocabulary
+
+W = TypeVar("W", bound=Vocabulary)
 
 
 class MigrationStatus(Vocabulary):
@@ -66,9 +69,26 @@ _OUTCOMES = {MigrationStatus.COMPLETED: MigrationOutcome.COMPLETED,
              MigrationStatus.CANCELLED: MigrationOutcome.CANCELLED}
 
 
+class DirtyRateStatus(Vocabulary):
+    """QAPI ``DirtyRateStatus``: where a ``calc-dirty-rate`` measurement stands."""
+
+    UNSTARTED = "unstarted"
+    MEASURING = "measuring"
+    MEASURED = "measured"
+
+
 def migration_status(info: Mapping[str, Any]) -> MigrationStatus:
     """The status of a ``query-migrate`` reply (no status: none); an unknown word is a DriverError."""
+    return _parse(MigrationStatus, info.get("status", "none"), "QEMU migration status")
+
+
+def dirty_rate_status(info: Mapping[str, Any]) -> DirtyRateStatus:
+    """The status of a ``query-dirty-rate`` reply; an unknown word is a DriverError."""
+    return _parse(DirtyRateStatus, info.get("status"), "QEMU dirty-rate status")
+
+
+def _parse(vocabulary: type[W], word: object, what: str) -> W:
     try:
-        return MigrationStatus.parse(info.get("status", "none"), "QEMU migration status")
+        return vocabulary.parse(word, what)
     except ValueError as exc:
         raise DriverError(str(exc)) from None
