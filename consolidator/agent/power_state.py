@@ -14,7 +14,7 @@ import time
 
 from consolidator.agent.api.config import AgentConfig
 from consolidator.agent.api.errors import Conflict
-from consolidator.domain.types import PowerState
+from consolidator.domain.types import PowerState, SleepMode
 from consolidator.protocol.eventlog import EventLog
 from consolidator.protocol.schemas import EventKind
 
@@ -80,7 +80,7 @@ class HostPower:
 
     async def _real_suspend(self) -> None:
         gap_before = _sleep_gap_s()
-        argv = POWEROFF_ARGV if self._config.sleep == "off" else SUSPEND_ARGV
+        argv = POWEROFF_ARGV if self._config.sleep is SleepMode.OFF else SUSPEND_ARGV
         try:
             proc = await asyncio.create_subprocess_exec(
                 *argv, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)

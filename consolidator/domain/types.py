@@ -59,6 +59,13 @@ _POWER_STATES: tuple[PowerState, ...] = tuple(PowerState)
 _POWER_CODES: dict[PowerState, int] = {state: i for i, state in enumerate(_POWER_STATES)}
 
 
+class SleepMode(Vocabulary):
+    """How a real host sleeps when suspended (config ``sleep``)."""
+
+    S3 = "s3"  # suspend to RAM (systemctl suspend); wakes by Wake-on-LAN or its BMC
+    OFF = "off"  # power off (systemctl poweroff); its BMC powers it on again
+
+
 class MigrationMethod(Vocabulary):
     PRECOPY = "precopy"
     POSTCOPY = "postcopy"

@@ -55,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from consolidator.domain.errors import UserError
 from consolidator.domain.tomlfile import read_toml, schema_error
-from consolidator.domain.types import HostSpec, MigrationMethod, PowerProfile, Role
+from consolidator.domain.types import HostSpec, MigrationMethod, PowerProfile, Role, SleepMode
 from consolidator.manager.client import AgentError
 from consolidator.manager.leash import DEFAULT_PORTS, MigrationLeash
 from consolidator.policies.registry import make_policy
@@ -65,7 +65,8 @@ from consolidator.protocol.guards import MIN_TOKEN_CHARS
 from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import NAME_PATTERN
 
-SLEEP_DEFAULTS_S = {"s3": (5.0, 5.0), "off": (20.0, 60.0)}  # (suspend_s, wake_s): DESIGN §2, paper Table III
+# (suspend_s, wake_s): DESIGN §2, paper Table III
+SLEEP_DEFAULTS_S = {SleepMode.S3: (5.0, 5.0), SleepMode.OFF: (20.0, 60.0)}
 
 
 class _Strict(BaseModel):
@@ -91,7 +92,7 @@ class _HostBase(_Strict):
     core_speed: float = Field(1.0, gt=0, le=1024, description="load one physical core serves (a vCPU gets no "
                                                              "more): the literature planners' per-core speed")
     mem_mib: int = Field(16384, gt=0)
-    sleep: Literal["s3", "off"] = "s3"
+    sleep: SleepMode = SleepMode.S3
     suspend_s: float | None = Field(None, ge=0, le=3600)
     wake_s: float | None = Field(None, ge=0, le=3600, description="until the host answers again")
     profile: ProfileConfig = Field(default_factory=lambda: ProfileConfig.model_validate({}))
@@ -236,7 +237,7 @@ class ClusterConfig(_Strict):
         specs = []
         for name, h in self.hosts.items():
             p = h.profile
-            asleep = p.off_watts if h.sleep == "off" else p.suspended_watts
+            asleep = p.off_watts if h.sleep is SleepMode.OFF else p.suspended_watts
             profile = PowerProfile(idle_watts=p.idle_watts, max_watts=p.max_watts, suspended_watts=asleep,
                                    off_watts=p.off_watts, suspend_s=float(h.suspend_s or 0.0),
                                    resume_s=float(h.wake_s or 0.0), full_load_cores=p.full_load_cores,

@@ -27,13 +27,13 @@ import ipaddress
 import re
 import ssl
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from consolidator.domain.errors import UserError
 from consolidator.domain.tomlfile import read_toml, schema_error
-from consolidator.domain.types import PowerProfile
+from consolidator.domain.types import PowerProfile, SleepMode
 from consolidator.protocol.guards import MIN_TOKEN_CHARS
 from consolidator.protocol.schemas import NAME_PATTERN
 
@@ -97,7 +97,7 @@ class AgentConfig(BaseModel):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     emulated: bool = False
-    sleep: Literal["s3", "off"] = Field("s3", description="how a real host sleeps: systemctl suspend, or "
+    sleep: SleepMode = Field(SleepMode.S3, description="how a real host sleeps: systemctl suspend, or "
                                                           "systemctl poweroff (woken by its BMC or WoL)")
     migration_listen_host: str = "127.0.0.1"
     state_dir: Path = Path("/var/lib/consolidator/agent")
