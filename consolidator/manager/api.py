@@ -34,28 +34,27 @@ holds no data and sends the token on every ``/api`` call.
 from __future__ import annotations
 
 import hmac
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict
 
 from consolidator.manager.metrics import CONTENT_TYPE_LATEST
+from consolidator.manager.mode import ManagerMode
 from consolidator.manager.telemetry import Telemetry
 from consolidator.protocol.guards import BearerGate, BodyLimit, validation_error
-
-Mode = Literal["recommend", "auto"]
 
 
 class Controls(Protocol):
     """What the API may change: the mode (the service records the switch)."""
 
-    def set_mode(self, mode: Mode, by: str) -> None: ...
+    def set_mode(self, mode: ManagerMode, by: str) -> None: ...
 
 
 class ModeBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    mode: Mode
+    mode: ManagerMode
 
 
 def bearer_auth(token: str) -> Any:

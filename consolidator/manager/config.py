@@ -58,6 +58,7 @@ from consolidator.domain.tomlfile import read_toml, schema_error
 from consolidator.domain.types import HostSpec, MigrationMethod, PowerProfile, Role, SleepMode
 from consolidator.manager.client import AgentError
 from consolidator.manager.leash import DEFAULT_PORTS, MigrationLeash
+from consolidator.manager.mode import ManagerMode
 from consolidator.policies.registry import make_policy
 from consolidator.power.config import PowerConfig, power_config_from
 from consolidator.power.meters import split_address
@@ -196,7 +197,7 @@ class LimitsConfig(_Strict):
 
 
 class ClusterConfig(_Strict):
-    mode: Literal["recommend", "auto"] = "recommend"
+    mode: ManagerMode = ManagerMode.RECOMMEND
     period_s: float = Field(1.0, gt=0, le=3600)
     window_periods: int = Field(10, ge=1, le=3600)
     overhead_per_vm: float | None = Field(None, ge=0, description="load per VM instead of the host's measured")

@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from consolidator.domain.types import PowerState
+from consolidator.manager.mode import ManagerMode
 
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
@@ -80,9 +81,9 @@ class Metrics:
             self.vm_host.remove(vm, host)
             self.vm_load.remove(vm)
 
-    def set_mode(self, mode: str) -> None:
-        for name in ("recommend", "auto"):
-            self.mode.labels(name).set(1.0 if name == mode else 0.0)
+    def set_mode(self, mode: ManagerMode) -> None:
+        for each in ManagerMode:
+            self.mode.labels(each.value).set(1.0 if each is mode else 0.0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -34,6 +34,7 @@ from consolidator.manager.discovery import Inventory, discover
 from consolidator.manager.engine import Engine, make_engine
 from consolidator.manager.events import EventForwarder
 from consolidator.manager.journal import Journal
+from consolidator.manager.mode import ManagerMode
 from consolidator.manager.poller import PolledStats, StatsPoller
 from consolidator.manager.power import PowerSampler, config_meters
 from consolidator.manager.predict import predict
@@ -98,8 +99,8 @@ class ManagerService:
         resume = store.resume_state()
         self.t0_wall_s = float(resume.meta.get(T0_KEY, self.clock() + self.hooks.warmup_s))
         store.set_meta(T0_KEY, repr(self.t0_wall_s))
-        if resume.meta.get(MODE_KEY) in ("recommend", "auto"):
-            self.telemetry.set_mode(resume.meta[MODE_KEY], self.now(), "restart")
+        if resume.meta.get(MODE_KEY) in set(ManagerMode):  # the mode an operator last chose
+            self.telemetry.set_mode(ManagerMode.parse(resume.meta[MODE_KEY]), self.now(), "restart")
         self.waker = self.hooks.waker or waker_for(self.cfg, self.engines, self.telemetry.metrics)
         self.cluster = RemoteCluster(self.engines, self._deliver, self.t0_wall_s, self.waker, options_of(self.cfg),
                                      self.book.never_postcopy)
@@ -226,7 +227,7 @@ class ManagerService:
         moving = {loop.controller.vms[v].name: (loop.controller.hosts[m.src].name, loop.controller.hosts[m.dst].name)
                   for v, m in loop.controller.moves.items()}
         gated = gate(raw, snap, self.book, self.history, moving)
-        auto = self.telemetry.mode == "auto"
+        auto = self.telemetry.mode is ManagerMode.AUTO
         if auto:
             for action in loop.controller.apply(gated.plan, now):
                 if isinstance(action, Migrate):
@@ -359,7 +360,7 @@ class ManagerService:
             return event.vm in loop.controller.vm_index and {event.src, event.dst} <= set(loop.controller.host_index)
         return True
 
-    def set_mode(self, mode: str, by: str) -> None:
+    def set_mode(self, mode: ManagerMode, by: str) -> None:
         """Switch between ``recommend`` and ``auto`` (API); recorded in the run store and journal."""
         old = self.telemetry.mode
         self.telemetry.set_mode(mode, self.now(), by)

@@ -16,6 +16,7 @@ from consolidator.domain.actions import Action, Migrate, Plan
 from consolidator.domain.events import Event, HostPowerChanged, MigrationFinished, MigrationStarted
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
 from consolidator.manager.metrics import Metrics
+from consolidator.manager.mode import ManagerMode
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,7 @@ def describe(action: Action) -> dict[str, Any]:
 class Telemetry:
     """The manager's observable state. ``metrics`` are updated with it."""
 
-    mode: str = "recommend"
+    mode: ManagerMode = ManagerMode.RECOMMEND
     history_s: float = 900.0
     keep: int = 200
     metrics: Metrics = field(default_factory=Metrics)
@@ -155,8 +156,8 @@ class Telemetry:
         while len(self.refusals) > self.keep:
             self.refusals.popleft()
 
-    def set_mode(self, mode: str, t_s: float, by: str) -> None:
-        if mode != self.mode:
+    def set_mode(self, mode: ManagerMode, t_s: float, by: str) -> None:
+        if mode is not self.mode:
             self.mode_changes.append({"t_s": t_s, "from": self.mode, "to": mode, "by": by})
             self.metrics.mode_changes.inc()
         self.mode = mode

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from consolidator.domain.events import MigrationFinished, MigrationStarted
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
-from consolidator.manager.api import Mode, create_app
+from consolidator.manager.api import create_app
+from consolidator.manager.mode import ManagerMode
 from consolidator.manager.telemetry import HostStatus, Telemetry, VmStatus
 
 TOKEN = "manager-api-token-0123456789"
@@ -22,7 +23,7 @@ class Switch:
         self.telemetry = telemetry
         self.calls: list[tuple[str, str]] = []
 
-    def set_mode(self, mode: Mode, by: str) -> None:
+    def set_mode(self, mode: ManagerMode, by: str) -> None:
         self.calls.append((mode, by))
         self.telemetry.set_mode(mode, 1.0, by)
 

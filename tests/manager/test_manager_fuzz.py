@@ -12,7 +12,8 @@ from schemathesis import checks
 
 from consolidator.domain.events import MigrationStarted
 from consolidator.domain.types import MigrationMethod
-from consolidator.manager.api import Mode, create_app
+from consolidator.manager.api import create_app
+from consolidator.manager.mode import ManagerMode
 from consolidator.manager.telemetry import HostStatus, Telemetry, VmStatus
 
 TOKEN = "manager-fuzz-token-0123456789"
@@ -26,7 +27,7 @@ class Switch:
         self.telemetry = telemetry
         self.calls: list[tuple[str, str]] = []
 
-    def set_mode(self, mode: Mode, by: str) -> None:
+    def set_mode(self, mode: ManagerMode, by: str) -> None:
         self.calls.append((mode, by))
         self.telemetry.set_mode(mode, 1.0, by)
 

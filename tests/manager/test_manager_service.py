@@ -11,6 +11,7 @@ from service_doubles import Cluster
 
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
 from consolidator.domain.types import MigrationOutcome, PowerState
+from consolidator.manager.mode import ManagerMode
 from consolidator.manager.service import ManagerService
 from consolidator.protocol.schemas import VmBody
 
@@ -63,7 +64,7 @@ def test_recommend_applies_nothing_then_auto_consolidates(tmp_path: Path) -> Non
         kinds = {a["kind"] for p in pending for a in p["actions"]}
         assert "migrate" in kinds and "suspend" in kinds
         assert pending[-1]["prediction"]["risk"]["postcopy_moves"] >= 1
-        service.set_mode("auto", by="test")
+        service.set_mode(ManagerMode.AUTO, by="test")
         await run_until(service, lambda: bool(cluster.migrations()) and not service.cluster.in_flight
                         and service.telemetry.vms["vm0"].host != "pm0"
                         and sum(h.state == "on" for h in service.telemetry.hosts.values()) == 2)
