@@ -22,7 +22,7 @@ from typing import Any
 from consolidator.agent.api import procstats
 from consolidator.agent.api.config import AgentConfig
 from consolidator.agent.api.errors import Conflict, Forbidden, NotFound
-from consolidator.agent.hypervisor import DriverError, Hypervisor, MigrationReport, MigrationRequest, VmInfo
+from consolidator.agent.hypervisor import DriverError, Hypervisor, InPostcopy, MigrationReport, MigrationRequest, VmInfo
 from consolidator.agent.power_state import HostPower
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.protocol.eventlog import EventLog
@@ -266,10 +266,8 @@ class HostAgent:
             raise Conflict(f"VM {name!r} is not migrating")
         try:
             await self.driver.cancel_migration(name)
-        except DriverError as exc:
-            if "postcopy" in str(exc):
-                raise Conflict(str(exc)) from exc
-            raise
+        except InPostcopy as exc:
+            raise Conflict(str(exc)) from exc
 
     async def resume_migration(self, name: str, body: ResumeBody) -> None:
         """Source of a paused postcopy: send the rest to where the destination listens again."""

@@ -138,3 +138,8 @@ class Hypervisor(Protocol):
 
 class DriverError(Exception):
     """A VM driver operation failed; wraps the root cause (QMP error, process exit, timeout)."""
+
+
+class InPostcopy(DriverError):
+    """Refused: the migration is in postcopy (the guest runs at the destination, its memory split
+    between both hosts); a postcopy is recovered, never cancelled."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from consolidator.agent.guest import GuestImage, build_guest
 from consolidator.agent.hypervisor import (
     DriverError,
+    InPostcopy,
     MigrationReport,
     MigrationRequest,
     PostcopyFaults,
@@ -259,7 +260,7 @@ class QemuDriver:
             raise DriverError(f"VM {vm!r} is not migrating")
         status = migration_status(await entry.monitor.execute("query-migrate"))
         if status.postcopy:
-            raise DriverError(f"VM {vm!r} is in {status}: the guest runs on the destination and its "
+            raise InPostcopy(f"VM {vm!r} is in {status}: the guest runs on the destination and its "
                               "memory is split between both hosts; a postcopy is recovered, never cancelled")
         await entry.monitor.execute("migrate_cancel")
 
@@ -270,7 +271,7 @@ class QemuDriver:
         """
         entry = self._get(vm)
         mon = entry.monitor
-        done = await mon.wait_event("MIGRATION", timeout_s, status="completed")
+        done = await mon.wait_event("MIGRATION", timeout_s, status=MigrationStatus.COMPLETED)
         entry.incoming = False
         marks = {"completed": done.timestamp_s}
         resume = mon.last("RESUME")
@@ -294,14 +295,15 @@ class QemuDriver:
         marks: dict[str, float] = {}
         if (resume := mon.last("RESUME")) is not None:
             marks["resume"] = resume.timestamp_s
-        if (done := mon.last("MIGRATION", status="completed")) is not None:
+        if (done := mon.last("MIGRATION", status=MigrationStatus.COMPLETED)) is not None:
             marks["completed"] = done.timestamp_s
         return marks
 
     def incoming_failed(self, vm: str) -> bool:
         """True when the incoming migration of ``vm`` failed (e.g. the source cancelled it)."""
         entry = self._get(vm)
-        return entry.monitor.last("MIGRATION", status="failed") is not None or not launch.pid_alive(entry.pid)
+        failed = entry.monitor.last("MIGRATION", status=MigrationStatus.FAILED) is not None
+        return failed or not launch.pid_alive(entry.pid)
 
     # --- guest -----------------------------------------------------------------------------------
 
