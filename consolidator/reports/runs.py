@@ -19,6 +19,7 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from consolidator.domain.errors import UserError
+from consolidator.domain.tomlfile import schema_error
 from consolidator.domain.types import MigrationOutcome, PowerState, Vocabulary
 
 log = logging.getLogger(__name__)
@@ -172,9 +173,7 @@ def load_summary(path: Path) -> RunSummary:
     try:
         return RunSummary.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise UserError(first["msg"], source=str(path), field=field) from exc
+        raise schema_error(exc.errors(), str(path)) from exc
 
 
 def read_json(path: Path) -> Any:

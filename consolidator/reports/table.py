@@ -16,7 +16,7 @@ from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from consolidator.domain.errors import UserError
+from consolidator.domain.tomlfile import schema_error
 from consolidator.reports.runs import read_json
 
 ROW_ORDER = ("none", "ideal", "postcopy", "precopy")
@@ -111,9 +111,7 @@ def load_table(path: Path) -> TableFile:
     try:
         return TableFile.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        raise UserError(first["msg"], source=str(path), field=field) from exc
+        raise schema_error(exc.errors(), str(path)) from exc
 
 
 def _cell(mean: float | None, sd: float | None, fmt: str, with_sd: bool) -> str:
