@@ -26,6 +26,7 @@ from consolidator.agent.hypervisor import MigrationRequest
 from consolidator.agent.qemu import DriverSettings, QemuDriver
 from consolidator.agent.qemu.netlink import ShapedLink
 from consolidator.domain.types import MigrationMethod
+from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import VmConfig
 
 LINK_BYTES_PER_S = 120e6
@@ -60,8 +61,8 @@ async def _measure(root: Path, link: ShapedLink) -> dict[str, float]:
         await src.create_vm(config)
         await asyncio.sleep(2.0)
         uri = await dst.prepare_incoming(config, link.b.address)
-        report = await src.migrate(MigrationRequest("mig", uri, MigrationMethod.POSTCOPY,
-                                                    max_bandwidth_bytes_per_s=LINK_BYTES_PER_S))
+        report = await src.migrate(MigrationRequest("mig", uri, MigrationMethod.POSTCOPY, MigrationOptions(
+            max_bandwidth_bytes_per_s=LINK_BYTES_PER_S)))
         marks = await dst.wait_incoming("mig")
         figures["postcopy_256mib_80mib_s_total_s"] = report.total_s
         figures["postcopy_downtime_s"] = marks["resume"] - report.timeline["stop"]

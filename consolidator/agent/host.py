@@ -206,7 +206,7 @@ class HostAgent:
         if (running is not None and not running.done()) or info.state != VmRunState.RUNNING:
             raise Conflict(f"VM {name!r} is {info.state.value}, needs running and not migrating")
         request = MigrationRequest(vm=name, dst_uri=body.dst_uri, method=body.migration_method,
-                                   **body.options().model_dump())
+                                   options=body.options())
         start = time.time()
         await self.events.append(EventKind.MIGRATION_STARTED, vm=name, src=self.config.name, dst=body.dst_host,
                                  method=request.method, start_wall_s=start)

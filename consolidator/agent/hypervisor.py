@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
-from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.migration import DEFAULT_OPTIONS, MigrationOptions
 from consolidator.protocol.schemas import VmBody, VmConfig, VmRunState, VmStatsView, VmView
 
 
@@ -33,11 +33,7 @@ class MigrationRequest:
     vm: str
     dst_uri: str  # from the destination's prepare_incoming, e.g. "tcp:10.10.0.2:49152"
     method: MigrationMethod
-    max_bandwidth_bytes_per_s: float | None = None
-    downtime_limit_s: float = 0.3
-    timeout_s: float = 60.0
-    on_timeout: OnTimeout = OnTimeout.CANCEL
-    hybrid_precopy_rounds: int = 1  # hybrid: switch to postcopy after this many precopy passes
+    options: MigrationOptions = DEFAULT_OPTIONS  # bandwidth, downtime limit, timeout: as the API got them
 
 
 @dataclass(frozen=True, slots=True)

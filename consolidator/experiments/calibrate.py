@@ -25,7 +25,7 @@ from consolidator.agent.qemu import DriverSettings, QemuDriver
 from consolidator.agent.qemu.netlink import ShapedLink
 from consolidator.domain.types import MIB, MigrationMethod, MigrationOutcome
 from consolidator.models.migration import MigrationParams, OnTimeoutPolicy, estimate
-from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.migration import MigrationOptions, OnTimeout
 from consolidator.protocol.schemas import VmConfig
 
 # vCPU stall per remote fault of vanilla postcopy (no preempt channel), measured here: median block
@@ -133,9 +133,9 @@ async def _one(spec: GridSpec, src: _Host, dst: _Host, name: str, mode: Migratio
     config = next(i.config for i in await src.driver.list_vms() if i.name == name)
     uri = await dst.driver.prepare_incoming(config, dst.address)
     report = await src.driver.migrate(MigrationRequest(
-        vm=name, dst_uri=uri, method=mode, max_bandwidth_bytes_per_s=spec.link_bytes_per_s,
-        downtime_limit_s=spec.downtime_limit_s, timeout_s=spec.timeout_s, on_timeout=OnTimeout.CANCEL,
-        hybrid_precopy_rounds=1))
+        vm=name, dst_uri=uri, method=mode, options=MigrationOptions(
+            max_bandwidth_bytes_per_s=spec.link_bytes_per_s, downtime_limit_s=spec.downtime_limit_s,
+            timeout_s=spec.timeout_s, on_timeout=OnTimeout.CANCEL, hybrid_precopy_rounds=1)))
     moved = report.outcome is MigrationOutcome.COMPLETED
     marks: dict[str, float] = {}
     if moved:

@@ -51,7 +51,7 @@ def test_migration_emits_numbered_started_and_finished(
     assert finished["downtime_s"] is None
     assert _events(client, after=int(finished["seq"])) == []
     request = next(args[0] for name, args in driver.calls if name == "migrate")
-    assert request.timeout_s == 5 and request.method.value == "precopy"
+    assert request.options.timeout_s == 5 and request.method.value == "precopy"
 
 
 def test_long_poll_returns_when_an_event_arrives(client: TestClient) -> None:

@@ -35,5 +35,5 @@ def test_never_postcopy_vm_never_switches_at_its_timeout(tmp_path: Path) -> None
     asyncio.run(go())
     requests = {args[0].vm: args[0] for d in cluster.drivers.values() for name, args in d.calls if name == "migrate"}
     assert isinstance(requests["db"], MigrationRequest) and isinstance(requests["web"], MigrationRequest)
-    assert requests["db"].on_timeout is OnTimeout.CANCEL and requests["db"].method is MigrationMethod.PRECOPY
-    assert requests["web"].on_timeout is OnTimeout.POSTCOPY  # the others keep cluster.toml's choice
+    assert requests["db"].options.on_timeout is OnTimeout.CANCEL and requests["db"].method is MigrationMethod.PRECOPY
+    assert requests["web"].options.on_timeout is OnTimeout.POSTCOPY  # the others keep cluster.toml's choice

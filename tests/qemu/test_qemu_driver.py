@@ -12,6 +12,7 @@ from qemu_support import Pair
 from consolidator.agent.hypervisor import DriverError, MigrationRequest
 from consolidator.agent.qemu import driver_from_config, launch
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
+from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import VmConfig, VmRunState
 
 pytestmark = [pytest.mark.timeout(300)]
@@ -131,8 +132,8 @@ def test_cancel_migration_stops_a_running_precopy(pair: Pair) -> None:
         try:
             await src.create_vm(config)
             uri = await dst.prepare_incoming(config, pair.link.b.address)
-            request = MigrationRequest("cx1", uri, MigrationMethod.PRECOPY, max_bandwidth_bytes_per_s=120e6,
-                                       timeout_s=120.0)
+            request = MigrationRequest("cx1", uri, MigrationMethod.PRECOPY,
+                                       MigrationOptions(max_bandwidth_bytes_per_s=120e6, timeout_s=120.0))
             running = asyncio.create_task(src.migrate(request))
             await asyncio.sleep(3.0)
             assert [i.state for i in await src.list_vms()] == [VmRunState.MIGRATING]

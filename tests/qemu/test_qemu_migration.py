@@ -13,7 +13,7 @@ from qemu_support import LINK_BYTES_PER_S, Pair
 
 from consolidator.agent.hypervisor import MigrationReport, MigrationRequest
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
-from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.migration import MigrationOptions, OnTimeout
 from consolidator.protocol.schemas import VmConfig, VmRunState
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -28,8 +28,9 @@ async def _migrate(pair: Pair, config: VmConfig, request_args: dict[str, object]
         await src.create_vm(config)
         await asyncio.sleep(1.0)  # let the workload dirty memory at its rate
         uri = await dst.prepare_incoming(config, pair.link.b.address)
-        request = MigrationRequest(vm=config.name, dst_uri=uri, max_bandwidth_bytes_per_s=LINK_BYTES_PER_S,
-                                   **request_args)  # type: ignore[arg-type]
+        method = request_args.pop("method")
+        options = MigrationOptions(max_bandwidth_bytes_per_s=LINK_BYTES_PER_S, **request_args)  # type: ignore[arg-type]
+        request = MigrationRequest(vm=config.name, dst_uri=uri, method=method, options=options)  # type: ignore[arg-type]
         report = await src.migrate(request)
         marks = None
         if report.outcome is MigrationOutcome.COMPLETED:

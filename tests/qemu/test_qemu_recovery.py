@@ -22,6 +22,7 @@ from qemu_support import Pair
 from consolidator.agent.hypervisor import MigrationRequest
 from consolidator.agent.qemu.migration import STALL_S
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
+from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import VmConfig, VmRunState
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -63,7 +64,7 @@ def test_postcopy_survives_a_cut_link_and_completes_intact(pair: Pair) -> None:
             uri = await dst.prepare_incoming(config, pair.link.b.address)
             # 20 MB/s: the background copy of 256 MiB takes ~13 s, time enough to cut it midway
             request = MigrationRequest(vm="rc1", dst_uri=uri, method=MigrationMethod.POSTCOPY,
-                                       max_bandwidth_bytes_per_s=20e6)
+                                       options=MigrationOptions(max_bandwidth_bytes_per_s=20e6))
             moving = asyncio.create_task(src.migrate(request, observe))
             await _wait_state(dst, "rc1", VmRunState.POSTCOPY, 30)
             await asyncio.sleep(1.0)

@@ -19,6 +19,7 @@ from qemu_support import Pair
 from consolidator.agent.hypervisor import MigrationRequest
 from consolidator.agent.qemu import DriverSettings, QemuDriver
 from consolidator.domain.types import MigrationMethod, MigrationOutcome
+from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import VmConfig
 
 pytestmark = [pytest.mark.qemu, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -96,7 +97,8 @@ def test_tls_postcopy_completes_and_a_foreign_certificate_is_refused(pair: Pair,
         try:
             await src.create_vm(config)
             uri = await dst.prepare_incoming(config, pair.link.b.address)
-            report = await src.migrate(MigrationRequest("tls1", uri, MigrationMethod.PRECOPY, timeout_s=30))
+            precopy = MigrationRequest("tls1", uri, MigrationMethod.PRECOPY, MigrationOptions(timeout_s=30))
+            report = await src.migrate(precopy)
             assert report.outcome is MigrationOutcome.FAILED, report
             assert [i.name for i in await src.list_vms()] == ["tls1"]
             assert await src.check_pages("tls1") == 0

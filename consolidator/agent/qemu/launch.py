@@ -22,7 +22,7 @@ from pathlib import Path
 from consolidator.agent.guest import GuestImage
 from consolidator.agent.hypervisor import DriverError, MigrationRequest
 from consolidator.domain.types import MigrationMethod
-from consolidator.protocol.migration import OnTimeout
+from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import VmConfig
 
 log = logging.getLogger(__name__)
@@ -155,8 +155,8 @@ def qemu_argv(binary: str, config: VmConfig, image: GuestImage, paths: VmPaths, 
 
 
 def save_migration(paths: VmPaths, request: MigrationRequest, started_s: float) -> None:
-    record = {**dataclasses.asdict(request), "method": request.method.value,
-              "on_timeout": request.on_timeout.value, "started_s": started_s}
+    record = {"vm": request.vm, "dst_uri": request.dst_uri, "method": request.method.value,
+              "options": request.options.model_dump(mode="json"), "started_s": started_s}
     tmp = paths.migration.with_suffix(".tmp")
     tmp.write_text(json.dumps(record, indent=2))
     os.replace(tmp, paths.migration)
@@ -167,12 +167,11 @@ def load_migration(paths: VmPaths) -> tuple[MigrationRequest, float] | None:
     try:
         record = json.loads(paths.migration.read_text())
         started_s = float(record.pop("started_s"))
-        record["method"] = MigrationMethod(record["method"])
-        record["on_timeout"] = OnTimeout(record["on_timeout"])
-        return MigrationRequest(**record), started_s
+        options = MigrationOptions.model_validate(record["options"])
+        return MigrationRequest(record["vm"], record["dst_uri"], MigrationMethod(record["method"]), options), started_s
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, TypeError, KeyError) as exc:
+    except (OSError, ValueError, TypeError, KeyError) as exc:  # pydantic's ValidationError is a ValueError
         log.warning("unreadable migration record %s: %s", paths.migration, exc)
         return None
 

@@ -94,15 +94,16 @@ def capabilities(postcopy: bool, incoming: bool = False, preempt: bool = False) 
 
 
 def uses_postcopy(req: MigrationRequest) -> bool:
-    return req.method in (MigrationMethod.POSTCOPY, MigrationMethod.HYBRID) or req.on_timeout is OnTimeout.POSTCOPY
+    postcopy_methods = (MigrationMethod.POSTCOPY, MigrationMethod.HYBRID)
+    return req.method in postcopy_methods or req.options.on_timeout is OnTimeout.POSTCOPY
 
 
 async def _configure(mon: Monitor, req: MigrationRequest, preempt: bool) -> None:
     caps = capabilities(uses_postcopy(req), preempt=preempt)
     await mon.execute("migrate-set-capabilities", {"capabilities": caps})
-    bw = int(req.max_bandwidth_bytes_per_s or UNLIMITED_BYTES_PER_S)
+    bw = int(req.options.max_bandwidth_bytes_per_s or UNLIMITED_BYTES_PER_S)
     await mon.execute("migrate-set-parameters", {
-        "downtime-limit": max(1, int(req.downtime_limit_s * 1000)),
+        "downtime-limit": max(1, int(req.options.downtime_limit_s * 1000)),
         "max-bandwidth": bw,
         "max-postcopy-bandwidth": bw,
     })
@@ -193,13 +194,13 @@ async def _drive(mon: Monitor, req: MigrationRequest, progress: MigrationProgres
             continue
         in_postcopy = progress.switched_s is not None or status.postcopy
         syncs = int(info.get("ram", {}).get("dirty-sync-count", 0))
-        if req.method is MigrationMethod.HYBRID and not in_postcopy and syncs > req.hybrid_precopy_rounds:
+        if req.method is MigrationMethod.HYBRID and not in_postcopy and syncs > req.options.hybrid_precopy_rounds:
             await _switch_to_postcopy(mon, progress, f"after {syncs - 1} precopy passes")
-        elif not in_postcopy and time.time() - progress.started_s > req.timeout_s:
-            if req.on_timeout is OnTimeout.POSTCOPY:
-                await _switch_to_postcopy(mon, progress, f"timeout {req.timeout_s} s")
+        elif not in_postcopy and time.time() - progress.started_s > req.options.timeout_s:
+            if req.options.on_timeout is OnTimeout.POSTCOPY:
+                await _switch_to_postcopy(mon, progress, f"timeout {req.options.timeout_s} s")
             else:
-                log.info("%s: precopy did not converge in %s s, cancelling", mon.name, req.timeout_s)
+                log.info("%s: precopy did not converge in %s s, cancelling", mon.name, req.options.timeout_s)
                 return await _cancel(mon)
         await asyncio.sleep(POLL_S)
 
