@@ -13,10 +13,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 from pathlib import Path
 
-from consolidator.power.emulators.process import stop_process, wait_until_ready
+from consolidator.power.emulators.process import EmulatedBmc
 
 log = logging.getLogger(__name__)
 
@@ -75,30 +74,19 @@ def build_plugin(out_dir: Path) -> Path:
     return so
 
 
-class IpmiSimBmc:
+class IpmiSimBmc(EmulatedBmc):
     """One ipmi_sim process: user ``username``/``password`` (admin), lanplus on 127.0.0.1:``port``."""
 
     def __init__(self, username: str = "admin", password: str = "secret", watts: float | None = 60.0) -> None:
         if shutil.which("ipmi_sim") is None:
             raise IpmiSimUnavailable("ipmi_sim not found (Debian package openipmi)")
-        self.username = username
-        self.password = password
-        self.dir = Path(tempfile.mkdtemp(prefix="consolidator-bmc-"))
         self.port = _free_udp_port()
-        self._proc: subprocess.Popen[bytes] | None = None
+        super().__init__(username, password, "consolidator-bmc-", watts)
         self.set_power(False)
-        if watts is not None:
-            self.set_watts(watts)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
-
-    def set_watts(self, watts: float) -> None:
-        """What the next DCMI power reading returns (written atomically)."""
-        tmp = self.dir / "watts.tmp"
-        tmp.write_text(f"{watts}\n")
-        tmp.replace(self.dir / "watts")
 
     def set_power(self, on: bool) -> None:
         (self.dir / "power").write_text("1" if on else "0")
@@ -139,16 +127,8 @@ loadlib "{plugin}" "{self.dir / 'watts'}"
     def start(self, timeout_s: float = 10.0) -> IpmiSimBmc:
         """Start ipmi_sim and wait until it answers an authenticated Get Device ID."""
         conf = self._write_config()
-        self._proc = subprocess.Popen(
-            ["ipmi_sim", "-c", str(conf), "-f", str(self.dir / "sim.emu"), "-n", "-s", str(self.dir / "state")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.dir / "ipmi_sim.log", "wb"))
-        try:
-            wait_until_ready(self._proc, self._answers, self.dir / "ipmi_sim.log", f"ipmi_sim on {self.address}",
-                             timeout_s)
-        except RuntimeError:
-            self.stop()
-            raise
-        return self
+        argv = ["ipmi_sim", "-c", str(conf), "-f", str(self.dir / "sim.emu"), "-n", "-s", str(self.dir / "state")]
+        return self._launch(argv, "ipmi_sim.log", f"ipmi_sim on {self.address}", timeout_s)
 
     def _answers(self) -> bool:
         argv = ["ipmitool", "-I", "lanplus", "-C", "3", "-N", "1", "-R", "1", "-H", "127.0.0.1",
@@ -161,14 +141,3 @@ loadlib "{plugin}" "{self.dir / 'watts'}"
         """An unreachable BMC (SIGSTOP: it answers nothing, as behind a firewall), or back (SIGCONT)."""
         if self._proc is not None and self._proc.poll() is None:
             os.kill(self._proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
-
-    def stop(self) -> None:
-        """Stop ipmi_sim (SIGTERM, then SIGKILL) and remove its folder."""
-        stop_process(self._proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> IpmiSimBmc:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

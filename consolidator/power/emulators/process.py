@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Self
 
 
 def wait_until_ready(proc: subprocess.Popen[bytes], ready: Callable[[], bool], log: Path, what: str,
@@ -31,3 +34,51 @@ def stop_process(proc: subprocess.Popen[bytes] | None, grace_s: float = 5.0) -> 
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+class EmulatedBmc:
+    """What every emulated BMC has: a private folder, a watts file its power reading serves, and one
+    subprocess started until it answers and stopped with its folder removed. Subclasses say how to
+    start (``start``, through ``_launch``) and how to tell it answers (``_answers``)."""
+
+    def __init__(self, username: str, password: str, folder_prefix: str, watts: float | None) -> None:
+        self.username = username
+        self.password = password
+        self.dir = Path(tempfile.mkdtemp(prefix=folder_prefix))
+        self._proc: subprocess.Popen[bytes] | None = None
+        if watts is not None:
+            self.set_watts(watts)
+
+    def set_watts(self, watts: float) -> None:
+        """What the next power reading returns (written atomically)."""
+        tmp = self.dir / "watts.tmp"
+        tmp.write_text(f"{watts}\n")
+        tmp.replace(self.dir / "watts")
+
+    def start(self, timeout_s: float = 10.0) -> Self:
+        raise NotImplementedError
+
+    def _answers(self) -> bool:
+        raise NotImplementedError
+
+    def _launch(self, argv: list[str], log_name: str, what: str, timeout_s: float) -> Self:
+        """Start ``argv`` (stderr to ``log_name`` in the folder) and wait until it answers, else stop it."""
+        with open(self.dir / log_name, "wb") as log:
+            self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+        try:
+            wait_until_ready(self._proc, self._answers, self.dir / log_name, what, timeout_s)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the process (SIGTERM, then SIGKILL) and remove the folder."""
+        stop_process(self._proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

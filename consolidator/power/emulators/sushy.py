@@ -7,17 +7,14 @@ driver's own random 1-11 s).
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import bcrypt
 import httpx
 
-from consolidator.power.emulators.process import stop_process, wait_until_ready
+from consolidator.power.emulators.process import EmulatedBmc
 
 SYSTEM_UUID = "27946b59-9e44-4fa7-8e91-f3527a1ef094"
 SYSTEM_NAME = "host0"
@@ -29,28 +26,18 @@ def _free_tcp_port() -> int:
         return int(s.getsockname()[1])
 
 
-class SushyEmulator:
+class SushyEmulator(EmulatedBmc):
     """One sushy-emulator process on 127.0.0.1:``port`` requiring ``username``/``password``."""
 
     def __init__(self, username: str = "admin", password: str = "secret", watts: float | None = 70.0,
                  reset_delay_s: int | None = 1) -> None:
-        self.username = username
-        self.password = password
-        self.dir = Path(tempfile.mkdtemp(prefix="consolidator-redfish-"))
         self.port = _free_tcp_port()
         self.reset_delay_s = reset_delay_s
-        self._proc: subprocess.Popen[bytes] | None = None
-        if watts is not None:
-            self.set_watts(watts)
+        super().__init__(username, password, "consolidator-redfish-", watts)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def set_watts(self, watts: float) -> None:
-        tmp = self.dir / "watts.tmp"
-        tmp.write_text(f"{watts}\n")
-        tmp.replace(self.dir / "watts")
 
     def _write_config(self) -> Path:
         digest = bcrypt.hashpw(self.password.encode(), bcrypt.gensalt(rounds=4)).decode()
@@ -75,16 +62,8 @@ class SushyEmulator:
     def start(self, timeout_s: float = 30.0) -> SushyEmulator:
         """Start the emulator and wait until an authenticated GET of the system succeeds."""
         cfg = self._write_config()
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "consolidator.power.emulators.redfish_power", "--config", str(cfg)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=open(self.dir / "emulator.log", "wb"))
-        try:
-            wait_until_ready(self._proc, self._answers, self.dir / "emulator.log", f"sushy-emulator on {self.url}",
-                             timeout_s)
-        except RuntimeError:
-            self.stop()
-            raise
-        return self
+        argv = [sys.executable, "-m", "consolidator.power.emulators.redfish_power", "--config", str(cfg)]
+        return self._launch(argv, "emulator.log", f"sushy-emulator on {self.url}", timeout_s)
 
     def _answers(self) -> bool:
         try:
@@ -100,13 +79,3 @@ class SushyEmulator:
                       timeout=5.0)
         r.raise_for_status()
         return str(r.json()["PowerState"])
-
-    def stop(self) -> None:
-        stop_process(self._proc)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> SushyEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
