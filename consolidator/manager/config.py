@@ -62,7 +62,7 @@ from consolidator.manager.mode import ManagerMode
 from consolidator.policies.registry import make_policy
 from consolidator.power.config import PowerConfig, power_config_from
 from consolidator.power.meters import split_address
-from consolidator.protocol.guards import MIN_TOKEN_CHARS
+from consolidator.protocol.guards import read_token
 from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import NAME_PATTERN
 
@@ -246,18 +246,6 @@ class ClusterConfig(_Strict):
             specs.append(HostSpec(name, h.role, cores=h.cores, mem_mib=h.mem_mib, power=profile,
                                   core_speed=h.core_speed))
         return specs
-
-
-def read_token(path: Path, source: str, field: str) -> str:
-    """A bearer token from its file (stripped); unreadable or short -> UserError naming the field."""
-    try:
-        token = path.read_text().strip()
-    except OSError as exc:
-        raise UserError(f"cannot read {path}: {exc.strerror}", source=source, field=field) from exc
-    if len(token) < MIN_TOKEN_CHARS:
-        raise UserError(f"token in {path} must have at least {MIN_TOKEN_CHARS} characters",
-                        source=source, field=field)
-    return token
 
 
 def parse_cluster_config(data: dict[str, Any], source: str) -> ClusterConfig:

@@ -18,8 +18,9 @@ from typing import Any
 import uvicorn
 
 from consolidator.manager.api import create_app
-from consolidator.manager.config import ClusterConfig, read_token
+from consolidator.manager.config import ClusterConfig
 from consolidator.manager.service import ManagerService
+from consolidator.protocol.guards import read_token
 
 log = logging.getLogger(__name__)
 

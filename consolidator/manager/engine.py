@@ -25,8 +25,9 @@ import httpx
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import MigrationMethod
 from consolidator.manager.client import AgentClient, AgentEndpoint, AgentError
-from consolidator.manager.config import AgentHost, read_token
+from consolidator.manager.config import AgentHost
 from consolidator.manager.leash import MigrationLeash
+from consolidator.protocol.guards import read_token
 from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import (
     EventsView,

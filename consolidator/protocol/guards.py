@@ -6,6 +6,7 @@ huge, or NaN that JSON cannot carry)."""
 from __future__ import annotations
 
 import hmac
+from pathlib import Path
 from typing import Any
 
 from fastapi import HTTPException, Request
@@ -13,8 +14,24 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from consolidator.domain.errors import UserError
+
 MIN_TOKEN_CHARS = 16  # a bearer token shorter than this is refused at configuration
 MAX_BODY_BYTES = 1 << 20  # every body of these APIs is a few hundred bytes
+
+
+def read_token(path: Path, source: str, field: str) -> str:
+    """A bearer token from its file (stripped); unreadable, not text or short -> UserError naming the field."""
+    try:
+        token = path.read_text().strip()
+    except OSError as exc:
+        raise UserError(f"cannot read token file {path}: {exc.strerror}", source=source, field=field) from exc
+    except UnicodeDecodeError as exc:
+        raise UserError(f"token file {path} is not text", source=source, field=field) from exc
+    if len(token) < MIN_TOKEN_CHARS:
+        raise UserError(f"token in {path} must have at least {MIN_TOKEN_CHARS} characters",
+                        source=source, field=field)
+    return token
 
 
 def error(status_code: int, detail: str) -> JSONResponse:

@@ -112,4 +112,5 @@ def test_agent_check_prints_the_resolved_config_and_hides_the_token(tmp_path: Pa
     config.write_text('name = "pm7"\ntoken_file = "/nonexistent/token"\n')
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr.strip() == f"error: {config}: token_file: cannot read token file: No such file or directory"
+    assert done.stderr.strip() == (f"error: {config}: token_file: cannot read token file /nonexistent/token: "
+                                  "No such file or directory")

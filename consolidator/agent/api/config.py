@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from consolidator.domain.errors import UserError
 from consolidator.domain.tomlfile import read_toml, schema_error
 from consolidator.domain.types import PowerProfile, SleepMode
-from consolidator.protocol.guards import MIN_TOKEN_CHARS
+from consolidator.protocol.guards import MIN_TOKEN_CHARS, read_token
 from consolidator.protocol.schemas import NAME_PATTERN
 
 MAX_CONFIG_BYTES = 1 << 20
@@ -146,17 +146,7 @@ class AgentConfig(BaseModel):
         if self.token is not None:
             return self.token
         assert self.token_file is not None
-        try:
-            token = self.token_file.read_text().strip()
-        except OSError as exc:
-            raise UserError(f"cannot read token file: {exc.strerror}", source=source,
-                            field="token_file") from exc
-        except UnicodeDecodeError as exc:
-            raise UserError("token file is not text", source=source, field="token_file") from exc
-        if len(token) < MIN_TOKEN_CHARS:
-            raise UserError(f"token must have at least {MIN_TOKEN_CHARS} characters",
-                            source=str(self.token_file), field="token")
-        return token
+        return read_token(self.token_file, source, "token_file")
 
 
 def parse_config(data: dict[str, Any], source: str) -> AgentConfig:
