@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 FloatArray = npt.NDArray[np.float64]
 StrArray = npt.NDArray[np.str_]
 W = TypeVar("W", bound=Vocabulary)
+M = TypeVar("M", bound=BaseModel)
 
 HOST_COLUMNS = ("t_s", "host", "role", "state", "cpu_demand", "cpu_served", "cpu_unserved", "watts", "n_vms")
 VM_COLUMNS = ("t_s", "vm", "host", "demand", "served", "load_avg", "migrating")
@@ -169,9 +170,14 @@ def _common_times(hosts: Any) -> FloatArray:
 
 def load_summary(path: Path) -> RunSummary:
     """Parse and validate ``summary.json``."""
+    return read_model(path, RunSummary)
+
+
+def read_model(path: Path, model: type[M]) -> M:
+    """A JSON file validated as ``model``; a malformed one is a UserError naming the file and field."""
     data = read_json(path)
     try:
-        return RunSummary.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise schema_error(exc.errors(), str(path)) from exc
 

@@ -11,13 +11,12 @@ import html
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from rich import box
 from rich.markup import escape
 from rich.table import Table
 
-from consolidator.domain.tomlfile import schema_error
-from consolidator.reports.runs import read_json
+from consolidator.reports.runs import read_model
 
 ROW_ORDER = ("none", "ideal", "postcopy", "precopy")
 DASH = "—"
@@ -107,11 +106,7 @@ RICH_HEADER = ("energy to\ncomplete Ws", "gap\nremoved %", "delay\np95 s", "wind
 
 def load_table(path: Path) -> TableFile:
     """Parse and validate a table.json; a malformed one is a UserError naming the file and field."""
-    data = read_json(path)
-    try:
-        return TableFile.model_validate(data)
-    except ValidationError as exc:
-        raise schema_error(exc.errors(), str(path)) from exc
+    return read_model(path, TableFile)
 
 
 def _cell(mean: float | None, sd: float | None, fmt: str, with_sd: bool) -> str:
