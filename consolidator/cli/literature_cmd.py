@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from consolidator.cli.choices import Method
 from consolidator.domain.errors import UserError
 
 if TYPE_CHECKING:
@@ -31,12 +32,6 @@ class SweepProfile(enum.Enum):
     cloudsim = "cloudsim"
     realistic = "realistic"
     compare = "compare"
-
-
-class Method(enum.Enum):
-    precopy = "precopy"
-    postcopy = "postcopy"
-    hybrid = "hybrid"
 
 
 TracesOpt = Annotated[Path | None, typer.Option(

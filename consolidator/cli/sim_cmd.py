@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from consolidator.cli.choices import Method
 from consolidator.domain.errors import UserError
 
 if TYPE_CHECKING:
@@ -22,12 +23,6 @@ class Experiment(enum.Enum):
     all = "all"
     simple = "simple"
     complex = "complex"
-
-
-class Method(enum.Enum):
-    precopy = "precopy"
-    postcopy = "postcopy"
-    hybrid = "hybrid"
 
 
 def _console() -> Console:
