@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from consolidator.domain.types import MigrationMethod
-from consolidator.experiments.calibrate import LOAD_PER_DIRTY_MIB_S, GridSpec, run_grid
+from consolidator.experiments.calibrate import CALIBRATION_LOAD, GridSpec, run_grid
 from consolidator.experiments.libvirt_testbed import Testbed
 from consolidator.protocol.migration import MigrationOptions
 from consolidator.protocol.schemas import VmConfig
@@ -95,7 +95,7 @@ async def _libvirt_rows(bed: Testbed, dirty: float, settle_s: float) -> list[Row
 
 def libvirt_rows(dirty: float, settle_s: float) -> list[Row]:
     with Testbed(("A", "B"), tag=str(60000 + os.getpid() % 9000)) as bed:
-        bed.create_guest("A", VmConfig("vm0", 256, load=min(1.0, dirty * LOAD_PER_DIRTY_MIB_S), dirty_mib_s=dirty))
+        bed.create_guest("A", VmConfig("vm0", 256, load=CALIBRATION_LOAD, dirty_mib_s=dirty))  # as the grid's guest
         return asyncio.run(_libvirt_rows(bed, dirty, settle_s))
 
 
