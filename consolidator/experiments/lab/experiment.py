@@ -20,6 +20,7 @@ from consolidator.experiments.runs import write_run
 from consolidator.manager.client import AgentClient, AgentError
 from consolidator.manager.cluster import Waker
 from consolidator.manager.config import ClusterConfig, load_cluster_config, parse_cluster_config
+from consolidator.manager.engine import Engine
 from consolidator.manager.service import Hooks, ManagerService
 from consolidator.protocol.schemas import VmBody
 from consolidator.sim.engine import RunResult
@@ -205,10 +206,12 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
 async def run_service(config: ClusterConfig, sc: Scenario, scale: LabScale, method: MigrationMethod,
                       out_dir: Path, power_states: dict[str, PowerState], params: dict[str, object],
                       waker: Waker | None = None, send: LoadSender | None = None,
-                      connect_s: float = 0.0) -> tuple[RunResult, LabRecorder]:
+                      connect_s: float = 0.0, engines: dict[str, Engine] | None = None,
+                      ) -> tuple[RunResult, LabRecorder]:
     """The manager service over a prepared lab (its guests booted where ``sc`` places them): runs
     ``sc`` to its end, records it, writes its run folder. ``params``: extra run parameters recorded;
-    ``connect_s``: time the service gets before its warm-up to reach the hosts (its clock runs meanwhile)."""
+    ``connect_s``: time the service gets before its warm-up to reach the hosts (its clock runs meanwhile);
+    ``engines``: the service's (default: built from ``config``)."""
     recorder = LabRecorder(sc, method, power_states)
     load_before = os.getloadavg()[0]  # the machine is shared: its load explains starved guests
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +219,7 @@ async def run_service(config: ClusterConfig, sc: Scenario, scale: LabScale, meth
         (out_dir / stale).unlink(missing_ok=True)
     hooks = Hooks(warmup_s=WARMUP_PERIODS * sc.tick_s + connect_s, on_warm=lambda now, polled: recorder.warm(polled),
                   waker=waker)
-    service = ManagerService(config, hooks=hooks)
+    service = ManagerService(config, engines, hooks=hooks)
     hooks.meters = {h.name: LabHostMeter(recorder, h.name, lambda: service.latest_polled) for h in sc.hosts}
     loads = LoadDriver(service, sc, scale, send)
     hooks.before_tick = loads.before_tick

@@ -6,7 +6,8 @@ pid-tagged names and subnet, so it never meets the agent lab's ``clab-*`` resour
 like the agent lab's. The guests are libvirt domains of the project's test guest with a disk in a
 shared image folder and a virtio NIC. The manager service
 drives them through ``LibvirtEngine`` (``driver = "libvirt"`` hosts, ``emulated``: a host "suspends"
-by freezing its libvirtd, SIGSTOP, and wakes by SIGCONT — argv commands, as cluster.toml gives them);
+by freezing its libvirtd, SIGSTOP, and wakes by SIGCONT; the hosts the scenario starts suspended are
+suspended so before the run, through the service's own engines — argv commands, as cluster.toml gives them);
 the scenario's loads go to each guest's workload generator through its control socket.
 
 The guests are not capped: a private libvirtd here gets no CPU cgroup (libvirt 11.3 refuses cputune
@@ -30,6 +31,7 @@ from consolidator.experiments.lab.record import LabRecorder
 from consolidator.experiments.lab.scale import LabScale, host_names, load_at
 from consolidator.experiments.libvirt_testbed import Testbed
 from consolidator.manager.config import parse_cluster_config
+from consolidator.manager.engine import make_engine
 from consolidator.protocol.schemas import VmBody, VmConfig
 from consolidator.sim.engine import RunResult
 from consolidator.sim.scenario import Scenario
@@ -103,7 +105,8 @@ class LibvirtLab:
 
     async def prepare(self, scale: LabScale) -> dict[str, PowerState]:
         """Every host awake and empty; the guests booted idle where the scenario places them, then given
-        their loads; the hosts left without guests suspended (the simulator starts them so)."""
+        their loads. Returns the power state each host starts the run in (the simulator's: the hosts
+        without guests suspended), which ``run_live`` sets through the service's engines."""
         sc = self.sc
         await asyncio.to_thread(self.bed.reset)
         await asyncio.gather(*(asyncio.to_thread(self.bed.create_guest, sc.placement[v.name],
@@ -111,12 +114,8 @@ class LibvirtLab:
         for j, v in enumerate(sc.vms):
             await self.set_load(sc.placement[v.name], vm_body(sc, j, load_at(sc.schedules[j], 0.0), scale))
         used = set(sc.placement.values())
-        states = {h: PowerState.ON if h in used else PowerState.SUSPENDED for h in self.bed.names}
-        for h, state in states.items():
-            if state is PowerState.SUSPENDED:
-                self.bed.freeze(h)
         await asyncio.sleep(BOOT_SETTLE_S)
-        return states
+        return {h: PowerState.ON if h in used else PowerState.SUSPENDED for h in self.bed.names}
 
     async def run_live(self, scale: LabScale, method: MigrationMethod,
                        out_dir: Path) -> tuple[RunResult, LabRecorder]:
@@ -127,9 +126,15 @@ class LibvirtLab:
                             out_dir, source)
         params = {"engine": "libvirt", "link_bytes_per_s": self.link_bytes_per_s,
                   "manager": "consolidator manager service over libvirt hosts (LibvirtEngine)"}
+        # the empty hosts are suspended through the engines the service will use, so that they know
+        # it: a frozen libvirtd does not answer, and an engine that does not know why counts it failed
+        engines = {name: make_engine(name, host, config.leash()) for name, host in config.hosts.items()}
         try:
+            for host, state in power_states.items():
+                if state is PowerState.SUSPENDED:
+                    await engines[host].suspend()
             return await run_service(config, self.sc, scale, method, out_dir, power_states, params,
-                                     send=self.set_load, connect_s=CONNECT_S)
+                                     send=self.set_load, connect_s=CONNECT_S, engines=engines)
         finally:  # a connection attempt to a frozen ("suspended") daemon returns once it is thawed
             for host in self.bed.names:
                 self.bed.wake(host)

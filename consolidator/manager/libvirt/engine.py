@@ -98,6 +98,7 @@ class LibvirtEngine:
         self._incoming: dict[str, dict[str, float]] = {}  # vm -> marks on this host as a destination
         self._arriving: set[str] = set()  # incoming moves started here (lifecycle) and not yet ended
         self._power = PowerState.ON
+        self._node = (0.0, 0.0)  # cores and MiB of memory, as libvirtd last said (for an asleep emulated host)
         self.results: dict[str, MoveResult] = {}  # each VM's last move from here, with libvirt's statistics
         self._last_probe = 0.0
         self._tasks: set[concurrent.futures.Future[Any]] = set()
@@ -135,7 +136,7 @@ class LibvirtEngine:
             return
         self._bind()
         if self._connecting is None or self._connecting.done():
-            self._connecting = asyncio.ensure_future(asyncio.to_thread(self.link.open))
+            self._connecting = _in_own_thread(self.link.open, f"connect-{self.host}")
         try:
             await asyncio.wait_for(asyncio.shield(self._connecting), timeout_s)
         except TimeoutError as exc:
@@ -185,6 +186,7 @@ class LibvirtEngine:
         read = self._reader.read(conn, 0.0, moving=moving)
         info = conn.getInfo()
         mem_total = float(info[1])
+        self._node = (float(info[2]), mem_total)
         vms = [VmStatsView(name=v.vm, cpu_load=v.cpu_load, dirty_bytes_per_s=v.dirty_bytes_per_s, mem_mib=0,
                            cpu_quota=None, quota_load=None, guest_load=None, load_pending=False)
                for v in read.vms]
@@ -197,6 +199,12 @@ class LibvirtEngine:
     async def host_stats(self) -> HostStatsView:
         if self._power is not PowerState.ON:
             await self._probe()
+        if self._power is PowerState.SUSPENDED and self.settings.emulated:
+            # it put the host to sleep: answers for it, as an emulated agent does (a real host's sleep
+            # is seen as silence, and the manager knows why)
+            return HostStatsView(host=self.host, t_wall_s=time.time(), power_state=PowerState.SUSPENDED,
+                                 emulated=True, cores=self._node[0], cpu_load=0.0, proc_cpu_load=0.0,
+                                 mem_total_mib=self._node[1], mem_used_mib=0.0, watts=None, vms=[])
         self._require_on("host stats")  # still asleep: the poller counts the host as not answering
         result: HostStatsView = await self._call("host stats", self._stats)
         return result
@@ -342,6 +350,8 @@ class LibvirtEngine:
         running = [d.name() for d in self.link.conn.listAllDomains(libvirt.VIR_CONNECT_LIST_DOMAINS_ACTIVE)]
         if running:
             raise AgentError(self.host, "suspend", 409, f"domains running: {', '.join(sorted(running))}")
+        info = self.link.conn.getInfo()
+        self._node = (float(info[2]), float(info[1]))
         self._set_power(PowerState.SUSPENDING)
         try:
             if self.settings.suspend_command:
@@ -396,6 +406,36 @@ class LibvirtEngine:
         for job in jobs:
             job.cancel()
         await asyncio.to_thread(self.link.close)
+
+
+def _in_own_thread(fn: Any, name: str) -> asyncio.Future[Any]:
+    """``fn()`` in a daemon thread of its own, not asyncio's shared pool: a connection attempt to a
+    host that never answers (a frozen libvirtd) must not take one of the pool's few workers for good —
+    with a few such hosts the pool ran dry and every other host's calls waited behind them."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, exc: BaseException | None) -> None:
+        if fut.done():
+            return
+        if exc is not None:
+            fut.set_exception(exc)
+        else:
+            fut.set_result(result)
+
+    def run() -> None:
+        result, error = None, None
+        try:
+            result = fn()
+        except Exception as exc:  # handed to the awaiting coroutine
+            error = exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    return fut
 
 
 def _run(argv: tuple[str, ...], what: str, timeout_s: float = 60.0) -> None:
