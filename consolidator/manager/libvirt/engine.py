@@ -48,6 +48,7 @@ from consolidator.protocol.schemas import (
 log = logging.getLogger(__name__)
 
 PROBE_S = 2.0  # a suspended host is probed at most this often (through host_stats)
+PROBE_WAIT_S = 0.05  # host_stats waits this long for a probe; a slower answer is seen at the next probe
 CALL_TIMEOUT_S = 15.0  # a host that does not answer a call in this time counts as unreachable
 COMMAND_TIMEOUT_S = 150.0  # suspend and wake run a command (up to 60 s) and wait for the host
 WAKE_ANSWER_S = 80.0  # after the wake command, until libvirtd answers
@@ -147,7 +148,7 @@ class LibvirtEngine:
     def _emit(self, kind: EventKind, **fields: Any) -> None:
         """Append an event from any thread."""
         loop = self._loop
-        if loop is None:
+        if loop is None or loop.is_closed():  # a move that ended after its manager stopped
             return
         fut = asyncio.run_coroutine_threadsafe(self._log.append(kind, **fields), loop)
         self._tasks.add(fut)
@@ -214,8 +215,8 @@ class LibvirtEngine:
         if self._power is not PowerState.SUSPENDED or time.monotonic() - self._last_probe < PROBE_S:
             return
         self._last_probe = time.monotonic()
-        try:
-            await self._connect_once(2.0)
+        try:  # an attempt runs in its own thread; waiting for it here would stall the manager's period
+            await self._connect_once(PROBE_WAIT_S)
         except AgentError:
             return
         self._set_power(PowerState.ON, "libvirtd answers again")
@@ -414,6 +415,7 @@ def _in_own_thread(fn: Any, name: str) -> asyncio.Future[Any]:
     with a few such hosts the pool ran dry and every other host's calls waited behind them."""
     loop = asyncio.get_running_loop()
     fut: asyncio.Future[Any] = loop.create_future()
+    fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # an attempt nobody awaits any more
 
     def settle(result: Any, exc: BaseException | None) -> None:
         if fut.done():
