@@ -62,9 +62,11 @@ def test_lab_run_through_libvirt_compares_with_the_simulator(tmp_path: Path) -> 
     comparisons = json.loads((out / "comparison.json").read_text())
     assert [(c["method"], c["engine"]) for c in comparisons] == [("postcopy", "libvirt")] * 2
     first = comparisons[0]
-    events = {e["event"]: e for e in first["events"]}
+    # the story's first steps are paired in both timelines (a busy machine may add live moves later:
+    # the guests' loads are libvirt's measure of their QEMU, emulation included)
+    firsts = {e["event"]: e for e in first["events"] if e["n"] == 1}
     for key in ("migration start vm0 pm1 pm0", "migration end vm0 pm1 pm0 completed", "host suspended pm1"):
-        assert events[key]["live_s"] is not None and events[key]["sim_s"] is not None, (key, first["events"])
+        assert firsts[key]["live_s"] is not None and firsts[key]["sim_s"] is not None, (key, first["events"])
     summary = json.loads((out / "live" / "postcopy" / "summary.json").read_text())
     assert summary["params"]["engine"] == "libvirt" and summary["params"]["errors"] == []
     assert "Live runs through: libvirt" in (out / "comparison.md").read_text()

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from consolidator.domain.types import MigrationMethod, PowerState
-from consolidator.experiments.lab.experiment import BOOT_SETTLE_S, run_config, run_service, vm_body
+from consolidator.experiments.lab.experiment import run_config, run_service, vm_body
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.experiments.lab.record import LabRecorder
 from consolidator.experiments.lab.scale import LabScale, host_names, load_at
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 # Before its warm-up, the service connects to every libvirtd and reads their first statistics: seconds
 # under TCG on a busy machine (the scenario's clock must not start meanwhile)
 CONNECT_S = 5.0
+# A VM's load here is its QEMU's CPU (libvirt's cpu.time), not the guest's own reading: a freshly
+# booted guest still busy filling its memory reads as loaded for seconds (a light VM was sent to a
+# Server at t = 0.6 s after the agent lab's 3 s settle), so the guests settle longer before the run
+SETTLE_S = 12.0
 
 
 class LabNetworkHosts:
@@ -114,7 +118,7 @@ class LibvirtLab:
         for j, v in enumerate(sc.vms):
             await self.set_load(sc.placement[v.name], vm_body(sc, j, load_at(sc.schedules[j], 0.0), scale))
         used = set(sc.placement.values())
-        await asyncio.sleep(BOOT_SETTLE_S)
+        await asyncio.sleep(SETTLE_S)
         return {h: PowerState.ON if h in used else PowerState.SUSPENDED for h in self.bed.names}
 
     async def run_live(self, scale: LabScale, method: MigrationMethod,
