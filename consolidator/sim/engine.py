@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -77,13 +78,30 @@ def _truncate(rec: RunRecord, k: int) -> None:
 
 @dataclass
 class RunResult:
+    """One run (simulated or live): its scenario, per-tick record, typed summary, and the keys that
+    summary.json adds to the summary's own (the run's params, the controller's deferred moves)."""
+
     scenario: Scenario
-    policy: str
-    method: MigrationMethod
-    seed: int
-    summary: dict[str, Any]  # totals.as_json(...) with the run's params: summary.json
     record: RunRecord
     totals: RunSummary
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def policy(self) -> str:
+        return self.totals.identity.policy
+
+    @property
+    def method(self) -> MigrationMethod:
+        return self.totals.identity.migration
+
+    @property
+    def seed(self) -> int:
+        return self.totals.identity.seed
+
+    @functools.cached_property
+    def summary(self) -> dict[str, Any]:
+        """summary.json (docs/run-format.md)."""
+        return self.totals.as_json(self.extra)
 
 
 class Simulation:
@@ -159,8 +177,8 @@ class Simulation:
         _truncate(rec, k)
         identity = RunIdentity(sc.name, self.policy.name, self.method, self.seed, dt)
         totals = meter.finish(identity, rec.migrations, rec.power_events, self._work(backlog_end_units))
-        summary = totals.as_json({"controller_deferred": self.loop.controller.rejected, "params": self._params()})
-        return RunResult(sc, self.policy.name, self.method, self.seed, summary, rec, totals)
+        return RunResult(sc, rec, totals, {"controller_deferred": self.loop.controller.rejected,
+                                           "params": self._params()})
 
     def _deliver(self, rec: RunRecord) -> None:
         """Hand every queued world event to the control loop, including those its reactions cause."""

@@ -194,7 +194,7 @@ class LabRecorder:
             migrations=list(self.migrations), power_events=list(self.power_events),
         )
         totals = self._summary(record, policy)
-        return RunResult(self.scenario, policy, self.method, 0, totals.as_json(extra_summary), record, totals)
+        return RunResult(self.scenario, record, totals, extra_summary)
 
     def _summary(self, rec: RunRecord, policy: str) -> RunSummary:
         """The simulator's summary (models.summary) from the recorded rows; a row's interval runs to the
