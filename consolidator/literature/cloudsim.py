@@ -58,8 +58,8 @@ class RunResult:
     host_shutdowns: int
     vms: int
     vms_finished: int
-    cancelled_migrations: int
-    extra_energy_kwh: float
+    cancelled_migrations: int  # always 0 (CloudSim's migrations complete); kept in the --json keys
+    extra_energy_kwh: float  # always 0 (no migration power in CloudSim); kept in the --json keys
     wall_s: float
     sleep_energy_kwh: float = 0.0  # always 0 (CloudSim's idle hosts draw nothing); kept in the --json keys
 
@@ -95,14 +95,11 @@ def run_policy(trace: Trace, policy: LiteraturePolicy, setup: CloudSimSetup | No
     if longest >= trace.interval_s:
         raise UserError(f"a migration can take {longest:.1f} s, not shorter than the trace's {trace.interval_s:g} s "
                         "interval: the model needs migrations to end before the next update", source=trace.source)
-    # the engine's per-VM migration cost tables stay empty: CloudSim's RAM / rate, no extra energy
-    no_costs = np.zeros((0, 101))
     init = np.array([setup.host_ram_mb, setup.host_bw_kbit_s, setup.vm_bw_kbit_s])
     kinds = host_kinds(pe, table)
     acc = simulate(hosts, vms, policy.detector_code, policy.parameter, policy.selector_code,
-                   setup.migration_mb_per_s, trace.interval_s, trace.steps - 1, rand,
-                   no_costs, no_costs, np.zeros((0, 101), np.bool_), init, kinds, int(kinds.max()) + 1,
-                   0.0, policy.baseline is None)
+                   setup.migration_mb_per_s, trace.interval_s, trace.steps - 1, rand, init, kinds,
+                   int(kinds.max()) + 1, policy.baseline is None)
     return np.asarray(acc)
 
 
@@ -132,6 +129,6 @@ def make_result(acc: np.ndarray, trace: Trace, policy: LiteraturePolicy, day: st
         migration=migration, energy_kwh=energy_kwh, migrations=int(acc[state.MIGRATIONS]),
         slatah_pct=100 * slatah, pdm_pct=100 * pdm, slav=slav, esv=energy_kwh * slav,
         host_shutdowns=int(acc[state.SHUTDOWNS]), vms=len(trace.vm_names),
-        vms_finished=int(acc[state.REMOVED]), cancelled_migrations=int(acc[state.CANCELLED]),
-        extra_energy_kwh=acc[state.EXTRA_WS] / 3.6e6, wall_s=wall_s,
+        # CloudSim's migrations always complete and draw no extra power: these keys stay 0 in --json
+        vms_finished=int(acc[state.REMOVED]), cancelled_migrations=0, extra_energy_kwh=0.0, wall_s=wall_s,
     )

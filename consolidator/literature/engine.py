@@ -12,8 +12,6 @@ import numpy as np
 from consolidator.literature.state import commit_all, update_all, update_hosts
 from consolidator.policies.literature._compile import jit
 from consolidator.policies.literature.arrays import (
-    CANCELLED,
-    EXTRA_WS,
     F8,
     I8,
     MIGRATIONS,
@@ -40,24 +38,22 @@ def _start(hs: Hosts, vs: Vms, v: int, dst: int, t: float, interval: float, acc:
 
 
 @jit
-def _finish(hs: Hosts, vs: Vms, v: int, dst: int, cancelled: bool) -> None:
+def _finish(hs: Hosts, vs: Vms, v: int, dst: int) -> None:
     """Datacenter.processVmMigrate: the VM leaves its host and is created anew at the target."""
     list_remove(hs, dst, v)
-    if not cancelled:
-        list_remove(hs, vs.host[v], v)
-        list_append(hs, dst, v)
-        vs.host[v] = dst
+    list_remove(hs, vs.host[v], v)
+    list_append(hs, dst, v)
+    vs.host[v] = dst
     vs.mig[v] = False
 
 
 @jit
 def _run_events(hs: Hosts, vs: Vms, t: float, count: int, out_vm: I8, out_dst: I8, dur: F8,
-                cancel: np.ndarray, extra_w: F8, interval: float, acc: F8) -> None:
+                interval: float, acc: F8) -> None:
     """Migration completions in time order (ties in start order), as CloudSim's event queue runs them."""
     ends = np.empty(count)
     for i in range(count):
         ends[i] = t + dur[i]
-        acc[EXTRA_WS] += extra_w[i] * dur[i]
     order = np.argsort(ends, kind="mergesort")
     i = 0
     while i < count:
@@ -65,25 +61,20 @@ def _run_events(hs: Hosts, vs: Vms, t: float, count: int, out_vm: I8, out_dst: I
         update_all(hs, vs, tau, interval, False, acc)
         while i < count and ends[order[i]] == tau:
             j = order[i]
-            _finish(hs, vs, out_vm[j], out_dst[j], cancel[j])
-            if cancel[j]:
-                acc[CANCELLED] += 1.0
+            _finish(hs, vs, out_vm[j], out_dst[j])
             i += 1
         update_all(hs, vs, tau, interval, False, acc)
 
 
 @jit
 def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rate: float,
-             interval: float, n_updates: int, rand: F8, dur_table: F8, extra_table: F8,
-             cancel_table: np.ndarray, init: F8, kind_of: I8, n_kinds: int, wake_s: float,
+             interval: float, n_updates: int, rand: F8, init: F8, kind_of: I8, n_kinds: int,
              consolidate: bool) -> F8:
     """Run the whole trace; returns the accumulator array (energy, SLA integrals, counts).
 
-    ``dur_table``/``extra_table``/``cancel_table`` (VM x 101 utilisation percent) give each migration's
-    duration, extra energy (W over its duration) and whether it is cancelled; an empty ``dur_table``
-    means CloudSim's RAM / ``mig_rate`` with no extra energy and no cancellation. ``wake_s`` is added
-    to a migration whose target was unused (asleep) when it started (0 in CloudSim). Without
-    ``consolidate``: first-fit placement and no migrations (CloudSim's DVFS baseline).
+    A migration lasts RAM / ``mig_rate`` and always completes (CloudSim's model; migrations that cost
+    time and energy and may fail are the simulator's, ``sim/``). Without ``consolidate``: first-fit
+    placement and no migrations (CloudSim's DVFS baseline).
     """
     acc = np.zeros(N_ACC)
     n_hosts = hs.n.shape[0]
@@ -106,22 +97,11 @@ def simulate(hs: Hosts, vs: Vms, kind: int, param: float, selector: int, mig_rat
             count = plan_moves(hs, vs, kind, param, selector, mig_rate, interval, rand, acc, out_vm, out_dst,
                                kind_of, n_kinds, blocked, -1)
         dur = np.empty(count)
-        extra = np.zeros(count)
-        cancel = np.zeros(count, np.bool_)
         for i in range(count):
-            v = out_vm[i]
-            if dur_table.shape[0] == 0:
-                dur[i] = vs.ram[v] / mig_rate
-            else:
-                pct = min(100, max(0, int(round(vs.hist[v, 0] * 100))))
-                dur[i] = dur_table[v, pct]
-                extra[i] = extra_table[v, pct]
-                cancel[i] = cancel_table[v, pct]
-            if hs.util[out_dst[i]] == 0.0:
-                dur[i] += wake_s
+            dur[i] = vs.ram[out_vm[i]] / mig_rate
         for i in range(count):
             _start(hs, vs, out_vm[i], out_dst[i], t, interval, acc)
-        _run_events(hs, vs, t, count, out_vm, out_dst, dur, cancel, extra, interval, acc)
+        _run_events(hs, vs, t, count, out_vm, out_dst, dur, interval, acc)
     commit_all(hs, acc)
     return acc
 

@@ -15,9 +15,7 @@ from consolidator.policies.literature._compile import jit, jit_inline
 from consolidator.policies.literature.arrays import (
     ACTIVE_S,
     B1,
-    CANCELLED,
     ENERGY_WS,
-    EXTRA_WS,
     F8,
     I8,
     LAST_T,
@@ -41,7 +39,7 @@ from consolidator.policies.literature.arrays import (
 from consolidator.policies.literature.power import clamp_utilisation, interval_energy_ws
 
 __all__ = [
-    "ACTIVE_S", "CANCELLED", "ENERGY_WS", "EXTRA_WS", "LAST_T", "MIGRATIONS", "N_ACC", "RAND_POS", "REMOVED",
+    "ACTIVE_S", "ENERGY_WS", "LAST_T", "MIGRATIONS", "N_ACC", "RAND_POS", "REMOVED",
     "SHUTDOWNS", "TICK", "VIOL_S", "VM_ALLOC", "VM_REQ", "VM_UNDER_MIG", "Hosts", "Vms", "list_append",
     "list_remove", "new_hosts", "new_vms",
 ]
