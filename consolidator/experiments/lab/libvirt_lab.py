@@ -24,6 +24,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from consolidator.agent.hypervisor import DriverError
 from consolidator.domain.types import MigrationMethod, PowerState
 from consolidator.experiments.lab.experiment import run_config, run_service, vm_body
 from consolidator.experiments.lab.network import LabNetwork
@@ -104,8 +105,12 @@ class LibvirtLab:
         return path
 
     async def set_load(self, host: str, body: VmBody) -> None:
-        """The guest's control socket on ``host`` (OSError when the guest is not there)."""
-        await asyncio.to_thread(self.bed.set_load, host, body.name, body.load, body.dirty_mib_s)
+        """The guest's control socket on ``host``; OSError when the guest is not (or no longer) there,
+        which the load driver retries at the next period."""
+        try:
+            await asyncio.to_thread(self.bed.set_load, host, body.name, body.load, body.dirty_mib_s)
+        except DriverError as exc:  # the guest moved away meanwhile, or is busy in a move
+            raise OSError(str(exc)) from exc
 
     async def prepare(self, scale: LabScale) -> dict[str, PowerState]:
         """Every host awake and empty; the guests booted idle where the scenario places them, then given

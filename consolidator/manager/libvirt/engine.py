@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-import subprocess
 import threading
 import time
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import libvirt
 from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.manager.client import AgentError
 from consolidator.manager.leash import MigrationLeash, data_address
+from consolidator.manager.libvirt.calls import in_own_thread, run_command
 from consolidator.manager.libvirt.conn import DomainMark, EventSinks, HostLink, MarkKind
 from consolidator.manager.libvirt.migration import LibvirtSettings, MigrationJob, MoveRequest, MoveResult
 from consolidator.manager.libvirt.stats import StatsReader
@@ -137,7 +137,7 @@ class LibvirtEngine:
             return
         self._bind()
         if self._connecting is None or self._connecting.done():
-            self._connecting = _in_own_thread(self.link.open, f"connect-{self.host}")
+            self._connecting = in_own_thread(self.link.open, f"connect-{self.host}")
         try:
             await asyncio.wait_for(asyncio.shield(self._connecting), timeout_s)
         except TimeoutError as exc:
@@ -357,7 +357,7 @@ class LibvirtEngine:
         try:
             if self.settings.suspend_command:
                 self.link.close()  # before the host stops answering
-                _run(self.settings.suspend_command, "suspend")
+                run_command(self.settings.suspend_command, "suspend")
             else:
                 self.link.conn.suspendForDuration(libvirt.VIR_NODE_SUSPEND_TARGET_MEM, 0, 0)
                 self.link.close()
@@ -376,7 +376,7 @@ class LibvirtEngine:
             raise AgentError(self.host, "wake", 409, "no wake_command: wake this host through its power methods")
         self._set_power(PowerState.RESUMING)
         try:
-            _run(self.settings.wake_command, "wake")
+            run_command(self.settings.wake_command, "wake")
             deadline = time.monotonic() + WAKE_ANSWER_S
             while True:  # a woken host answers after its boot or resume
                 try:
@@ -407,47 +407,6 @@ class LibvirtEngine:
         for job in jobs:
             job.cancel()
         await asyncio.to_thread(self.link.close)
-
-
-def _in_own_thread(fn: Any, name: str) -> asyncio.Future[Any]:
-    """``fn()`` in a daemon thread of its own, not asyncio's shared pool: a connection attempt to a
-    host that never answers (a frozen libvirtd) must not take one of the pool's few workers for good —
-    with a few such hosts the pool ran dry and every other host's calls waited behind them."""
-    loop = asyncio.get_running_loop()
-    fut: asyncio.Future[Any] = loop.create_future()
-    fut.add_done_callback(lambda f: f.cancelled() or f.exception())  # an attempt nobody awaits any more
-
-    def settle(result: Any, exc: BaseException | None) -> None:
-        if fut.done():
-            return
-        if exc is not None:
-            fut.set_exception(exc)
-        else:
-            fut.set_result(result)
-
-    def run() -> None:
-        result, error = None, None
-        try:
-            result = fn()
-        except Exception as exc:  # handed to the awaiting coroutine
-            error = exc
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop is closed: nobody waits any more
-            pass
-
-    threading.Thread(target=run, name=name, daemon=True).start()
-    return fut
-
-
-def _run(argv: tuple[str, ...], what: str, timeout_s: float = 60.0) -> None:
-    """Run a configured command (an argv list, no shell); raise with its stderr if it fails."""
-    try:
-        done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout_s, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise RuntimeError(f"{what} command {argv[0]}: {exc}") from exc
-    if done.returncode != 0:
-        raise RuntimeError(f"{what} command {argv[0]} exited {done.returncode}: {done.stderr.strip()[:200]}")
 
 
 def engine_from_config(name: str, host: Any, leash: MigrationLeash | None = None) -> LibvirtEngine:
