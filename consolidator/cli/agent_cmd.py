@@ -91,13 +91,16 @@ def register(app: typer.Typer) -> None:
         cap: Annotated[list[str] | None, typer.Option(
             help="HOST=CAPACITY: cap a host at CAPACITY VM loads, in the simulator and live (its VMs "
                  "together get CAPACITY x cpu_quota cores); repeat for several")] = None,
+        policy: Annotated[str | None, typer.Option(help="any name of 'consolidator policies' (default: the "
+                                                        "scenario's [policy], else paper); its time arguments "
+                                                        "are scaled with the scenario")] = None,
         faults: Annotated[str | None, typer.Option(help="instead: a fault-injection run, SPEC = 'quick', 'all' "
                                                          "or a TOML file (docs/faults.md)")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="--faults: print the summary as JSON")] = False,
         engine: Annotated[str, typer.Option(help="'agent' (the lab's agents) or 'libvirt' (a private libvirtd "
                                                  "per host, made for this run; docs/libvirt.md)")] = "agent",
     ) -> None:
-        """Run the scaled scenario live (paper policy) and simulated; print the timeline comparison."""
+        """Run the scaled scenario live and simulated (paper policy or --policy); print the timeline comparison."""
         if faults is not None:
             _fault_run(faults, out, as_json)
             return
@@ -112,9 +115,9 @@ def register(app: typer.Typer) -> None:
         scale = LabScale(time_scale, cpu_quota, overhead, _caps(cap or []))
         try:
             if engine == "libvirt":
-                comparisons = libvirt_lab_run(out, scenario, found, scale, link_mb_s * 1e6)
+                comparisons = libvirt_lab_run(out, scenario, found, scale, link_mb_s * 1e6, policy)
             else:
-                comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep)
+                comparisons = lab_run(folder, out, scenario, found, scale, link_mb_s * 1e6, keep, policy=policy)
         except (AgentError, LabNetworkError, RuntimeError) as exc:  # the lab failed, not the input
             typer.echo(f"error: lab run failed: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -129,7 +129,8 @@ def _print_complex(console: Console, table: dict[str, Any]) -> None:
 
 def simulate(
     scenario: Annotated[str, typer.Argument(help="A scenario file (TOML) or a built-in name (simple, complex).")],
-    policy: Annotated[str, typer.Option(help="Planner policy: paper, aware, ideal, none.")] = "paper",
+    policy: Annotated[str | None, typer.Option(help="Planner policy: any name of 'consolidator policies' "
+                                                    "(default: the scenario's [policy], else paper).")] = None,
     migration: Annotated[Method, typer.Option(help="Migration method.")] = Method.postcopy,
     seed: Annotated[int | None, typer.Option(help="Random seed (default: the scenario's).")] = None,
     out: Annotated[Path | None, typer.Option(help="Write a run folder here.")] = None,
@@ -144,8 +145,9 @@ def simulate(
     from consolidator.sim.scenario import load_scenario
 
     sc = load_scenario(scenario)
+    policy, args = sc.policy_for(policy)
     method = MigrationMethod.INSTANT if policy == "ideal" else MigrationMethod(migration.value)
-    result = run_sim(sc, policy, method, seed=seed, out_dir=out)
+    result = run_sim(sc, policy, method, seed=seed, out_dir=out, policy_args=args)
     summary = {k: v for k, v in result.summary.items() if k != "params"}
     if as_json:
         typer.echo(json.dumps({**summary, **{k: v for k, v in timeline(result).items()

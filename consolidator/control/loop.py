@@ -5,14 +5,16 @@ period's samples in ``loop.monitor``, then calls ``loop.tick(now)`` (or ``loop.p
 the plan through its own gate before ``controller.apply``); side effects come back through
 ``loop.on_event``. The loop never sleeps and never reads a clock.
 
-A policy that plans at an interval (``interval_s``, CloudSim's scheduling interval) is asked on a
-fixed grid (first period, then every ``interval_s``: a late period does not shift later rounds), and
+A policy that plans at an interval (``interval_s``, CloudSim's scheduling interval) is asked on the
+grid of its multiples (at the first period on or after each; a late period does not shift later
+rounds; the first round comes after one whole interval, as CloudSim's first optimisation does), and
 sees the loads of its interval: the snapshot's latest loads are their means over the interval's
 periods (the newest value of the load history), as CloudSim's utilisation at a scheduling interval is.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -51,7 +53,7 @@ class ControlLoop:
         self.plans = 0
         self.actions_taken = 0
         self._interval_s = plan_interval_s(policy)
-        self.next_plan_s: float | None = None  # the grid's next round (interval planners); None: the first period
+        self.next_plan_s: float | None = None  # the grid's next round (interval planners); None: not yet set
         self._core_speed = np.array([h.core_speed for h in hosts], dtype=np.float64)
         self._vm_size = np.array([v.vcpus * v.vcpu_speed for v in controller.vms], dtype=np.float64)
         self._tables = np.array([load_points(h.power) for h in hosts], dtype=np.float64).reshape(len(hosts), 11)
@@ -116,12 +118,13 @@ class ControlLoop:
         applied. None: no round this period."""
         self.monitor.close_period(now)
         if self._interval_s is not None:
-            if self.next_plan_s is not None and now < self.next_plan_s - 1e-9:
+            step = self._interval_s
+            if self.next_plan_s is None:  # the first round ends the first whole interval (CloudSim's first)
+                self.next_plan_s = max(step, math.ceil(now / step - 1e-9) * step)
+            if now < self.next_plan_s - 1e-9:
                 return None
-            due = now if self.next_plan_s is None else self.next_plan_s
-            while due <= now + 1e-9:  # periods that came late do not move the grid
-                due += self._interval_s
-            self.next_plan_s = due
+            while self.next_plan_s <= now + 1e-9:  # periods that came late do not move the grid
+                self.next_plan_s += step
         self.monitor.push_history()
         snap = self.snapshot(now)
         plan = self.policy.plan(snap)

@@ -16,12 +16,12 @@ Building a literature policy loads the compiled decision code; listing the table
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from consolidator.domain.errors import UserError
-from consolidator.domain.registry import Param, check_args
+from consolidator.domain.registry import Param, Value, check_args
 from consolidator.domain.registry import describe as describe_table
 from consolidator.policies.aware import AwarePolicy
 from consolidator.policies.base import Policy
@@ -114,15 +114,28 @@ def make_policy(name: str, **args: Any) -> Policy:
     Besides the listed names, a literature policy may be named without its parameter (``thr-mmt``)
     or with another value (``thr-mmt-0.7``); an explicit keyword argument wins over the name's value.
     """
+    entry, preset = policy_entry(name)
+    return entry.make({**preset, **args})
+
+
+def policy_args(name: str, args: Mapping[str, Any]) -> dict[str, Value]:
+    """Every parameter of policy ``name`` with its value: ``args`` checked, the others' defaults (the
+    value a parameterised name such as ``thr-mmt-0.7`` carries included); builds nothing."""
+    entry, preset = policy_entry(name)
+    return check_args(entry.params, {**preset, **args}, f"policy {entry.name!r}", lambda key: f"policy.{key}")
+
+
+def policy_entry(name: str) -> tuple[PolicyEntry, dict[str, Any]]:
+    """The table's entry for any name ``make_policy`` accepts, and the arguments the name itself sets."""
     entry = ENTRIES.get(name)
     if entry is not None:
-        return entry.make(args)
+        return entry, {}
     key = name.strip().lower()
     if key.count("-") in (1, 2) and key.split("-")[0] in {d.value for d in lit.Detector}:
         parsed = lit.parse_policy(key)
         if parsed.baseline is None:
             base = ENTRIES[lit.LiteraturePolicy(parsed.detector, parsed.selector,
                                                 lit.DETECTORS[parsed.detector].default).name]
-            return base.make({lit.DETECTORS[parsed.detector].param.name: parsed.parameter, **args})
+            return base, {lit.DETECTORS[parsed.detector].param.name: parsed.parameter}
     raise UserError(f"unknown policy {name!r} (known: paper, aware, ideal, none, or <detector>-<selector>"
                     f"[-<parameter>] such as thr-mmt-0.8; `consolidator policies` lists them)", field="policy")

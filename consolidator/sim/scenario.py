@@ -18,6 +18,7 @@ from consolidator.domain.errors import UserError
 from consolidator.domain.tomlfile import parse_toml, schema_error
 from consolidator.domain.types import HostSpec, PowerProfile, Role, VmSpec
 from consolidator.models.migration import DirtyModel, MigrationParams, OnTimeoutPolicy
+from consolidator.policies.registry import policy_args
 from consolidator.sim.backlog import Accounting, GuestModel
 from consolidator.sim.workload import RandomModes, StepLoads, TraceLoads
 
@@ -133,6 +134,13 @@ class GuestsIn(_Strict):
     drain_limit_s: NonNeg = GuestModel.drain_limit_s
 
 
+class PolicyIn(_Strict):
+    """The scenario's own policy (used when a command is given none): a registered name and its arguments."""
+
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    args: dict[str, float] = Field(default_factory=dict)
+
+
 class ScenarioIn(_Strict):
     name: Name
     description: str = ""
@@ -146,6 +154,7 @@ class ScenarioIn(_Strict):
     workload: Annotated[RandomIn | PlanetLabIn, Field(discriminator="kind")] | None = None
     migration: MigrationIn = MigrationIn()
     guests: GuestsIn = GuestsIn()
+    policy: PolicyIn | None = None
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,14 @@ class Scenario:
     raw: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     traces: TraceLoads | None = None
+    policy: str | None = None  # the file's [policy]: what runs when a command names none
+    policy_args: tuple[tuple[str, float], ...] = ()
+
+    def policy_for(self, name: str | None) -> tuple[str, dict[str, float]]:
+        """The policy to run and its arguments: ``name`` (with the file's arguments when the file names
+        the same policy), else the file's policy, else the paper's."""
+        chosen = name or self.policy or "paper"
+        return chosen, dict(self.policy_args) if chosen == self.policy else {}
 
     def loads(self, seed: int | None = None) -> StepLoads | TraceLoads:
         """The load table for one run; the random generator draws from ``seed`` (default: the file's)."""
@@ -280,8 +297,19 @@ def _build(m: ScenarioIn, source: str, raw: dict[str, Any]) -> Scenario:
         shared_link_bytes_per_s=mig.shared_link_mb_s * 1e6 if mig.shared_link_mb_s else None,
         max_moves_per_host=m.max_moves_per_host,
         guests=GuestModel(Accounting(m.guests.accounting), m.guests.task_mean_s, m.guests.drain_limit_s),
-        source=source, raw=raw, traces=traces,
+        source=source, raw=raw, traces=traces, **_policy(m.policy, source),
     )
+
+
+def _policy(policy: PolicyIn | None, source: str) -> dict[str, Any]:
+    """The file's [policy], checked against the registry (nothing is built)."""
+    if policy is None:
+        return {}
+    try:
+        policy_args(policy.name, policy.args)
+    except UserError as exc:
+        raise UserError(exc.message, source=source, field=exc.field) from None
+    return {"policy": policy.name, "policy_args": tuple(sorted(policy.args.items()))}
 
 
 def _unique(names: list[str], what: str, source: str) -> None:

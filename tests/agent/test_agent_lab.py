@@ -23,7 +23,7 @@ from consolidator.experiments.lab.backlog import GuestQueues, backlog_markdown, 
 from consolidator.experiments.lab.compare import align, compare, to_markdown
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.experiments.lab.record import LabRecorder
-from consolidator.experiments.lab.scale import LabScale, load_at, scale_scenario
+from consolidator.experiments.lab.scale import LabPolicy, LabScale, load_at, scale_scenario
 from consolidator.experiments.runs import simulate, write_run
 from consolidator.manager.poller import PolledStats
 from consolidator.protocol.schemas import GuestQueueView
@@ -41,6 +41,26 @@ def test_scaling_keeps_the_story_and_shrinks_time_and_memory() -> None:
     assert lab.hosts[0].power.suspend_s == base.hosts[0].power.suspend_s * 0.25
     assert LabScale(time_scale=0.25).policy_args() == {"hold_s": 5.0}
     assert load_at(lab.schedules[0], 18.0) == 0.8 and load_at(lab.schedules[0], 18.75) == 0.4
+
+
+def test_lab_policy_is_the_scenarios_or_any_registered_name_with_times_scaled() -> None:
+    lit = scale_scenario(load_scenario("lab-literature"), LabScale())
+    assert LabPolicy.of(lit, LabScale()) == LabPolicy("thr-mmt-0.8", {"interval_s": 8.0})  # 32 s x 0.25
+    assert LabPolicy.of(lit, LabScale(time_scale=0.125), "thr-mmt-0.8").args == {"interval_s": 4.0}
+    assert LabPolicy.of(lit, LabScale(), "mad-mmt").args == {"interval_s": 75.0}  # the default 300 s, scaled
+    assert LabPolicy.of(lit, LabScale(), "paper").args == {"hold_s": 5.0}
+    assert LabPolicy.of(scale_scenario(load_scenario("simple"), LabScale()), LabScale()).name == "paper"
+    with pytest.raises(UserError, match="unknown VM selector 'nope'"):
+        LabPolicy.of(lit, LabScale(), "thr-nope")
+
+
+def test_a_scenarios_policy_is_checked_against_the_registry(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\nduration_s = 10\n[[hosts]]\nname = "a"\nrole = "warehouse"\n'
+                   '[[vms]]\nname = "v"\nload = [[0, 0.5]]\n[policy]\nname = "thr-mmt"\nargs = { hold_s = 2 }\n')
+    with pytest.raises(UserError) as caught:
+        load_scenario(bad)
+    assert caught.value.source == str(bad) and caught.value.field == "policy.hold_s"
 
 
 @pytest.mark.parametrize("args", [{"time_scale": 0.5}, {"time_scale": 0}, {"cpu_quota": 2.0},
@@ -163,6 +183,7 @@ def test_lab_down_without_a_lab_removes_nothing(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args", [["lab", "run", "--out", "x", "--methods", "teleport"],
+                                  ["lab", "run", "--out", "x", "--policy", "thr-nope"],
                                   ["lab", "run", "--out", "x", "--time-scale", "0.5"],
                                   ["lab", "run", "--out", "x", "--link-mb-s", "0"],
                                   ["lab", "up", "--scenario", "no-such-scenario"]])

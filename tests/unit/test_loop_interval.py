@@ -47,13 +47,14 @@ def _loop(policy: EveryInterval):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize(
     ("times", "rounds"),
     [
-        ([1, 2, 3, 4, 5, 6, 7], [1, 4, 7]),  # every 3 s from the first period
-        ([1, 2, 4.2, 5, 7.5, 8], [1, 4.2, 7.5]),  # late periods: the round comes at the first period on or past 4, 7
-        ([1, 2, 3, 9, 10], [1, 9, 10]),  # a gap of several intervals: the next round, then back on the grid
+        ([1, 2, 3, 4, 5, 6, 7], [3, 6]),  # at multiples of 3 s: the first round ends the first whole interval
+        ([1, 2, 4.2, 5, 7.5, 8], [4.2, 7.5]),  # late periods: the first period on or past 3, 6
+        ([1, 2, 3, 9, 10, 12], [3, 9, 12]),  # a gap of several intervals: one round, then back on the grid
+        ([0.5, 1.0, 1.5], [0.5, 1.0, 1.5]),  # CloudSim's PlanetLab setup: periods as long as the interval
     ],
 )
 def test_rounds_keep_their_grid(times: list[float], rounds: list[float]) -> None:
-    policy = EveryInterval(interval_s=3.0)
+    policy = EveryInterval(interval_s=3.0 if rounds[-1] > 2 else 0.5)
     loop = _loop(policy)
     for t in times:
         loop.tick(t)
@@ -63,16 +64,17 @@ def test_rounds_keep_their_grid(times: list[float], rounds: list[float]) -> None
 def test_a_round_sees_its_intervals_mean_loads_and_history() -> None:
     policy = EveryInterval(interval_s=2.0, history_length=3)
     loop = _loop(policy)
-    for t, load in [(1, 0.4), (2, 0.2), (3, 0.6), (4, 0.9), (5, 0.3)]:
+    for t, load in [(1, 0.4), (2, 0.2), (3, 0.6), (4, 0.9), (5, 0.3), (6, 0.5)]:
         loop.monitor.record_arrays(t, np.array([load + 0.05]), np.array([load]), np.array([0]), store=False)
         loop.tick(t)
     first, second, third = policy.seen
-    assert first.vm_load_now[0] == pytest.approx(0.4)  # one period
-    assert second.vm_load_now[0] == pytest.approx((0.2 + 0.6) / 2)  # periods 2 and 3
-    assert third.vm_load_now[0] == pytest.approx((0.9 + 0.3) / 2)
-    assert third.host_load_now[0] == pytest.approx(0.65)
-    assert list(third.vm_load_history[0]) == pytest.approx([0.6, 0.4, 0.4]) and third.vm_history_len[0] == 3
-    assert loop.monitor.vm_now[0] == 0.3  # the monitor's latest sample is unchanged
+    assert [s.t_s for s in policy.seen] == [2, 4, 6]
+    assert first.vm_load_now[0] == pytest.approx((0.4 + 0.2) / 2)  # periods 1 and 2
+    assert second.vm_load_now[0] == pytest.approx((0.6 + 0.9) / 2)
+    assert third.vm_load_now[0] == pytest.approx((0.3 + 0.5) / 2)
+    assert third.host_load_now[0] == pytest.approx(0.45)
+    assert list(third.vm_load_history[0]) == pytest.approx([0.4, 0.75, 0.3]) and third.vm_history_len[0] == 3
+    assert loop.monitor.vm_now[0] == 0.5  # the monitor's latest sample is unchanged
 
 
 def test_a_planner_every_period_keeps_no_history() -> None:

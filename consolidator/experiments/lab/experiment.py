@@ -15,7 +15,7 @@ from consolidator.domain.types import MIB, MigrationMethod, PowerState
 from consolidator.experiments.lab.cluster_file import write_cluster_config
 from consolidator.experiments.lab.lab import LabState
 from consolidator.experiments.lab.record import LabHostMeter, LabRecorder
-from consolidator.experiments.lab.scale import LabScale, load_at
+from consolidator.experiments.lab.scale import LabPolicy, LabScale, load_at
 from consolidator.experiments.runs import write_run
 from consolidator.manager.client import AgentClient, AgentError
 from consolidator.manager.cluster import Waker
@@ -155,17 +155,18 @@ class LoadDriver:
 
 
 def lab_manager_config(state: LabState, sc: Scenario, scale: LabScale, method: MigrationMethod,
-                       out_dir: Path) -> ClusterConfig:
+                       out_dir: Path, policy: LabPolicy) -> ClusterConfig:
     """The lab's cluster.toml (written by ``lab up``) for one run: this method and the scenario's
-    migration options, the paper policy at the lab's scale, the run store in ``out_dir``, ``auto``
+    migration options, the run's policy at the lab's scale, the run store in ``out_dir``, ``auto``
     mode, and limits that stay out of the way (the comparison is with the simulator, which has none)."""
     if not state.cluster_file.exists():
         write_cluster_config(state, sc.hosts, period_s=sc.tick_s)
-    return run_config(load_cluster_config(state.cluster_file), sc, scale, method, out_dir, str(state.cluster_file))
+    return run_config(load_cluster_config(state.cluster_file), sc, scale, method, out_dir, str(state.cluster_file),
+                      policy)
 
 
 def run_config(cfg: ClusterConfig, sc: Scenario, scale: LabScale, method: MigrationMethod, out_dir: Path,
-               source: str) -> ClusterConfig:
+               source: str, policy: LabPolicy) -> ClusterConfig:
     """``cfg`` (a lab's hosts) with one live run's settings (``lab_manager_config``)."""
     mig = sc.migration
     data = cfg.model_dump()
@@ -173,7 +174,7 @@ def run_config(cfg: ClusterConfig, sc: Scenario, scale: LabScale, method: Migrat
         mode="auto", period_s=sc.tick_s, window_periods=WARMUP_PERIODS, run_store=str(out_dir / "run.sqlite"),
         journal=str(out_dir / "manager.journal.jsonl"),
         overhead_per_vm=sc.overhead_per_vm_cores if scale.overhead == "model" else None,
-        policy={"name": "paper", "args": scale.policy_args()},
+        policy={"name": policy.name, "args": dict(policy.args)},
         migration={"method": method.value, "max_bandwidth_bytes_per_s": mig.bandwidth_bytes_per_s,
                    "downtime_limit_s": mig.downtime_limit_s, "timeout_s": mig.timeout_s,
                    "on_timeout": mig.on_timeout.value, "hybrid_precopy_rounds": mig.hybrid_rounds},
@@ -185,9 +186,10 @@ def run_config(cfg: ClusterConfig, sc: Scenario, scale: LabScale, method: Migrat
 
 
 async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: MigrationMethod,
-                   out_dir: Path, waker: Waker | None = None) -> tuple[RunResult, LabRecorder]:
-    """One live run of ``sc`` with the paper policy and ``method`` by the manager service over the
-    lab's cluster.toml; writes its run folder.
+                   out_dir: Path, policy: LabPolicy, waker: Waker | None = None) -> tuple[RunResult, LabRecorder]:
+    """One live run of ``sc`` with ``policy`` and ``method`` by the manager service over the lab's
+    cluster.toml; writes its run folder. At its end every guest checks its memory (``bad_pages`` in
+    the run's params: pages whose content is not what the guest wrote; 0 when no move damaged any).
 
     The Power Monitor reads a ``model`` meter per lab host every period (``LabHostMeter``); its
     readings are the run's ``power_samples`` and hosts.csv's watts. ``waker``: how hosts are woken
@@ -198,20 +200,21 @@ async def run_live(state: LabState, sc: Scenario, scale: LabScale, method: Migra
     finally:
         for client in clients.values():
             await client.close()
-    config = lab_manager_config(state, sc, scale, method, out_dir)
+    config = lab_manager_config(state, sc, scale, method, out_dir, policy)
     return await run_service(config, sc, scale, method, out_dir, power_states,
-                             {"link_bytes_per_s": state.link_bytes_per_s}, waker)
+                             {"link_bytes_per_s": state.link_bytes_per_s}, waker, check=lambda: check_guests(state))
 
 
 async def run_service(config: ClusterConfig, sc: Scenario, scale: LabScale, method: MigrationMethod,
                       out_dir: Path, power_states: dict[str, PowerState], params: dict[str, object],
                       waker: Waker | None = None, send: LoadSender | None = None,
                       connect_s: float = 0.0, engines: dict[str, Engine] | None = None,
-                      ) -> tuple[RunResult, LabRecorder]:
+                      check: Callable[[], Awaitable[dict[str, int]]] | None = None) -> tuple[RunResult, LabRecorder]:
     """The manager service over a prepared lab (its guests booted where ``sc`` places them): runs
-    ``sc`` to its end, records it, writes its run folder. ``params``: extra run parameters recorded;
-    ``connect_s``: time the service gets before its warm-up to reach the hosts (its clock runs meanwhile);
-    ``engines``: the service's (default: built from ``config``)."""
+    ``sc`` to its end with the policy ``config`` names, records it, writes its run folder. ``params``:
+    extra run parameters recorded; ``connect_s``: time the service gets before its warm-up to reach
+    the hosts (its clock runs meanwhile); ``engines``: the service's (default: built from ``config``);
+    ``check``: the guests' page checks after the run (VM -> bad pages, recorded as ``bad_pages``)."""
     recorder = LabRecorder(sc, method, power_states)
     load_before = os.getloadavg()[0]  # the machine is shared: its load explains starved guests
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -233,12 +236,33 @@ async def run_service(config: ClusterConfig, sc: Scenario, scale: LabScale, meth
     errors = list(service.cluster.errors)
     step_times = [float(x) for x in np.percentile(service.step_s, [50, 95])] if service.step_s else []
     await service.shutdown()
+    if check is not None:
+        params = {**params, "bad_pages": await check()}
     extra = {"params": {"lab": True, "time_scale": scale.time_scale, "cpu_quota": scale.cpu_quota,
                         "vm_mem_mib": scale.vm_mem_mib, "overhead": scale.overhead, **params,
-                        "policy_args": scale.policy_args(), "ticks": ticks, "errors": errors,
+                        "policy": config.policy.name, "policy_args": dict(config.policy.args), "ticks": ticks,
+                        "errors": errors,
                         "machine_loadavg_1min": [load_before, os.getloadavg()[0]],
                         "tick_wall_s_p50_p95": step_times, "power_monitor": service.power.summary(),
                         "manager": "consolidator manager service over the lab's cluster.toml"}}
-    result = recorder.result("paper", extra)
+    result = recorder.result(config.policy.name, extra)
     write_run(result, out_dir)
     return result, recorder
+
+
+async def check_guests(state: LabState) -> dict[str, int]:
+    """Every running guest's page check (pages not as the guest wrote them), by VM."""
+    found: dict[str, int] = {}
+    for host, endpoint in state.endpoints().items():
+        client = AgentClient(endpoint, timeout_s=60)
+        try:
+            if (await client.host_stats()).power_state is not PowerState.ON:
+                continue
+            for vm in await client.list_vms():
+                if vm.state.value == "running":
+                    found[vm.name] = await client.check_pages(vm.name)
+        except AgentError as exc:
+            log.warning("page check on %s failed: %s", host, exc)
+        finally:
+            await client.close()
+    return found

@@ -29,7 +29,7 @@ from consolidator.domain.types import MigrationMethod, PowerState
 from consolidator.experiments.lab.experiment import run_config, run_service, vm_body
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.experiments.lab.record import LabRecorder
-from consolidator.experiments.lab.scale import LabScale, host_names, load_at
+from consolidator.experiments.lab.scale import LabPolicy, LabScale, host_names, load_at
 from consolidator.experiments.libvirt_testbed import Testbed
 from consolidator.manager.config import parse_cluster_config
 from consolidator.manager.engine import make_engine
@@ -126,13 +126,13 @@ class LibvirtLab:
         await asyncio.sleep(SETTLE_S)
         return {h: PowerState.ON if h in used else PowerState.SUSPENDED for h in self.bed.names}
 
-    async def run_live(self, scale: LabScale, method: MigrationMethod,
-                       out_dir: Path) -> tuple[RunResult, LabRecorder]:
-        """One live run of the scenario through libvirt (``experiment.run_service``)."""
+    async def run_live(self, scale: LabScale, method: MigrationMethod, out_dir: Path,
+                       policy: LabPolicy) -> tuple[RunResult, LabRecorder]:
+        """One live run of the scenario with ``policy`` through libvirt (``experiment.run_service``)."""
         power_states = await self.prepare(scale)
         source = f"libvirt lab {self.bed.root}"
         config = run_config(parse_cluster_config(self.cluster_data(), source), self.sc, scale, method,
-                            out_dir, source)
+                            out_dir, source, policy)
         params = {"engine": "libvirt", "link_bytes_per_s": self.link_bytes_per_s,
                   "manager": "consolidator manager service over libvirt hosts (LibvirtEngine)"}
         # the empty hosts are suspended through the engines the service will use, so that they know

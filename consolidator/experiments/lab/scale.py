@@ -10,15 +10,16 @@ the paper's Fig. 5 unchanged, only shorter. Names are lowercased: agent and name
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from consolidator.domain.errors import UserError
 from consolidator.domain.types import HostSpec, VmSpec
+from consolidator.policies.registry import policy_args
 from consolidator.sim.scenario import Scenario
 
 PAPER_VM_MIB = 1024
 MAX_LAB_VM_MIB = 256  # two cores, several TCG guests: keep each small (DESIGN §5)
-PAPER_HOLD_S = 20.0  # the paper policy's hold after a move (Section III-C)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +57,29 @@ class LabScale:
     def vm_mem_mib(self) -> int:
         return round(PAPER_VM_MIB * self.time_scale)
 
-    def policy_args(self) -> dict[str, float]:
-        return {"hold_s": PAPER_HOLD_S * self.time_scale}
+    def policy_args(self, policy: str = "paper", args: Mapping[str, float] | None = None) -> dict[str, float]:
+        """``args`` of ``policy`` at the lab's scale: every time parameter (``*_s``: the paper policy's
+        hold, a literature policy's planning interval), given or its default, times ``time_scale``."""
+        given = dict(args or {})
+        full = policy_args(policy, given)
+        times = {k: float(v) * self.time_scale for k, v in full.items()
+                 if k.endswith("_s") and isinstance(v, int | float) and not isinstance(v, bool)}
+        return {**given, **times}
+
+
+@dataclass(frozen=True, slots=True)
+class LabPolicy:
+    """The policy of a lab run, live and simulated; ``args`` already at the lab's scale."""
+
+    name: str = "paper"
+    args: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, sc: Scenario, scale: LabScale, name: str | None = None) -> LabPolicy:
+        """``name`` (default: the scenario's [policy], else the paper's) with the scenario's arguments
+        for it, at ``scale``; an unknown name or argument is a UserError."""
+        chosen, args = sc.policy_for(name)
+        return cls(chosen, scale.policy_args(chosen, args))
 
 
 def scale_scenario(base: Scenario, scale: LabScale) -> Scenario:

@@ -96,7 +96,9 @@ class LiteraturePlanner:
         slot = np.arange(order.size) - starts[s.vm_host[order]]
         hs.vms[s.vm_host[order], slot] = order
         hs.n[:] = counts
-        hs.util[:] = np.where(s.host_state == ON, s.host_load_now, 0.0)
+        # a host without VMs has nothing requested (CloudSim: utilisation 0, "switched off", never an
+        # underload target), whatever it ran earlier in the interval whose mean host_load_now may be
+        hs.util[:] = np.where((s.host_state == ON) & (counts > 0), s.host_load_now, 0.0)
         if self.detector == MHOD:
             self._host_history(s, hs)
         size = s.vm_size if s.vm_size.size else np.ones(n_vms)
