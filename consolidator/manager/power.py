@@ -1,6 +1,6 @@
 """The Power Monitor in a live run: one sample per period, off the control loop's critical path.
 
-``LiveSession`` starts ``PowerSampler.kick()`` after each poll (and tick); the sample runs as its own
+The manager service starts ``PowerSampler.kick()`` after each poll (and plan); the sample runs as its own
 asyncio task (each meter in a worker thread under the monitor's timeout), so a slow or dead meter
 never delays a tick. A sample still running when the next period starts is not doubled: that
 period's kick is counted in ``overlapped`` and logged. Readings (failed ones too, with their error)

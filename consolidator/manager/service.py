@@ -61,6 +61,7 @@ class Hooks:
     meters: Mapping[str, Meter] | None = None  # instead of cluster.toml's
     warmup_s: float = 0.0  # a fresh run starts its clock this far ahead: warm-up at negative times
     waker: Waker | None = None  # instead of cluster.toml's wake methods
+    power_timeout_s: float | None = None  # the meters' timeout (default: 0.8 of the period)
 
 
 class ManagerService:
@@ -108,7 +109,7 @@ class ManagerService:
         self.forwarder = EventForwarder(self.engines, self.t0_wall_s, self._deliver)
         meters = self.hooks.meters or config_meters(power_config(self.cfg, "cluster.toml"),
                                                     list(self.specs.values()), lambda: self.latest_polled)
-        self.power = PowerSampler(PowerMonitor(meters, self.now, store))
+        self.power = PowerSampler(PowerMonitor(meters, self.now, store), self.hooks.power_timeout_s)
         self.power.fit_period(self.cfg.period_s)
         await self.forwarder.mark()  # before reading the cluster: no event between the two is lost
         inv, polled = await asyncio.gather(discover(self.engines), self.poller.poll(self.now()))

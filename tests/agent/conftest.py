@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,10 @@ from live_lab import Lab, live_lab
 
 from consolidator.agent.api.app import create_app
 from consolidator.agent.host import HostAgent
+
+MANAGER_TESTS = str(Path(__file__).resolve().parents[1] / "manager")  # service_doubles: agents + a manager
+if MANAGER_TESTS not in sys.path:
+    sys.path.append(MANAGER_TESTS)
 
 __all__ = ["TOKEN", "make_agent"]  # re-exported; import them from agent_doubles (a unique module name)
 

@@ -8,8 +8,11 @@ import asyncio
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +27,7 @@ from consolidator.experiments.lab.agents import (
 )
 from consolidator.experiments.lab.network import LabNetwork
 from consolidator.manager.client import AgentClient
-from consolidator.protocol.schemas import EventKind, VmBody
+from consolidator.protocol.schemas import EventKind, MigrateBody, VmBody
 
 VM = VmBody(name="vm0", mem_mib=256, cpu_quota=0.5, load=0.5, dirty_mib_s=20)
 
@@ -93,3 +96,28 @@ async def finished_event(client: AgentClient, after: int, timeout_s: float = 120
     raise AssertionError("no migration_finished event")
 
 
+
+
+@dataclass(frozen=True)
+class Move:
+    """A migration started by ``start_move``: both clients, the source's last event number before it,
+    the destination's URI, and the wall time the migrate call was made."""
+
+    src: AgentClient
+    dst: AgentClient
+    before: int
+    uri: str
+    started_wall_s: float
+
+
+async def start_move(lab: Lab, body: VmBody = VM, **migrate: Any) -> Move:
+    """Both agents up, ``body`` booted on pm0 and sent to pm1 (``migrate``: MigrateBody's fields)."""
+    await lab.start("pm0")
+    await lab.start("pm1")
+    src, dst = lab.client("pm0"), lab.client("pm1")
+    await src.create_vm(body)
+    before = (await src.events(0)).next_seq - 1
+    uri = await dst.prepare_incoming(body)
+    started = time.time()
+    await src.migrate(body.name, MigrateBody(dst_uri=uri, dst_host="pm1", **migrate))
+    return Move(src, dst, before, uri, started)

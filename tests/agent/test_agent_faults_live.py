@@ -11,7 +11,7 @@ import signal
 import time
 
 import pytest
-from live_lab import VM, Lab, finished_event
+from live_lab import VM, Lab, finished_event, start_move
 
 from consolidator.agent.qemu.migration import STALL_S
 from consolidator.manager.client import AgentClient, AgentError
@@ -38,14 +38,8 @@ async def _wait_state(client: AgentClient, vm: str, state: str, timeout_s: float
 @pytest.mark.parametrize("killed", ["pm0", "pm1"])
 def test_postcopy_completes_when_an_agent_is_killed_midway(lab: Lab, killed: str) -> None:
     async def main() -> None:
-        await lab.start("pm0")
-        await lab.start("pm1")
-        src, dst = lab.client("pm0"), lab.client("pm1")
-        await src.create_vm(VM)
-        before = (await src.events(0)).next_seq - 1
-        uri = await dst.prepare_incoming(VM)
-        await src.migrate("vm0", MigrateBody(dst_uri=uri, dst_host="pm1", method="postcopy",
-                                             max_bandwidth_bytes_per_s=20e6))  # ~13 s of background copy
+        move = await start_move(lab, method="postcopy", max_bandwidth_bytes_per_s=20e6)  # ~13 s of background copy
+        src, dst, before = move.src, move.dst, move.before
         await _wait_state(dst, "vm0", "postcopy")
         _sigkill(lab, killed)
         await asyncio.sleep(1.0)
@@ -70,15 +64,8 @@ def test_a_precopy_timeout_is_enforced_across_a_source_agent_kill(lab: Lab) -> N
     body = VM.model_copy(update={"dirty_mib_s": 200.0, "load": 0.3})  # cannot converge at 20 MB/s
 
     async def main() -> None:
-        await lab.start("pm0")
-        await lab.start("pm1")
-        src, dst = lab.client("pm0"), lab.client("pm1")
-        await src.create_vm(body)
-        before = (await src.events(0)).next_seq - 1
-        uri = await dst.prepare_incoming(body)
-        started = time.time()
-        await src.migrate("vm0", MigrateBody(dst_uri=uri, dst_host="pm1", method="precopy",
-                                             max_bandwidth_bytes_per_s=20e6, timeout_s=8.0))
+        move = await start_move(lab, body, method="precopy", max_bandwidth_bytes_per_s=20e6, timeout_s=8.0)
+        src, dst, before, started = move.src, move.dst, move.before, move.started_wall_s
         await asyncio.sleep(2.0)
         _sigkill(lab, "pm0")
         await asyncio.sleep(1.0)

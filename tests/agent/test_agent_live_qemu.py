@@ -1,22 +1,20 @@
 """Real agents over real QEMU (TCG here), each in its own network namespace on a shaped link:
-restart adoption, a live migration through the API, and RemoteCluster driving the control loop."""
+restart adoption, a live migration through the API, and the manager service driving the control loop."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import pytest
-from live_lab import VM, Lab, finished_event
+from live_lab import VM, Lab, finished_event, start_move
 
 from consolidator.agent.qemu import launch
-from consolidator.control.ports import NullSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
-from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
+from consolidator.domain.types import MigrationOutcome, PowerState
+from consolidator.manager.config import parse_cluster_config
 from consolidator.manager.events import measure_downtime
-from consolidator.manager.runner import LiveSession
-from consolidator.policies.registry import make_policy
-from consolidator.protocol.schemas import MigrateBody, VmBody
+from consolidator.manager.service import ManagerService
+from consolidator.protocol.schemas import VmBody
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(600)]
 def test_agent_restart_adopts_running_qemu(lab: Lab) -> None:
@@ -43,15 +41,9 @@ def test_agent_restart_adopts_running_qemu(lab: Lab) -> None:
 @pytest.mark.parametrize("method", ["postcopy", "precopy"])
 def test_live_migration_between_two_agents(lab: Lab, method: str) -> None:
     async def main() -> None:
-        await lab.start("pm0")
-        await lab.start("pm1")
-        src, dst = lab.client("pm0"), lab.client("pm1")
-        await src.create_vm(VM)
-        after = (await src.events(0)).next_seq - 1
-        uri = await dst.prepare_incoming(VM)
-        assert uri.startswith(f"tcp:{lab.specs['pm1'].migration_host}:")
-        await src.migrate("vm0", MigrateBody(dst_uri=uri, dst_host="pm1", method=method,  # type: ignore[arg-type]
-                                             max_bandwidth_bytes_per_s=120e6, timeout_s=60))
+        move = await start_move(lab, method=method, max_bandwidth_bytes_per_s=120e6, timeout_s=60)
+        src, dst, after = move.src, move.dst, move.before
+        assert move.uri.startswith(f"tcp:{lab.specs['pm1'].migration_host}:")
         done = await finished_event(src, after)
         assert done["outcome"] == "completed", done
         assert (done["src"], done["dst"], done["method"]) == ("pm0", "pm1", method)
@@ -76,36 +68,41 @@ def test_live_migration_between_two_agents(lab: Lab, method: str) -> None:
     asyncio.run(main())
 
 
-def test_remote_cluster_drives_control_loop_over_qemu(lab: Lab) -> None:
-    """The paper policy, live: a busy VM on the Warehouse is sent to the Server node (woken from
-    emulated S3), then the empty Warehouse is suspended."""
+def test_manager_service_drives_control_loop_over_qemu(lab: Lab) -> None:
+    """The paper policy, live, through the manager service (the lab's path): a busy VM on the
+    Warehouse is sent to the Server node (woken from emulated S3), then the empty Warehouse is
+    suspended."""
     seen: list[object] = []
+    token = str(lab.root / "token")
+    config = parse_cluster_config({
+        "mode": "auto", "period_s": 1.0, "window_periods": 3, "run_store": str(lab.root / "run.sqlite"),
+        "api_token_file": token, "policy": {"name": "paper"}, "limits": {"min_hold_s": 0, "drain_timeout_s": 60},
+        "hosts": {h: {"driver": "agent", "url": spec.endpoint().base_url, "token_file": token, "cores": 1.0,
+                      "mem_mib": 4096, "role": "warehouse" if h == "pm0" else "server"}
+                  for h, spec in lab.specs.items()}}, "test")
 
-    async def main() -> AsyncIterator[None] | None:
+    async def main() -> None:
         await lab.start("pm0")
         await lab.start("pm1")
         setup = lab.client("pm0")
         await setup.create_vm(VmBody(name="vm0", mem_mib=256, cpu_quota=0.25, load=0.05, dirty_mib_s=5))
         await setup.close()
-        hosts = [HostSpec("pm0", Role.WAREHOUSE, cores=1.0, mem_mib=4096),
-                 HostSpec("pm1", Role.SERVER, cores=1.0, mem_mib=4096)]
-        session = LiveSession(hosts, [VmSpec("vm0", mem_mib=256)], {"vm0": "pm0"}, make_policy("paper"),
-                              {h: s.endpoint() for h, s in lab.specs.items()}, MigrationMethod.POSTCOPY,
-                              NullSink(), window_periods=3)
-        async with session:
-            session.observers.append(seen.append)
-            await session.run(6.0)  # pm1 has no VM: suspended
-            await session.clients["pm0"].set_load("vm0", 1.0, 20)
-            for _ in range(60):
-                await session.run(session.now() + 1.0)
-                if any(isinstance(e, HostPowerChanged) and e.host == "pm0" and e.state is PowerState.SUSPENDED
-                       for e in seen):
-                    break
-            assert session.cluster.errors == []
-            assert [v.name for v in await session.clients["pm1"].list_vms()] == ["vm0"]
-            assert await session.clients["pm1"].check_pages("vm0") == 0
-            await session.clients["pm1"].destroy_vm("vm0")
-        return None
+        service = ManagerService(config)
+        await service.start()
+        service.observers.append(seen.append)
+        await service.run(asyncio.Event(), until_s=6.0)  # pm1 has no VM: suspended
+        pm0, pm1 = service.engines["pm0"], service.engines["pm1"]
+        await pm0.set_load("vm0", 1.0, 20)  # type: ignore[attr-defined]
+        for _ in range(60):
+            await service.run(asyncio.Event(), until_s=service.now() + 1.0)
+            if any(isinstance(e, HostPowerChanged) and e.host == "pm0" and e.state is PowerState.SUSPENDED
+                   for e in seen):
+                break
+        assert service.cluster.errors == []
+        assert [v.name for v in await pm1.list_vms()] == ["vm0"]
+        assert await pm1.check_pages("vm0") == 0  # type: ignore[attr-defined]
+        await pm1.destroy_vm("vm0")
+        await service.shutdown()
 
     asyncio.run(main())
     moves = [(e.vm, e.src, e.dst, e.outcome) for e in seen if isinstance(e, MigrationFinished)]

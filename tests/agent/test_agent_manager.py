@@ -1,6 +1,6 @@
 """The manager over agents served in-process (HTTP through httpx's ASGI transport, driver doubles):
-RemoteCluster, the event forwarder and the live runner drive the lead's control loop unchanged.
-The same path over real QEMU agents is in test_agent_live_qemu.py (marker qemu)."""
+the manager service (RemoteCluster, the event forwarder, the poller) drives the control loop
+unchanged. The same path over real QEMU agents is in test_agent_live_qemu.py (marker qemu)."""
 
 from __future__ import annotations
 
@@ -11,17 +11,16 @@ from pathlib import Path
 import httpx
 import pytest
 from agent_doubles import TOKEN, RecordingHypervisor, make_agent
+from service_doubles import Cluster
 
 from consolidator.agent.api.app import create_app
 from consolidator.agent.host import HostAgent
-from consolidator.control.ports import NullSink
 from consolidator.domain.events import HostPowerChanged, MigrationFinished
-from consolidator.domain.types import HostSpec, MigrationMethod, MigrationOutcome, PowerState, Role, VmSpec
+from consolidator.domain.types import MigrationMethod, MigrationOutcome, PowerState
 from consolidator.manager.client import AgentClient, AgentEndpoint
 from consolidator.manager.engine import AgentEngine
 from consolidator.manager.events import EventForwarder, measure_downtime, to_domain
-from consolidator.manager.runner import LiveSession
-from consolidator.policies.registry import make_policy
+from consolidator.manager.service import Hooks, ManagerService
 from consolidator.protocol.schemas import EventView, VmBody
 
 
@@ -37,42 +36,36 @@ def test_to_domain_converts_times_to_run_time() -> None:
     assert power == HostPowerChanged(t_s=1.5, host="pm1", state=PowerState.SUSPENDED)
 
 
-def _session(tmp_path: Path, fabric: dict[str, RecordingHypervisor]) -> tuple[LiveSession, dict[str, object]]:
-    agents = {}
-    for i, name in enumerate(("pm0", "pm1")):
-        driver = RecordingHypervisor(fabric=fabric, port=49152 + i)
-        agents[name] = make_agent(tmp_path / name, driver, name=name)
-    transports = {h: httpx.ASGITransport(app=create_app(a, TOKEN, adopt=False)) for h, a in agents.items()}
-    hosts = [HostSpec("pm0", Role.WAREHOUSE, cores=1.0, mem_mib=4096),
-             HostSpec("pm1", Role.SERVER, cores=1.0, mem_mib=4096)]
-    session = LiveSession(
-        hosts, [VmSpec("vm0", mem_mib=256)], {"vm0": "pm0"}, make_policy("paper", hold_s=0.5),
-        {h: AgentEndpoint(h, "http://agent", TOKEN) for h in agents}, MigrationMethod.POSTCOPY, NullSink(),
-        window_periods=3, warmup_s=1.0,
-        client_factory=lambda ep: AgentEngine(ep, transport=transports[ep.host]),
-    )
-    return session, agents
+async def _run_until(service: ManagerService, until_s: float) -> None:
+    await service.run(asyncio.Event(), until_s=until_s)
 
 
-def test_remote_cluster_drives_the_control_loop(tmp_path: Path) -> None:
-    fabric: dict[str, RecordingHypervisor] = {}
-    session, agents = _session(tmp_path, fabric)
+def test_the_manager_service_drives_the_control_loop_over_agents(tmp_path: Path) -> None:
+    """The lab's path: ManagerService (RemoteCluster, forwarder, poller) over two in-process agents,
+    the paper policy after a warm-up before t = 0."""
+    cluster = Cluster(tmp_path, hosts=("pm0", "pm1"))
     seen: list[object] = []
 
     async def main() -> None:
-        async with session:
-            session.observers.append(seen.append)
-            pm0, pm1 = session.clients["pm0"], session.clients["pm1"]
-            await pm0.create_vm(VmBody(name="vm0", mem_mib=256, load=0.1))
-            assert await session.warm_up(0.1) >= 3  # periods recorded before t = 0, no plan made
-            assert session.loop.plans == 0 and session.loop.monitor.average_host("pm0") > 0
-            await session.run(1.0, period_s=0.1)  # pm1 empty -> suspended
-            await pm0.set_load("vm0", 1.0, 0.0)
-            await session.run(4.0, period_s=0.1)  # pm0 overloaded -> wake pm1, vm0 moves, pm0 sleeps
-            assert [v.name for v in await pm1.list_vms()] == ["vm0"]
-            await pm1.set_load("vm0", 0.1, 0.0)
-            await session.run(9.0, period_s=0.1)  # vm0 idle -> wake pm0, vm0 returns, pm1 sleeps
-            assert len(session.step_s) == session.loop.plans
+        setup = cluster.engines()["pm0"]
+        await setup.create_vm(VmBody(name="vm0", mem_mib=256, load=0.1))  # type: ignore[attr-defined]
+        await setup.close()
+        service = cluster.manager(hooks=Hooks(warmup_s=1.0), window_periods=3, period_s=0.1,
+                                  policy={"name": "paper", "args": {"hold_s": 0.5}})
+        await service.start()
+        service.observers.append(seen.append)
+        pm0, pm1 = service.engines["pm0"], service.engines["pm1"]
+        await _run_until(service, 0.0)  # warm-up: periods recorded before t = 0, no plan made
+        assert service.loop.plans == 0 and service.loop.monitor.average_host("pm0") > 0
+        await _run_until(service, 1.0)  # pm1 empty -> suspended
+        await pm0.set_load("vm0", 1.0, 0.0)  # type: ignore[attr-defined]
+        await _run_until(service, 4.0)  # pm0 overloaded -> wake pm1, vm0 moves, pm0 sleeps
+        assert [v.name for v in await pm1.list_vms()] == ["vm0"]
+        await pm1.set_load("vm0", 0.1, 0.0)  # type: ignore[attr-defined]
+        await _run_until(service, 9.0)  # vm0 idle -> wake pm0, vm0 returns, pm1 sleeps
+        assert len(service.step_s) == service.loop.plans
+        assert service.cluster.errors == []
+        await service.shutdown()
 
     asyncio.run(main())
     moves = [(e.vm, e.src, e.dst, e.outcome) for e in seen if isinstance(e, MigrationFinished)]
@@ -85,7 +78,6 @@ def test_remote_cluster_drives_the_control_loop(tmp_path: Path) -> None:
     assert states["pm0"] == cycle
     times = [e.t_s for e in seen]
     assert times == sorted(times) and 0 < times[0] < 1.0
-    assert session.cluster.errors == []
     # downtime = destination RESUME - source STOP; the doubles pause the guest for pause_s = 0.02 s
     downtimes = [e.downtime_s for e in seen if isinstance(e, MigrationFinished)]
     assert downtimes == pytest.approx([0.02] * len(downtimes), abs=1e-6)

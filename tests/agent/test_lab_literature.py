@@ -30,7 +30,7 @@ def test_thr_mmt_drives_the_live_lab_as_the_simulator_predicts(tmp_path: Path) -
         pytest.skip(reason)
     folder = Path(f"/tmp/cl-{os.getpid()}")  # short: QMP socket paths must stay under 108 bytes
     shutil.rmtree(folder, ignore_errors=True)
-    scale = LabScale()
+    scale = LabScale(cpu_quota=0.25)  # a quarter core per guest: room for two TCG guests on a shared machine
     sc = scale_scenario(load_scenario(SCENARIO), scale)
     try:
         lab_up_for(folder, sc, 120e6, prefix=f"cl{os.getpid() % 10000}", agent_port=25000 + os.getpid() % 5000)

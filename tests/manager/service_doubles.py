@@ -18,7 +18,7 @@ from consolidator.agent.host import HostAgent
 from consolidator.manager.client import AgentEndpoint
 from consolidator.manager.config import ClusterConfig, parse_cluster_config
 from consolidator.manager.engine import AgentEngine, Engine
-from consolidator.manager.service import ManagerService
+from consolidator.manager.service import Hooks, ManagerService
 
 HOSTS = ("pm0", "pm1", "pm2")
 
@@ -37,12 +37,14 @@ class Switchable(httpx.AsyncBaseTransport):
 
 
 class Cluster:
-    """Three emulated hosts (pm0 warehouse), their agents, and transports for engines."""
+    """Emulated hosts (three by default; pm0 the warehouse), their agents, and transports for engines."""
 
-    def __init__(self, tmp_path: Path, migrate_s: float = 0.05, emulated: bool = True) -> None:
+    def __init__(self, tmp_path: Path, migrate_s: float = 0.05, emulated: bool = True,
+                 hosts: tuple[str, ...] = HOSTS) -> None:
+        self.hosts = hosts
         self.fabric: dict[str, RecordingHypervisor] = {}
         self.drivers = {h: RecordingHypervisor(migrate_s=migrate_s, fabric=self.fabric, port=49152 + i)
-                        for i, h in enumerate(HOSTS)}
+                        for i, h in enumerate(hosts)}
         self.agents: dict[str, HostAgent] = {
             h: make_agent(tmp_path / h, d, name=h, max_vm_mem_mib=1024, emulated=emulated)
             for h, d in self.drivers.items()}
@@ -53,7 +55,7 @@ class Cluster:
 
     def engines(self) -> dict[str, Engine]:
         return {h: AgentEngine(AgentEndpoint(h, "http://agent", TOKEN), transport=self.transports[h])
-                for h in HOSTS}
+                for h in self.hosts}
 
     def migrations(self) -> list[str]:
         """Every migrate call any driver received, as "vm src->dst"."""
@@ -68,7 +70,7 @@ class Cluster:
             "limits": {"min_hold_s": 0, "drain_timeout_s": 5},
             "hosts": {h: {"driver": "agent", "url": "http://agent", "token_file": str(self.folder / "tok"),
                           "role": "warehouse" if h == "pm0" else "server", "cores": 1.0, "mem_mib": 4096}
-                      for h in HOSTS},
+                      for h in self.hosts},
         }
         for key, value in overrides.items():
             if isinstance(value, dict) and isinstance(data.get(key), dict):
@@ -77,5 +79,5 @@ class Cluster:
                 data[key] = value
         return parse_cluster_config(data, "test")
 
-    def manager(self, **overrides: Any) -> ManagerService:
-        return ManagerService(self.config(**overrides), engines=self.engines())
+    def manager(self, hooks: Hooks | None = None, **overrides: Any) -> ManagerService:
+        return ManagerService(self.config(**overrides), engines=self.engines(), hooks=hooks)

@@ -217,7 +217,7 @@ class LabHostMeter:
     the simulator's power model on the host's measured load in its power state (as hosts.csv
     records it), plus the migration extras of the moves it takes part in now.
 
-    ``latest``: the live session's last poll (``LiveSession.latest_polled``, replaced each period).
+    ``latest``: the manager's last poll (``ManagerService.latest_polled``, replaced each period).
     """
 
     kind = "model"
